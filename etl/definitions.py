@@ -1,0 +1,71 @@
+"""The one entry point: builds every asset, job, schedule and resource from the config.
+
+Nothing is read at import time; Dagster calls `defs()` when it loads the code location.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from etl.assets.contacts import CONTACTS_KIND
+from etl.assets.facts import FactKind, asset_key, build_fact_asset, source_key
+from etl.assets.mappings import MAPPING_ASSETS, MappingFiles
+from etl.config import Integration, Settings, load_integrations
+from etl.partitions import hourly_partitions
+from etl.resources.sources import build_source
+from etl.resources.warehouse import Warehouse
+from etl.schedules.mapping_sensor import build_mapping_sensor
+from etl.schedules.ticks import build_schedule
+
+FACT_KINDS: dict[str, FactKind] = {CONTACTS_KIND.name: CONTACTS_KIND}
+MAPPINGS_JOB = "mappings_job"
+
+
+def import_job_name(integration: Integration) -> str:
+    return f"{integration.id}_import"
+
+
+def integration_definitions(integration: Integration) -> dg.Definitions:
+    """Assets, job, schedule and source of one integration: one Definitions piece each."""
+    kinds = [FACT_KINDS[name] for name in integration.data if name in FACT_KINDS]
+    assets = [build_fact_asset(integration, kind) for kind in kinds]
+    job = dg.define_asset_job(
+        import_job_name(integration),
+        selection=dg.AssetSelection.assets(*(asset_key(integration, k) for k in kinds)),
+        partitions_def=hourly_partitions(integration),
+        description=f"Import {integration.id}: select a partition range to re-import it "
+        "(one run per chunk of the backfill policy).",
+        tags={"wfm/integration": integration.id},
+    )
+    return dg.Definitions(
+        assets=assets,
+        jobs=[job],
+        schedules=[build_schedule(integration, job)],
+        resources={source_key(integration): build_source(integration)},
+    )
+
+
+def build_definitions(
+    settings: Settings, integrations: list[Integration] | None = None
+) -> dg.Definitions:
+    """Everything, from `settings` (and the integrations, loaded from its file by default)."""
+    if integrations is None:
+        integrations = load_integrations(settings.integrations_path)
+    mappings_job = dg.define_asset_job(
+        MAPPINGS_JOB, selection=dg.AssetSelection.assets(*MAPPING_ASSETS)
+    )
+    shared = dg.Definitions(
+        assets=MAPPING_ASSETS,
+        jobs=[mappings_job],
+        sensors=[build_mapping_sensor(settings.mappings_dir, mappings_job)],
+        resources={
+            "warehouse": Warehouse(root=str(settings.warehouse_dir)),
+            "mapping_files": MappingFiles(directory=str(settings.mappings_dir)),
+        },
+    )
+    return dg.Definitions.merge(shared, *(integration_definitions(i) for i in integrations))
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(Settings.from_env())

@@ -1,0 +1,57 @@
+"""What every source kind provides: one method per data type, for one time window.
+
+A source returns rows in the canonical shape (see `etl.schemas`) and does no validation of its
+own beyond what only it can judge (a local time that does not exist, a line it cannot parse):
+those it returns as `Extract.rejected`, so they reach the quarantine with the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar
+
+import dagster as dg
+import pandas as pd
+
+
+class SourceError(RuntimeError):
+    """The source could not deliver (unreachable, refused, unreadable). Names the integration,
+    never a secret."""
+
+
+@dataclass
+class Extract:
+    """What a source delivered for a window: canonical rows, plus rows it could not read.
+
+    `frame` may carry a `source_ref` column (file and line, query row) so that rejected rows
+    say where they came from. `rejected` has columns source_ref, row_json and rules.
+    """
+
+    frame: pd.DataFrame
+    rejected: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=["source_ref", "row_json", "rules"])
+    )
+    description: str = ""
+
+
+class SourceSettings(dg.Config):
+    """Base of each vendor's `source:` settings in integrations.yaml."""
+
+
+class SourceResource(dg.ConfigurableResource):
+    """A configured source for one integration. Subclasses set `settings_model`."""
+
+    settings_model: ClassVar[type[SourceSettings]] = SourceSettings
+
+    integration_id: str
+    timezone: str
+    interval_minutes: int
+
+    def contacts(self, start: datetime, end: datetime) -> Extract:
+        """Contact rows whose interval starts in [start, end) (UTC)."""
+        raise NotImplementedError(f"{type(self).__name__} delivers no contact data")
+
+    def agent_status(self, start: datetime, end: datetime) -> Extract:
+        """Agent-status segments that overlap [start, end) (UTC)."""
+        raise NotImplementedError(f"{type(self).__name__} delivers no agent status data")

@@ -1,0 +1,167 @@
+"""The built-in simulator: realistic, deterministic contact-centre data without any ACD.
+
+Numbers are a pure function of (seed, integration, queue, channel, interval start), computed
+with a counter-based hash, so any window can be generated alone, in any order, and always
+gives the same numbers: what re-imports, backfills and tests need. Volumes follow an intraday
+curve (morning and afternoon peaks, quiet nights) and a weekday curve in the integration's
+local time; handle times sit in plausible ranges per channel.
+"""
+
+from __future__ import annotations
+
+import zlib
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+
+from etl.resources.sources.base import Extract, SourceResource, SourceSettings
+
+QUEUE_NAMES = ("sales", "support", "billing", "retention", "technical", "vip", "claims", "orders")
+# Mean handle time (seconds) and peak offered per queue and hour, by channel.
+CHANNEL_PROFILE = {
+    "calls": (300.0, 60.0),
+    "chats": (540.0, 25.0),
+    "emails": (420.0, 15.0),
+    "tickets": (900.0, 8.0),
+    "social": (240.0, 6.0),
+    "documents": (1200.0, 4.0),
+}
+WEEKDAY = np.array([1.15, 1.05, 1.0, 1.0, 0.95, 0.45, 0.25])  # Monday .. Sunday
+MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+class SimulatorSettings(SourceSettings):
+    """`source:` settings of `vendor: simulator`."""
+
+    seed: int = 0
+    queues: int = 4
+    channels: list[str] = ["calls", "chats", "emails"]
+    volume: float = 1.0
+    bad_rows_per_day: int = 0
+    revision: int = 0
+
+
+def _splitmix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser: a good 64-bit hash, vectorised."""
+    with np.errstate(over="ignore"):
+        x = (x + np.uint64(0x9E3779B97F4A7C15)) & MASK64
+        x = ((x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)) & MASK64
+        x = ((x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)) & MASK64
+        return x ^ (x >> np.uint64(31))
+
+
+def _uniform(base: np.ndarray, stream: int) -> np.ndarray:
+    bits = _splitmix(base ^ _splitmix(np.full_like(base, stream)))
+    return (bits >> np.uint64(11)).astype(np.float64) / float(1 << 53)
+
+
+def _intraday(hour: np.ndarray) -> np.ndarray:
+    """Two peaks (10:30 and 14:30 local), little at night."""
+    morning = np.exp(-(((hour - 10.5) / 2.0) ** 2))
+    afternoon = 0.8 * np.exp(-(((hour - 14.5) / 2.2) ** 2))
+    return 0.03 + morning + afternoon
+
+
+def interval_starts(start: datetime, end: datetime, minutes: int, timezone: str) -> pd.Series:
+    """UTC starts of the integration's intervals in [start, end), on its local grid."""
+    first = pd.Timestamp(start).floor("h") - pd.Timedelta(hours=1)
+    candidates = pd.date_range(first, pd.Timestamp(end), freq="15min", inclusive="left")
+    local = candidates.tz_convert(timezone)
+    on_grid = ((local.hour * 60 + local.minute) % minutes) == 0
+    keep = on_grid & (candidates >= pd.Timestamp(start))
+    return pd.Series(candidates[keep])
+
+
+class SimulatorSource(SourceResource):
+    """`vendor: simulator`: a deterministic stand-in for an ACD, for demos and tests."""
+
+    settings_model = SimulatorSettings
+    settings: SimulatorSettings = SimulatorSettings()
+
+    def queue_ids(self) -> list[tuple[str, str]]:
+        channels = self.settings.channels
+        pairs = []
+        for i in range(self.settings.queues):
+            channel = channels[i % len(channels)]
+            name = QUEUE_NAMES[i % len(QUEUE_NAMES)]
+            suffix = f"_{i // len(QUEUE_NAMES) + 1}" if i >= len(QUEUE_NAMES) else ""
+            pairs.append((f"{name}{suffix}_{channel}", channel))
+        return pairs
+
+    def _key(self) -> np.uint64:
+        return np.uint64(zlib.crc32(self.integration_id.encode()) ^ (self.settings.seed << 32))
+
+    def contacts(self, start: datetime, end: datetime) -> Extract:
+        starts = interval_starts(start, end, self.interval_minutes, self.timezone)
+        queues = self.queue_ids()
+        n_int, n_q = len(starts), len(queues)
+        if n_int == 0 or n_q == 0:
+            return Extract(pd.DataFrame(columns=["interval_start"]), description="simulator")
+        ts = np.repeat(starts.dt.tz_convert(None).to_numpy(), n_q)
+        q_index = np.tile(np.arange(n_q), n_int)
+        channel = np.array([c for _, c in queues])[q_index]
+        queue_id = np.array([q for q, _ in queues])[q_index]
+        epoch_min = (ts.astype("datetime64[m]").astype(np.int64)).astype(np.uint64)
+        base = _splitmix(self._key() ^ (epoch_min << np.uint64(8)) ^ q_index.astype(np.uint64))
+        if self.settings.revision:
+            base = _splitmix(base ^ np.uint64(self.settings.revision))
+
+        local = pd.DatetimeIndex(ts).tz_localize("UTC").tz_convert(self.timezone)
+        hour = local.hour.to_numpy() + local.minute.to_numpy() / 60 + self.interval_minutes / 120
+        aht_mean = np.array([CHANNEL_PROFILE[c][0] for c in channel])
+        peak = np.array([CHANNEL_PROFILE[c][1] for c in channel])
+        queue_size = 0.6 + 0.8 * _uniform(q_index.astype(np.uint64) ^ self._key(), 1)
+        expected = (
+            peak
+            * queue_size
+            * self.settings.volume
+            * _intraday(hour)
+            * WEEKDAY[local.dayofweek.to_numpy()]
+            * self.interval_minutes
+            / 60
+        )
+        u1, u2 = _uniform(base, 2), _uniform(base, 3)
+        normal = np.sqrt(-2 * np.log(np.maximum(u1, 1e-12))) * np.cos(2 * np.pi * u2)
+        offered = np.maximum(np.rint(expected + np.sqrt(expected) * normal), 0).astype(np.int64)
+        answer_rate = 0.82 + 0.16 * _uniform(base, 4)
+        answered = np.minimum(np.rint(offered * answer_rate), offered).astype(np.int64)
+        abandoned = np.rint((offered - answered) * (0.6 + 0.4 * _uniform(base, 5))).astype(np.int64)
+        aht = aht_mean * (0.8 + 0.4 * _uniform(base, 6))
+        handle = np.round(answered * aht, 1)
+        frame = pd.DataFrame(
+            {
+                "integration_id": self.integration_id,
+                "external_queue_id": queue_id,
+                "channel": channel,
+                "interval_start": pd.DatetimeIndex(ts).tz_localize("UTC"),
+                "interval_minutes": self.interval_minutes,
+                "offered": offered,
+                "answered": answered,
+                "abandoned": abandoned,
+                "handle_time_s": handle,
+                "talk_time_s": np.round(handle * 0.74, 1),
+                "hold_time_s": np.round(handle * 0.06, 1),
+                "acw_time_s": np.round(handle * 0.20, 1),
+                "answered_in_sl": np.rint(answered * (0.75 + 0.2 * _uniform(base, 7))).astype(
+                    np.int64
+                ),
+            }
+        )
+        frame["source_ref"] = [
+            f"simulator {q} {t:%Y-%m-%dT%H:%M}Z"
+            for q, t in zip(frame["external_queue_id"], frame["interval_start"], strict=True)
+        ]
+        frame = self._corrupt(frame, _uniform(base, 8))
+        return Extract(frame, description=f"simulator seed {self.settings.seed}")
+
+    def _corrupt(self, frame: pd.DataFrame, draw: np.ndarray) -> pd.DataFrame:
+        """Deliberately bad rows (`bad_rows_per_day`), so the quarantine has something to
+        show: answered above offered."""
+        per_day = self.settings.bad_rows_per_day
+        if not per_day:
+            return frame
+        rows_per_day = len(self.queue_ids()) * (24 * 60 // self.interval_minutes)
+        chosen = draw < per_day / rows_per_day
+        frame.loc[chosen, "answered"] = frame.loc[chosen, "offered"] + 1
+        return frame

@@ -1,0 +1,311 @@
+"""The warehouse: Parquet files per (table, integration, month) plus a read-only DuckDB catalog.
+
+DuckDB allows one writing process per database file and an analyst's open connection blocks a
+writer, so imports never write the DuckDB file. They replace Parquet files atomically under a
+per-file lock; the catalog (`wfm.duckdb`) holds only views over those files and is rebuilt
+under a temporary name and renamed into place when the view definitions change.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from etl.partitions import months
+from etl.resources.files import file_lock, replace_atomically
+
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
+CATALOG_NAME = "wfm.duckdb"
+TS = pa.timestamp("us", tz="UTC")
+
+FACT_SCHEMAS: dict[str, pa.Schema] = {
+    "contact_intervals": pa.schema(
+        [
+            ("integration_id", pa.string()),
+            ("external_queue_id", pa.string()),
+            ("channel", pa.string()),
+            ("interval_start", TS),
+            ("interval_minutes", pa.int16()),
+            ("offered", pa.int64()),
+            ("answered", pa.int64()),
+            ("abandoned", pa.int64()),
+            ("handle_time_s", pa.float64()),
+            ("talk_time_s", pa.float64()),
+            ("hold_time_s", pa.float64()),
+            ("acw_time_s", pa.float64()),
+            ("answered_in_sl", pa.int64()),
+        ]
+    ),
+    "rejected_rows": pa.schema(
+        [
+            ("integration_id", pa.string()),
+            ("data_kind", pa.string()),
+            ("partition_key", pa.string()),
+            ("source_ref", pa.string()),
+            ("row_json", pa.string()),
+            ("rules", pa.list_(pa.string())),
+            ("run_id", pa.string()),
+            ("rejected_at", TS),
+        ]
+    ),
+}
+TIME_COLUMNS = {"contact_intervals": "interval_start", "rejected_rows": "partition_time"}
+
+REGISTRY_SCHEMAS: dict[str, pa.Schema] = {
+    "queues": pa.schema(
+        [
+            ("integration_id", pa.string()),
+            ("external_queue_id", pa.string()),
+            ("first_seen", TS),
+            ("last_seen", TS),
+        ]
+    ),
+    "integrations": pa.schema(
+        [
+            ("integration_id", pa.string()),
+            ("name", pa.string()),
+            ("vendor", pa.string()),
+            ("delivery", pa.string()),
+            ("interval_minutes", pa.int16()),
+            ("timezone", pa.string()),
+            ("history_start", TS),
+            ("revision_window_hours", pa.int32()),
+            ("data", pa.list_(pa.string())),
+            ("updated_at", TS),
+        ]
+    ),
+}
+
+MAPPING_SCHEMAS: dict[str, pa.Schema] = {
+    "queue_mappings": pa.schema(
+        [
+            ("integration_id", pa.string()),
+            ("external_queue_id", pa.string()),
+            ("destination_queue", pa.string()),
+        ]
+    ),
+    "workloads": pa.schema([("workload", pa.string()), ("destination_queue", pa.string())]),
+}
+
+
+def _sql_literal(path: Path) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    """Conform a frame to the stored schema: missing optional columns become nulls."""
+    columns = {}
+    for field in schema:
+        if field.name in frame.columns:
+            columns[field.name] = pa.array(frame[field.name], type=field.type, from_pandas=True)
+        else:
+            columns[field.name] = pa.nulls(len(frame), type=field.type)
+    return pa.table(columns, schema=schema)
+
+
+def _write_parquet(table: pa.Table) -> Callable[[Path], None]:
+    def write(tmp: Path) -> None:
+        pq.write_table(table, tmp, compression="zstd", row_group_size=256_000)
+
+    return write
+
+
+class Warehouse(dg.ConfigurableResource):
+    """Where facts, mappings and the analysts' catalog live (one folder, one catalog file)."""
+
+    root: str
+
+    # -- layout -------------------------------------------------------------------------------
+    @property
+    def path(self) -> Path:
+        return Path(self.root).resolve()
+
+    @property
+    def catalog_path(self) -> Path:
+        return self.path / CATALOG_NAME
+
+    def fact_dir(self, table: str) -> Path:
+        return self.path / "facts" / table
+
+    def fact_file(self, table: str, integration_id: str, month: datetime) -> Path:
+        return self.fact_dir(table) / integration_id / f"{month:%Y-%m}.parquet"
+
+    def mapping_file(self, name: str) -> Path:
+        return self.path / "mappings" / f"{name}.parquet"
+
+    def registry_file(self, name: str, integration_id: str) -> Path:
+        return self.path / "registry" / name / f"{integration_id}.parquet"
+
+    def _lock(self, target: Path):
+        return file_lock(self.path / "locks" / target.relative_to(self.path).with_suffix(".lock"))
+
+    # -- facts --------------------------------------------------------------------------------
+    def replace_window(
+        self,
+        table: str,
+        integration_id: str,
+        start: datetime,
+        end: datetime,
+        frame: pd.DataFrame,
+    ) -> int:
+        """Replace exactly [start, end) of one integration's rows in `table` with `frame`.
+
+        Idempotent: importing the same window twice leaves the same rows. Each month file is
+        swapped atomically; rows of other windows in the same file are kept as they were.
+        """
+        schema = FACT_SCHEMAS[table]
+        time_column = TIME_COLUMNS[table]
+        incoming = _to_arrow(frame, schema) if len(frame) else schema.empty_table()
+        times = self._times(incoming, table)
+        written = 0
+        for month_from, month_to in months(start, end):
+            target = self.fact_file(table, integration_id, month_from)
+            mask = pc.and_(
+                pc.greater_equal(times, pa.scalar(month_from, TS)),
+                pc.less(times, pa.scalar(month_to, TS)),
+            )
+            rows = incoming.filter(mask)
+            with self._lock(target):
+                kept = self._read_outside(target, table, month_from, month_to)
+                merged = pa.concat_tables([kept, rows]) if kept is not None else rows
+                if time_column in merged.column_names:
+                    merged = merged.sort_by([(time_column, "ascending")])
+                replace_atomically(target, _write_parquet(merged))
+            written += rows.num_rows
+        return written
+
+    def _times(self, table: pa.Table, name: str) -> pa.ChunkedArray:
+        if name == "rejected_rows":
+            keys = table.column("partition_key")
+            return pc.strptime(keys, format="%Y-%m-%d-%H:%M", unit="us").cast(TS)
+        return table.column(TIME_COLUMNS[name])
+
+    def _read_outside(
+        self, target: Path, table: str, start: datetime, end: datetime
+    ) -> pa.Table | None:
+        if not target.exists():
+            return None
+        existing = pq.read_table(target, schema=FACT_SCHEMAS[table])
+        times = self._times(existing, table)
+        inside = pc.and_(
+            pc.greater_equal(times, pa.scalar(start, TS)), pc.less(times, pa.scalar(end, TS))
+        )
+        return existing.filter(pc.invert(inside))
+
+    def read_window(
+        self, table: str, integration_id: str, start: datetime, end: datetime
+    ) -> pd.DataFrame:
+        """Rows of one integration in [start, end), straight from the Parquet files."""
+        tables = []
+        for month_from, _ in months(start, end):
+            target = self.fact_file(table, integration_id, month_from)
+            if target.exists():
+                tables.append(pq.read_table(target, schema=FACT_SCHEMAS[table]))
+        if not tables:
+            return FACT_SCHEMAS[table].empty_table().to_pandas()
+        merged = pa.concat_tables(tables)
+        times = self._times(merged, table)
+        inside = pc.and_(
+            pc.greater_equal(times, pa.scalar(start, TS)), pc.less(times, pa.scalar(end, TS))
+        )
+        return merged.filter(inside).to_pandas()
+
+    # -- registries (never deleted: queues stay when an integration goes) ---------------------
+    def register_queues(self, integration_id: str, frame: pd.DataFrame) -> None:
+        if frame.empty:
+            return
+        seen = (
+            frame.groupby("external_queue_id")["interval_start"]
+            .agg(first_seen="min", last_seen="max")
+            .reset_index()
+        )
+        seen.insert(0, "integration_id", integration_id)
+        target = self.registry_file("queues", integration_id)
+        with self._lock(target):
+            if target.exists():
+                old = pq.read_table(target).to_pandas()
+                both = pd.concat([old, seen], ignore_index=True)
+                seen = (
+                    both.groupby(["integration_id", "external_queue_id"])
+                    .agg(first_seen=("first_seen", "min"), last_seen=("last_seen", "max"))
+                    .reset_index()
+                )
+            table = _to_arrow(seen, REGISTRY_SCHEMAS["queues"])
+            replace_atomically(target, _write_parquet(table))
+
+    def register_integration(self, record: dict) -> None:
+        """Keep what views need to know about an integration (timezone, interval) in a file,
+        so its data stays queryable after it is removed from the config."""
+        target = self.registry_file("integrations", record["integration_id"])
+        frame = pd.DataFrame([{**record, "updated_at": datetime.now(UTC)}])
+        table = _to_arrow(frame, REGISTRY_SCHEMAS["integrations"])
+        with self._lock(target):
+            replace_atomically(target, _write_parquet(table))
+
+    # -- mappings -----------------------------------------------------------------------------
+    def write_mapping(self, name: str, frame: pd.DataFrame) -> None:
+        target = self.mapping_file(name)
+        table = _to_arrow(frame, MAPPING_SCHEMAS[name])
+        with self._lock(target):
+            replace_atomically(target, _write_parquet(table))
+
+    # -- catalog ------------------------------------------------------------------------------
+    def _placeholder_files(self) -> Iterable[tuple[Path, pa.Schema]]:
+        for table, schema in FACT_SCHEMAS.items():
+            yield self.fact_dir(table) / "_schema" / "empty.parquet", schema
+        for name, schema in REGISTRY_SCHEMAS.items():
+            yield self.path / "registry" / name / "_empty.parquet", schema
+        for name, schema in MAPPING_SCHEMAS.items():
+            yield self.mapping_file(name), schema
+
+    def catalog_sql(self) -> str:
+        """The views, rendered for this warehouse folder (paths are DDL, not values)."""
+        statements = []
+        for sql_file in sorted(SQL_DIR.glob("*.sql")):
+            text = sql_file.read_text(encoding="utf-8")
+            text = text.replace("'{warehouse}", "'" + str(self.path).replace("'", "''"))
+            statements.append(f"-- {sql_file.name}\n{text.strip()}")
+        return "\n\n".join(statements) + "\n"
+
+    def ensure_catalog(self) -> bool:
+        """Build the catalog if missing or out of date; returns whether it was rebuilt."""
+        for target, schema in self._placeholder_files():
+            if not target.exists():
+                with self._lock(target):
+                    if not target.exists():
+                        replace_atomically(target, _write_parquet(schema.empty_table()))
+        sql = self.catalog_sql()
+        version = hashlib.sha256(sql.encode()).hexdigest()
+        stamp = self.path / f"{CATALOG_NAME}.version"
+        with self._lock(self.catalog_path):
+            if self.catalog_path.exists() and stamp.exists() and stamp.read_text() == version:
+                return False
+
+            def build(tmp: Path) -> None:
+                with duckdb.connect(str(tmp)) as con:
+                    con.execute(sql)
+                    con.execute("CHECKPOINT")
+
+            replace_atomically(self.catalog_path, build)
+            replace_atomically(stamp, lambda tmp: tmp.write_text(version))
+        return True
+
+    def connect(self, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+        """A connection to the catalog as analysts get it: read-only, UTC session."""
+        self.ensure_catalog()
+        con = duckdb.connect(str(self.catalog_path), read_only=read_only)
+        con.execute("SET TimeZone = 'UTC'")
+        return con
+
+    def query(self, sql: str, params: Sequence | None = None) -> pd.DataFrame:
+        with self.connect() as con:
+            return con.execute(sql, params or []).df()

@@ -1,0 +1,257 @@
+"""Apply a table's schema to what a source delivered: good rows go on, bad rows to quarantine.
+
+Every rejected row keeps the values as they came, where they came from (`source_ref`: a file
+and line, a query row) and every rule it broke, so nothing is lost silently. Problems that
+concern the whole frame (a mapped column missing) raise `SourceDataError` instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from etl.partitions import KEY_FORMAT
+from etl.schemas import TableSpec
+
+QUARANTINE_COLUMNS = (
+    "integration_id",
+    "data_kind",
+    "partition_key",
+    "source_ref",
+    "row_json",
+    "rules",
+    "run_id",
+    "rejected_at",
+)
+DUPLICATE_RULE = "duplicate_row: exact copy of another row with the same key (kept once)"
+CONFLICT_RULE = "conflicting_key: rows share the key {key} but disagree"
+OUTSIDE_RULE = "{column}: outside the imported window"
+
+RowCheck = Callable[[pd.DataFrame], pd.Series]
+
+
+class SourceDataError(ValueError):
+    """The frame as a whole cannot be validated (missing columns, wrong shape)."""
+
+
+@dataclass
+class Validated:
+    good: pd.DataFrame
+    rejected: pd.DataFrame
+    received: int
+
+    @property
+    def rejected_share(self) -> float:
+        return len(self.rejected) / self.received if self.received else 0.0
+
+    def top_rules(self, limit: int = 5) -> list[tuple[str, int]]:
+        if self.rejected.empty:
+            return []
+        counts = self.rejected["rules"].explode().value_counts()
+        return [(str(rule), int(n)) for rule, n in counts.head(limit).items()]
+
+
+def empty_quarantine() -> pd.DataFrame:
+    frame = pd.DataFrame({c: pd.Series(dtype=object) for c in QUARANTINE_COLUMNS})
+    frame["rejected_at"] = pd.Series(dtype="datetime64[ns, UTC]")
+    return frame
+
+
+def _coerce(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> tuple[pd.DataFrame, pd.Series]:
+    """Cast each column to the schema's type; return the typed frame and per-row problems."""
+    problems = pd.Series([[] for _ in range(len(frame))], index=frame.index, dtype=object)
+
+    def flag(mask: pd.Series, rule: str) -> None:
+        for idx in mask[mask].index:
+            problems.at[idx].append(rule)
+
+    typed = pd.DataFrame(index=frame.index)
+    for name, column in schema.columns.items():
+        if name not in frame.columns:
+            continue
+        raw = frame[name]
+        missing = raw.isna()
+        dtype = str(column.dtype)
+        if dtype.startswith("datetime64"):
+            values = pd.to_datetime(raw, errors="coerce", utc=True, format="ISO8601")
+            flag(values.isna() & ~missing, f"{name}: not a timestamp")
+        elif dtype in ("int64", "float64"):
+            values = pd.to_numeric(raw, errors="coerce")
+            flag(values.isna() & ~missing, f"{name}: not a number")
+            if dtype == "int64":
+                fractional = values.notna() & (values % 1 != 0)
+                flag(fractional, f"{name}: not a whole number")
+                values = values.where(~fractional)
+            values = values.astype("float64")
+        else:
+            values = raw.where(missing, raw.astype(str))
+        if not column.nullable:
+            flag(missing, f"{name}: not null")
+        typed[name] = values
+    return typed, problems
+
+
+def _final_types(typed: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
+    for name, column in schema.columns.items():
+        if name in typed.columns and str(column.dtype) == "int64":
+            typed[name] = typed[name].astype("Int64" if column.nullable else "int64")
+    return typed
+
+
+def _schema_problems(typed: pd.DataFrame, schema: pa.DataFrameSchema, where: str) -> pd.Series:
+    """Rules broken per row index, from pandera's lazy validation."""
+    try:
+        schema.validate(typed, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        cases = exc.failure_cases
+        frame_level = cases[cases["index"].isna()]
+        if not frame_level.empty:
+            detail = "; ".join(
+                f"{row.column or 'table'}: {row.check} ({row.failure_case})"
+                for row in frame_level.itertuples()
+            )
+            raise SourceDataError(
+                f"{where}: the data as a whole fails validation: {detail}"
+            ) from exc
+        checks = {check.name: check.error or check.name for check in schema.checks}
+        for column in schema.columns.values():
+            checks.update({f"{column.name}:{c.name}": c.error or c.name for c in column.checks})
+
+        def label(row: pd.Series) -> str:
+            if row["column"] is None or pd.isna(row["column"]):
+                return checks.get(row["check"], str(row["check"]))
+            name = checks.get(f"{row['column']}:{row['check']}", row["check"])
+            return f"{row['column']}: {name}"
+
+        labels = cases.apply(label, axis=1)
+        return labels.groupby(cases["index"].astype(typed.index.dtype)).agg(list)
+    return pd.Series(dtype=object)
+
+
+def _key_problems(good: pd.DataFrame, spec: TableSpec) -> tuple[pd.Series, pd.Series]:
+    """Exact duplicates are kept once; rows sharing a key but disagreeing are all rejected."""
+    key = list(spec.key)
+    shared = good.duplicated(key, keep=False)
+    if not shared.any():
+        empty = pd.Series(dtype=object)
+        return empty, empty
+    candidates = good[shared]
+    values = [c for c in good.columns if c in spec.all_columns]
+    distinct = candidates.drop_duplicates(values).groupby(key, dropna=False).size()
+    conflicting_keys = distinct[distinct > 1].index
+    in_conflict = candidates.set_index(key).index.isin(conflicting_keys)
+    conflicts = candidates[in_conflict]
+    copies = candidates[~in_conflict]
+    extra = copies[copies.duplicated(values, keep="first")]
+    conflict_rules = conflicts.apply(
+        lambda r: [CONFLICT_RULE.format(key="/".join(str(r[k]) for k in key))], axis=1
+    )
+    duplicate_rules = pd.Series([[DUPLICATE_RULE]] * len(extra), index=extra.index, dtype=object)
+    return conflict_rules, duplicate_rules
+
+
+def _row_json(frame: pd.DataFrame, index: pd.Index) -> list[str]:
+    rows = frame.loc[index].drop(columns=["source_ref"], errors="ignore")
+    return [json.dumps(rec, default=str) for rec in rows.to_dict(orient="records")]
+
+
+def validate(
+    frame: pd.DataFrame,
+    *,
+    spec: TableSpec,
+    schema: pa.DataFrameSchema,
+    integration_id: str,
+    start: datetime,
+    end: datetime,
+    run_id: str,
+    extra_checks: Callable[[pd.DataFrame], pd.Series] | None = None,
+) -> Validated:
+    """Split `frame` (rows for the window [start, end)) into good rows and quarantine rows."""
+    where = f"integration {integration_id!r}, {spec.name} {start:%Y-%m-%d %H:%M}..{end:%H:%M} UTC"
+    missing = [c for c in spec.columns if c not in frame.columns and c != "integration_id"]
+    if missing:
+        raise SourceDataError(f"{where}: the source delivered no column(s) {', '.join(missing)}")
+    frame = frame.reset_index(drop=True)
+    if "integration_id" not in frame.columns:
+        frame.insert(0, "integration_id", integration_id)
+    received = len(frame)
+    if received == 0:
+        return Validated(frame[list(spec.columns)].copy(), empty_quarantine(), 0)
+
+    typed, problems = _coerce(frame, schema)
+    coerce_bad = problems.map(bool)
+    clean = _final_types(typed[~coerce_bad].copy(), schema)
+    for idx, rules in _schema_problems(clean, schema, where).items():
+        problems.at[idx] = problems.at[idx] + list(rules)
+    time = spec.time_column
+    outside = clean[time].notna() & ((clean[time] < start) | (clean[time] >= end))
+    for idx in outside[outside].index:
+        problems.at[idx].append(OUTSIDE_RULE.format(column=time))
+    if extra_checks is not None:
+        for idx, rules in extra_checks(clean[~clean.index.isin(_bad(problems))]).items():
+            problems.at[idx] = problems.at[idx] + list(rules)
+    survivors = clean[~clean.index.isin(_bad(problems))]
+    conflicts, duplicates = _key_problems(survivors, spec)
+    for series in (conflicts, duplicates):
+        for idx, rules in series.items():
+            problems.at[idx] = problems.at[idx] + list(rules)
+
+    bad_index = _bad(problems)
+    good = clean[~clean.index.isin(bad_index)]
+    keep = [c for c in spec.all_columns if c in good.columns]
+    good = good[keep].reset_index(drop=True)
+    rejected = _quarantine(
+        frame, typed, problems, bad_index, integration_id, spec, start, end, run_id
+    )
+    return Validated(good, rejected, received)
+
+
+def _bad(problems: pd.Series) -> pd.Index:
+    return problems[problems.map(bool)].index
+
+
+def _quarantine(
+    frame: pd.DataFrame,
+    typed: pd.DataFrame,
+    problems: pd.Series,
+    bad_index: pd.Index,
+    integration_id: str,
+    spec: TableSpec,
+    start: datetime,
+    end: datetime,
+    run_id: str,
+) -> pd.DataFrame:
+    if len(bad_index) == 0:
+        return empty_quarantine()
+    when = typed.loc[bad_index, spec.time_column].dt.floor("h").fillna(pd.Timestamp(start))
+    in_window_hour = pd.DatetimeIndex(_clamp_to_window(when, start, end))
+    refs = (
+        frame.loc[bad_index, "source_ref"].astype(str)
+        if "source_ref" in frame.columns
+        else pd.Series([f"row {i + 1}" for i in bad_index], index=bad_index)
+    )
+    return pd.DataFrame(
+        {
+            "integration_id": integration_id,
+            "data_kind": spec.name,
+            "partition_key": [ts.strftime(KEY_FORMAT) for ts in in_window_hour],
+            "source_ref": refs.to_numpy(),
+            "row_json": _row_json(frame, bad_index),
+            "rules": [list(dict.fromkeys(problems.at[i])) for i in bad_index],
+            "run_id": run_id,
+            "rejected_at": pd.Timestamp(datetime.now(UTC)),
+        }
+    ).reset_index(drop=True)
+
+
+def _clamp_to_window(hours: pd.Series, start: datetime, end: datetime) -> np.ndarray:
+    """A rejected row belongs to a partition of the window that imported it, so that
+    re-importing the window replaces it."""
+    lo, hi = pd.Timestamp(start), pd.Timestamp(end) - pd.Timedelta(hours=1)
+    return hours.clip(lower=lo, upper=hi).to_numpy()

@@ -1,0 +1,20 @@
+-- queue_intervals_60: queue_intervals rolled up to 60 local minutes (exact: sums, then AHT).
+-- Only intervals of 60 minutes or shorter roll up; buckets follow local time, and the two
+-- repeated local hours of a DST fall-back stay apart (grouped by their UTC start).
+CREATE OR REPLACE VIEW queue_intervals_60 AS
+SELECT destination_queue,
+       channel,
+       interval_start - (interval_start_local
+           - time_bucket(INTERVAL 60 MINUTE, interval_start_local)) AS interval_start,
+       time_bucket(INTERVAL 60 MINUTE, interval_start_local) AS interval_start_local,
+       timezone,
+       60 AS interval_minutes,
+       SUM(offered) AS offered,
+       SUM(answered) AS answered,
+       SUM(abandoned) AS abandoned,
+       SUM(handle_time_s) AS handle_time_s,
+       SUM(handle_time_s) / NULLIF(SUM(answered), 0) AS aht_s,
+       SUM(answered_in_sl) AS answered_in_sl
+FROM queue_intervals
+WHERE interval_minutes <= 60
+GROUP BY ALL;
