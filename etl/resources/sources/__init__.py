@@ -49,10 +49,4 @@ def validate_source_settings(integration: Integration) -> list[str]:
 
 def build_source(integration: Integration) -> SourceResource:
     """The configured source resource for one integration."""
-    kind = VENDORS[integration.vendor]
-    return kind(
-        integration_id=integration.id,
-        timezone=integration.timezone,
-        interval_minutes=integration.interval_minutes,
-        settings=kind.settings_model.model_validate(integration.source),
-    )
+    return VENDORS[integration.vendor].from_integration(integration)

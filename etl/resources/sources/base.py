@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar, Self
 
 import dagster as dg
 import pandas as pd
+
+if TYPE_CHECKING:
+    from etl.config import Integration
 
 
 class SourceError(RuntimeError):
@@ -47,6 +50,17 @@ class SourceResource(dg.ConfigurableResource):
     integration_id: str
     timezone: str
     interval_minutes: int
+
+    @classmethod
+    def from_integration(cls, integration: Integration) -> Self:
+        """The resource for one integration. Kinds with secrets override this to pass
+        `dg.EnvVar(name)` for each `*_env` setting, so values are read at run time only."""
+        return cls(
+            integration_id=integration.id,
+            timezone=integration.timezone,
+            interval_minutes=integration.interval_minutes,
+            settings=cls.settings_model.model_validate(integration.source),
+        )
 
     def contacts(self, start: datetime, end: datetime) -> Extract:
         """Contact rows whose interval starts in [start, end) (UTC)."""
