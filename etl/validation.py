@@ -124,13 +124,14 @@ def _schema_problems(typed: pd.DataFrame, schema: pa.DataFrameSchema, where: str
             checks.update({f"{column.name}:{c.name}": c.error or c.name for c in column.checks})
 
         def label(row: pd.Series) -> str:
-            if row["column"] is None or pd.isna(row["column"]):
+            if row["schema_context"] == "DataFrameSchema" or pd.isna(row["column"]):
                 return checks.get(row["check"], str(row["check"]))
             name = checks.get(f"{row['column']}:{row['check']}", row["check"])
             return f"{row['column']}: {name}"
 
         labels = cases.apply(label, axis=1)
-        return labels.groupby(cases["index"].astype(typed.index.dtype)).agg(list)
+        grouped = labels.groupby(cases["index"].astype(typed.index.dtype))
+        return grouped.agg(lambda found: list(dict.fromkeys(found)))
     return pd.Series(dtype=object)
 
 
