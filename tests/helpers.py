@@ -13,10 +13,7 @@ from etl.definitions import build_definitions
 
 def definitions(settings: Settings, *integrations: Integration, **resources) -> dg.Definitions:
     """Definitions for these integrations; extra resources replace the built ones (fakes)."""
-    defs = build_definitions(settings, list(integrations))
-    if not resources:
-        return defs
-    return dg.Definitions.merge(defs, dg.Definitions(resources=resources))
+    return build_definitions(settings, list(integrations), resources)
 
 
 def import_range(
