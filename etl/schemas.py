@@ -13,6 +13,7 @@ from functools import cache
 import pandas as pd
 import pandera.pandas as pa
 
+STRING = pd.StringDtype("pyarrow")  # vectorised checks; object strings are checked per element
 CHANNELS = ("calls", "chats", "emails", "tickets", "social", "documents")
 INTERVALS = (15, 30, 60)
 
@@ -90,12 +91,14 @@ def contact_schema(interval_minutes: int = 15, timezone: str = "UTC") -> pa.Data
     return pa.DataFrameSchema(
         name="contact_intervals",
         columns={
-            "integration_id": pa.Column(str, pa.Check.str_length(min_value=1, error="not empty")),
+            "integration_id": pa.Column(
+                STRING, pa.Check.str_length(min_value=1, error="not empty")
+            ),
             "external_queue_id": pa.Column(
-                str, pa.Check.str_length(min_value=1, error="not empty")
+                STRING, pa.Check.str_length(min_value=1, error="not empty")
             ),
             "channel": pa.Column(
-                str, pa.Check.isin(CHANNELS, error=f"one of {', '.join(CHANNELS)}")
+                STRING, pa.Check.isin(CHANNELS, error=f"one of {', '.join(CHANNELS)}")
             ),
             "interval_start": pa.Column(
                 "datetime64[ns, UTC]", _on_grid(interval_minutes, timezone)

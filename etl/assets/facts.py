@@ -141,6 +141,7 @@ def import_window(
             end=end,
             run_id=run_id,
             extra_checks=kind.extra_checks,
+            source=extract.description,
         )
     except SourceDataError as exc:
         raise dg.Failure(description=f"{exc} (source: {extract.description})") from exc
