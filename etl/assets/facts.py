@@ -35,7 +35,9 @@ class FactKind:
     extract: Callable[[SourceResource, datetime, datetime], Extract]
     description: str
     # Turns validated rows into what is stored (e.g. splitting segments at hour boundaries).
-    prepare: Callable[[pd.DataFrame, datetime, datetime, datetime], pd.DataFrame] | None = None
+    prepare: (
+        Callable[[pd.DataFrame, Integration, datetime, datetime, datetime], pd.DataFrame] | None
+    ) = None
     # Extra row rules that need the whole window (e.g. overlapping segments).
     extra_checks: Callable[[pd.DataFrame], pd.Series] | None = None
     # Runs after a successful write (e.g. the queue registry).
@@ -176,7 +178,7 @@ def import_window(
 
     stored = validated.good
     if kind.prepare is not None:
-        stored = kind.prepare(stored, start, end, imported_at)
+        stored = kind.prepare(stored, integration, start, end, imported_at)
     written = warehouse.replace_window(kind.spec.name, integration.id, start, end, stored)
     extra = kind.after_write(warehouse, integration.id, stored) if kind.after_write else {}
     warehouse.register_integration(registry_record(integration))
