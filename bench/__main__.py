@@ -57,14 +57,16 @@ class Report:
         self.figures.append(figure)
         verdict = "" if figure.passed is None else ("PASS" if figure.passed else "FAIL")
         print(
-            f"  {figure.name:<52} {figure.value:>12,.2f} {figure.unit:<8} {figure.target:<14} {verdict}"
+            f"  {figure.name:<52} {figure.value:>12,.2f} {figure.unit:<8} "
+            f"{figure.target:<14} {verdict}"
         )
         return figure
 
 
 def machine() -> str:
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{os.cpu_count()} cores, {memory:.0f} GiB RAM, {platform.python_implementation()} {platform.python_version()}, duckdb {duckdb.__version__}"
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    return f"{os.cpu_count()} cores, {memory:.0f} GiB RAM, {python}, duckdb {duckdb.__version__}"
 
 
 # -- environment for the project under test ---------------------------------------------------
@@ -214,7 +216,8 @@ def part_history(
             started = time.perf_counter()
             load_postgres_table(workload, source_url, "bench_contacts", csv_dir)
             report.notes.append(
-                f"loading {workload.rows:,} rows into PostgreSQL took {time.perf_counter() - started:.0f} s (set-up, not timed)"
+                f"loading {workload.rows:,} rows into PostgreSQL took "
+                f"{time.perf_counter() - started:.0f} s (set-up, not timed)"
             )
             env[db_url_env] = source_url
         integration = f"history_{'csv' if kind == 'csv' else 'db'}"
@@ -383,7 +386,8 @@ def write_results(report: Report, args: argparse.Namespace, workload: Workload) 
         f"Workload: {workload.queues} queues x {workload.days} days x 15-minute intervals, one "
         f"channel = {workload.rows:,} contact rows, as {workload.days} daily CSV files and one "
         "PostgreSQL table. Dagster instance on PostgreSQL, DAGSTER_EVENT_BATCH_SIZE="
-        f"{os.environ.get('DAGSTER_EVENT_BATCH_SIZE', '1000')}, monthly range runs, {WORKERS} at a time.",
+        f"{os.environ.get('DAGSTER_EVENT_BATCH_SIZE', '1000')}, monthly range runs, "
+        f"{WORKERS} at a time.",
         "",
         "| figure | value | unit | target | result | note |",
         "| --- | ---: | --- | --- | --- | --- |",
@@ -419,7 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     write_csv_files(workload, csv_dir)
     report.notes.append(
-        f"generating the CSV files took {time.perf_counter() - started:.0f} s (set-up, not timed; reused when present)"
+        f"generating the CSV files took {time.perf_counter() - started:.0f} s "
+        "(set-up, not timed; reused when present)"
     )
     floor = part_floor(report, csv_dir, workload.rows) if "floor" in parts else None
     project = None
