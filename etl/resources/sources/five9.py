@@ -299,7 +299,8 @@ class Five9Source(SourceResource):
         self, soap: _Soap, report: Five9Report, start: datetime, end: datetime
     ) -> tuple[list[dict], int]:
         """Rows of `report` for [start, end), splitting the window while a result is capped.
-        Returns the rows (each with `_ref`) and the number of report runs."""
+        Returns the rows (each with `_ref` and the `_window` of its run) and the number of
+        report runs."""
         text = self._run_once(soap, report, start, end)
         reader = csv.DictReader(io.StringIO(text))
         rows = list(reader)
@@ -307,6 +308,7 @@ class Five9Source(SourceResource):
             window = f"{start:%Y-%m-%dT%H:%M}Z..{end:%Y-%m-%dT%H:%M}Z"
             for number, row in enumerate(rows, start=2):  # line 1 is the header
                 row["_ref"] = f"{report.name} {window} line {number}"
+                row["_window"] = (start, end)
             return rows, 1
         smallest = timedelta(minutes=self.settings.min_split_minutes)
         if end - start <= smallest:
@@ -330,20 +332,35 @@ class Five9Source(SourceResource):
         columns = self.settings.contact_columns
         time_column = columns.time or TIME_COLUMN[self.interval_minutes]
         channels = {k.lower(): v for k, v in self.settings.media_channels.items()}
-        records: list[dict] = []
+        wanted = [
+            c
+            for c in (
+                columns.skill,
+                columns.date,
+                time_column,
+                columns.media_type,
+                columns.offered,
+                columns.answered,
+                columns.abandoned,
+                columns.handle_time,
+                columns.talk_time,
+                columns.hold_time,
+                columns.acw_time,
+            )
+            if c
+        ]
+        self._check_columns(self.settings.contacts_report, rows, wanted, "contact_columns")
         rejected: list[dict] = []
-        labels: dict[tuple, list[int]] = defaultdict(list)
-        parsed: list[dict | None] = []
+        parsed: list[dict] = []
         seen: set[tuple] = set()
         for row in rows:
-            ref = row.pop("_ref")
+            ref, window = row.pop("_ref"), row.pop("_window")
             identity = tuple(sorted(row.items()))
             if identity in seen:
-                parsed.append(None)  # the same row from two adjoining windows
-                continue
+                continue  # the same row from two adjoining windows
             seen.add(identity)
             problems = []
-            record: dict[str, Any] = {"_ref": ref, "_row": row}
+            record: dict[str, Any] = {"_ref": ref, "_row": row, "_window": window}
             try:
                 local = datetime.strptime(
                     f"{row.get(columns.date, '')} {row.get(time_column, '')}".strip(),
@@ -377,9 +394,6 @@ class Five9Source(SourceResource):
             ):
                 if column is None:
                     continue
-                if column not in row:
-                    problems.append(f"{column}: column missing from the report")
-                    continue
                 try:
                     record[field] = parse(row[column])
                 except ValueError as exc:
@@ -387,42 +401,72 @@ class Five9Source(SourceResource):
             record.update(external_queue_id=skill, channel=channel, local=local)
             if problems:
                 rejected.append({"source_ref": ref, "row": row, "rules": problems})
-                parsed.append(None)
                 continue
             parsed.append(record)
-            labels[(skill, channel, local)].append(len(parsed) - 1)
-        zone = self.report_zone
-        for (_, _, local), indexes in labels.items():
-            moments = utc_candidates(local, zone)
-            for position, index in enumerate(indexes):
-                record = parsed[index]
-                if len(moments) == len(indexes) or len(moments) == 1:
-                    # One moment, or the repeated hour with both of its rows: in report order.
-                    moment = moments[min(position, len(moments) - 1)]
-                    record["interval_start"] = pd.Timestamp(moment)
-                    continue
-                why = (
-                    "does not exist (clocks went forward)"
-                    if not moments
-                    else "is ambiguous (clocks went back) and only one of its two intervals came"
-                )
-                rejected.append(
-                    {
-                        "source_ref": record["_ref"],
-                        "row": record["_row"],
-                        "rules": [f"{columns.date}/{time_column}: local time {local} {why}"],
-                    }
-                )
-                parsed[index] = None
+        self._place_intervals(parsed, rejected, f"{columns.date}/{time_column}")
         begin, stop = pd.Timestamp(start), pd.Timestamp(end)
         records = [
-            r
-            for r in parsed
-            if r is not None and "interval_start" in r and begin <= r["interval_start"] < stop
+            r for r in parsed if "interval_start" in r and begin <= r["interval_start"] < stop
         ]
         frame = contact_rows(records, self.integration_id, self.interval_minutes, "five9 report")
         description = f"{VENDOR} report {self.settings.contacts_report.name!r}, {runs} run(s)"
         return extract(frame, rejected, description)
+
+    def _check_columns(
+        self, report: Five9Report, rows: list[dict], wanted: list[str], setting: str
+    ) -> None:
+        """A column the report lacks is a whole-source error, not a bad row."""
+        missing = [c for c in wanted if rows and c not in rows[0]]
+        if missing:
+            found = ", ".join(k for k in rows[0] if not k.startswith("_"))
+            raise SourceError(
+                f"integration {self.integration_id!r}: {VENDOR} report {report.folder!r}/"
+                f"{report.name!r} has no column(s) {', '.join(map(repr, missing))} (it has "
+                f"{found}); add them to the report or set source.{setting}"
+            )
+
+    def _place_intervals(self, records: list[dict], rejected: list[dict], column: str) -> None:
+        """UTC interval start of each row from its local date and time.
+
+        Of the two meanings of a label in the hour that repeats when clocks go back, the one
+        inside the row's report window counts; when a window holds both, the skill's two rows
+        with that label come in time order (the first is the earlier).
+        """
+        zone = self.report_zone
+        pending: dict[tuple, list[tuple[dict, list]]] = defaultdict(list)
+        for record in records:
+            moments = utc_candidates(record["local"], zone)
+            inside = [m for m in moments if record["_window"][0] <= m < record["_window"][1]]
+            moments = inside or moments
+            if len(moments) == 1:
+                record["interval_start"] = pd.Timestamp(moments[0])
+            elif not moments:
+                rejected.append(
+                    {
+                        "source_ref": record["_ref"],
+                        "row": record["_row"],
+                        "rules": [f"{column}: local time {record['local']} does not exist"],
+                    }
+                )
+            else:
+                key = (record["external_queue_id"], record["channel"], record["local"])
+                pending[key].append((record, moments))
+        for (_, _, local), group in pending.items():
+            if len(group) == 2:
+                for position, (record, moments) in enumerate(group):
+                    record["interval_start"] = pd.Timestamp(moments[position])
+                continue
+            for record, _ in group:
+                rejected.append(
+                    {
+                        "source_ref": record["_ref"],
+                        "row": record["_row"],
+                        "rules": [
+                            f"{column}: local time {local} is ambiguous (clocks went back) and "
+                            f"{len(group)} rows carry it"
+                        ],
+                    }
+                )
 
     # -- agent status -------------------------------------------------------------------------
     def agent_status(self, start: datetime, end: datetime) -> Extract:
@@ -431,12 +475,21 @@ class Five9Source(SourceResource):
         lookback = timedelta(hours=self.settings.state_lookback_hours)
         rows, runs = self._rows(soap, self.settings.agent_state_report, start - lookback, end)
         columns = self.settings.state_columns
+        wanted = [columns.agent, columns.state, columns.timestamp, columns.duration]
+        wanted += [columns.reason_code] if columns.reason_code else []
+        self._check_columns(self.settings.agent_state_report, rows, wanted, "state_columns")
         segments: list[Segment] = []
         readable: list[tuple[dict, str]] = []
         rejected: list[dict] = []
         seen: set[tuple] = set()
-        for row in rows:
-            ref = row.pop("_ref")
+        # Parsed in one go (tens of thousands of rows); the odd ones again, row by row.
+        stamps = pd.to_datetime(
+            pd.Series([row.get(columns.timestamp, "") for row in rows], dtype=object),
+            format=columns.timestamp_format,
+            errors="coerce",
+        )
+        for row, stamp in zip(rows, stamps, strict=True):
+            ref, window = row.pop("_ref"), row.pop("_window")
             identity = tuple(sorted(row.items()))
             if identity in seen:
                 continue
@@ -446,7 +499,11 @@ class Five9Source(SourceResource):
             if not agent:
                 problems.append(f"{columns.agent}: missing (agents are identified by user name)")
             try:
-                begins = _five9_time(row.get(columns.timestamp, ""), columns.timestamp_format)
+                begins = (
+                    stamp.to_pydatetime()
+                    if not pd.isna(stamp)
+                    else _five9_time(row.get(columns.timestamp, ""), columns.timestamp_format)
+                )
             except ValueError as exc:
                 problems.append(f"{columns.timestamp}: {exc}")
             try:
@@ -456,7 +513,7 @@ class Five9Source(SourceResource):
             if problems:
                 rejected.append({"source_ref": ref, "row": row, "rules": problems})
                 continue
-            segments.append(Segment(agent, begins, None, duration))
+            segments.append(Segment(agent, begins, None, duration, within=window))
             readable.append((row, ref))
         out = []
         for (row, ref), placed in zip(

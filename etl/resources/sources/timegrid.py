@@ -81,6 +81,9 @@ class Segment:
     start_local: datetime
     end_local: datetime | None  # None: still open, or the vendor gives a duration only
     duration_s: float | None  # None when the vendor does not say
+    # The UTC span the start is known to lie in (the report run's window), if any: of the
+    # two meanings of a repeated local time, only the one inside it counts.
+    within: tuple[datetime, datetime] | None = None
 
 
 @dataclass
@@ -153,6 +156,9 @@ def _candidate_pairs(seg: Segment, zone: ZoneInfo) -> list[tuple] | str:
     starts = utc_candidates(seg.start_local, zone)
     if not starts:
         return f"start {seg.start_local}: local time does not exist (clocks went forward)"
+    if seg.within is not None:
+        inside = [s for s in starts if seg.within[0] <= s < seg.within[1]]
+        starts = inside or starts
     ends: list[datetime | None] = [None]
     if seg.end_local is not None:
         ends = list(utc_candidates(seg.end_local, zone))
