@@ -129,7 +129,7 @@ def test_contacts_split_until_every_result_fits(settings, warehouse, instance, f
 
 def test_a_plain_server_error_is_retried_but_a_soap_fault_is_not(fake):
     source = direct_source(fake)
-    fake.inject("POST", PATH, Reply(503, "<html>Service Temporarily Unavailable</html>"))
+    fake.inject("POST", PATH, Reply(500, "<html>Internal Server Error</html>"))
     got = source.contacts(at("2026-11-10 14:00"), at("2026-11-10 15:00"))
     assert len(got.frame) == len(SKILLS) * 2
 

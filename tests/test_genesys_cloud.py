@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import dagster as dg
 import pandas as pd
 import pytest
 
@@ -95,7 +96,7 @@ def test_contacts_through_retries_and_token_expiry(settings, warehouse, instance
         "POST",
         AGGREGATES,
         Reply(429, {"message": "Rate limit exceeded"}, {"Retry-After": "1"}),
-        Reply(503, {"message": "Service unavailable"}),
+        Reply(500, {"message": "Internal server error"}),
         EXPIRE_TOKENS,
     )
     integration = genesys_integration(fake)
@@ -398,3 +399,17 @@ def test_fake_data_covers_every_media_type():
         {m: "calls" for m in MEDIA},
     )
     assert set(expected["external_queue_id"]) == {q for q, _ in QUEUES}
+
+
+def test_a_missing_secret_variable_fails_the_run_naming_it(settings, instance, fake, monkeypatch):
+    monkeypatch.delenv(SECRET_ENV)
+    integration = genesys_integration(fake)
+    with pytest.raises(dg.DagsterInvalidConfigError, match=SECRET_ENV):
+        import_range(
+            definitions(settings, integration),
+            instance,
+            "gc15",
+            datetime(2026, 11, 16, 9, tzinfo=UTC),
+            datetime(2026, 11, 16, 10, tzinfo=UTC),
+        )
+    assert fake.calls("POST", "/oauth/token") == []  # nothing was sent without the secret

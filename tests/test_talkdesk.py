@@ -237,3 +237,19 @@ def test_talkdesk_config_needs_the_account_or_a_token_url():
         "https://acme.talkdeskid.com/oauth/token"
     )
     assert ok.revision_window_hours == 2  # no vendor minimum: the project default
+
+
+def test_an_hour_without_calls_imports_as_empty(settings, warehouse, instance, fake):
+    integration = make_integration(
+        id="td_quiet",
+        vendor="talkdesk",
+        timezone=BERLIN,
+        history_start="2026-10-01",
+        source=source_settings(fake),
+    )
+    start, end = utc("2026-10-20 03:00"), utc("2026-10-20 04:00")
+    result = import_range(definitions(settings, integration), instance, "td_quiet", start, end)
+    assert result.success
+    count = "SELECT count(*) AS n FROM contact_intervals WHERE integration_id = 'td_quiet'"
+    assert warehouse.query(count)["n"][0] == 0
+    assert len(fake.calls("POST", "/data/reports/calls/jobs")) == 1

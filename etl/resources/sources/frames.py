@@ -28,6 +28,21 @@ STATUS_COLUMNS = (
 )
 
 
+def empty_contacts() -> pd.DataFrame:
+    """No contact rows, typed (an untyped empty frame trips the time arithmetic downstream)."""
+    return pd.DataFrame(
+        {
+            "integration_id": pd.Series(dtype=object),
+            "external_queue_id": pd.Series(dtype=object),
+            "channel": pd.Series(dtype=object),
+            "interval_start": pd.Series(dtype="datetime64[ns, UTC]"),
+            "interval_minutes": pd.Series(dtype="int64"),
+            **{c: pd.Series(dtype="int64") for c in COUNTS},
+            "handle_time_s": pd.Series(dtype="float64"),
+        }
+    )
+
+
 def contact_rows(
     records: Iterable[Mapping[str, Any]], integration_id: str, interval_minutes: int, label: str
 ) -> pd.DataFrame:
@@ -39,7 +54,7 @@ def contact_rows(
     """
     frame = pd.DataFrame(list(records))
     if frame.empty:
-        return pd.DataFrame(columns=["integration_id", *KEY, "interval_minutes", *COUNTS])
+        return empty_contacts()
     frame["interval_start"] = pd.to_datetime(frame["interval_start"], utc=True)
     measures = [c for c in (*COUNTS, *SECONDS, "answered_in_sl") if c in frame.columns]
     summed = frame.groupby(list(KEY), sort=True)[measures].sum(min_count=1).reset_index()
