@@ -42,7 +42,7 @@ def source_settings(fake: FakeTalkdesk, **overrides) -> dict:
     settings = {
         "client_id": CLIENT_ID,
         "client_secret_env": SECRET_ENV,
-        "token_url": f"{fake.url}/oauth/token",
+        "oauth_url": f"{fake.url}/oauth/token",
         "base_url": fake.url,
         "poll_interval_s": 0,
         "lookahead_hours": 2,
@@ -216,7 +216,7 @@ def test_a_failed_report_job_is_a_clear_error(fake):
     assert SECRET not in str(caught.value)
 
 
-def test_talkdesk_config_needs_the_account_or_a_token_url():
+def test_talkdesk_config_needs_the_account_or_an_oauth_url(fake):
     raw = {
         "id": "td",
         "vendor": "talkdesk",
@@ -237,6 +237,9 @@ def test_talkdesk_config_needs_the_account_or_a_token_url():
         "https://acme.talkdeskid.com/oauth/token"
     )
     assert ok.revision_window_hours == 2  # no vendor minimum: the project default
+    # Every setting the tests use passes the config's secret rules (no inline secrets).
+    (full,) = parse_integrations({"integrations": [{**raw, "source": source_settings(fake)}]})
+    assert full.source["client_secret_env"] == SECRET_ENV
 
 
 def test_an_hour_without_calls_imports_as_empty(settings, warehouse, instance, fake):

@@ -66,8 +66,8 @@ def validate_source_settings(integration: Integration) -> list[str]:
         model.model_validate(integration.source)
     except ValidationError as exc:
         for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"])
-            problems.append(f"field 'source.{field}': {err['msg']}")
+            field = ".".join(["source", *(str(p) for p in err["loc"])])
+            problems.append(f"field '{field}': {err['msg']}")
     return problems
 
 

@@ -278,21 +278,22 @@ class Five9Source(SourceResource):
         if not identifier:
             raise SourceError(f"{soap.http.where('POST', soap.url)} runReport: no identifier")
         deadline = time.monotonic() + self.settings.poll_timeout_s
-        while (
-            soap.call(
+        while True:
+            asked = time.monotonic()
+            running = soap.call(
                 "isReportRunning",
                 f"<identifier>{escape(identifier)}</identifier>"
                 f"<timeout>{self.settings.poll_wait_s}</timeout>",
             )
-            .strip()
-            .lower()
-            == "true"
-        ):
+            if running.strip().lower() != "true":
+                break
             if time.monotonic() >= deadline:
                 raise SourceError(
                     f"integration {self.integration_id!r}: {VENDOR} report {report.name!r} still "
                     f"running after {self.settings.poll_timeout_s:.0f} s (source.poll_timeout_s)"
                 )
+            # A long poll that came back early must not become a busy loop.
+            time.sleep(max(0.0, self.settings.poll_wait_s - (time.monotonic() - asked)))
         return soap.call("getReportResultCsv", f"<identifier>{escape(identifier)}</identifier>")
 
     def _rows(

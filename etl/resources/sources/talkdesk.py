@@ -66,7 +66,9 @@ class TalkdeskSettings(SourceSettings):
     account: str | None = Field(
         default=None, description="Talkdesk account name: the token URL is <account>.talkdeskid.com"
     )
-    token_url: str | None = Field(default=None, description="Overrides the token URL.")
+    oauth_url: str | None = Field(
+        default=None, description="Overrides the token URL (not named token_*: see config)."
+    )
     base_url: str = Field(
         default="https://api.talkdeskapp.com", description="API URL of the account's region."
     )
@@ -89,12 +91,12 @@ class TalkdeskSettings(SourceSettings):
 
     @model_validator(mode="after")
     def _token_url_known(self) -> TalkdeskSettings:
-        if not (self.account or self.token_url):
-            raise ValueError("set account (the Talkdesk account name) or token_url")
+        if not (self.account or self.oauth_url):
+            raise ValueError("set account (the Talkdesk account name) or oauth_url")
         return self
 
     def resolved_token_url(self) -> str:
-        return self.token_url or f"https://{self.account}.talkdeskid.com/oauth/token"
+        return self.oauth_url or f"https://{self.account}.talkdeskid.com/oauth/token"
 
 
 @dataclass
