@@ -8,7 +8,9 @@ type pages through a public mirror, Cloverhound/five9-cli docs/scrape/):
 - Endpoint and auth: SOAP 1.1 document/literal POSTs to
   `https://api.five9.com/wsadmin/v13/AdminWebService` (other data centres: api.five9.eu,
   api.five9.ca, ...), namespace `http://service.admin.ws.five9.com/`, HTTP Basic auth with a
-  Five9 user that has the reporting permissions. Errors are SOAP faults (HTTP 500).
+  Five9 user that has the reporting permissions. Errors are SOAP faults (HTTP 500). The
+  endpoint, namespace and Basic auth are as in public samples (the PyPI five9-wrapper docs;
+  the PSFive9Admin PowerShell module), not from a reference page we could read.
 - `runReport(folderName, reportName, criteria)`: `criteria` is a customReportCriteria whose
   `time` (reportTimeCriteria) has `start` and `end` dateTimes with a time zone offset
   ("2013-04-23T21:00:00.000-07:00"); returns the report run identifier. Five9 recommends

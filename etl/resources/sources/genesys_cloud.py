@@ -1,38 +1,38 @@
 """`vendor: genesys_cloud`: contact intervals and agent status from the Genesys Cloud API.
 
-Requests and fields, with where they are documented (Genesys Cloud Platform API; the model
-pages of the official SDKs, generated from the same API definition, give each field):
+Sources. The Genesys developer center pages (developer.genesys.cloud, "API Explorer") were not
+in the documentation we could search, so the request and answer shapes below follow the
+official Python SDK's model pages, which are generated from the same API definition:
+MyPureCloud/platform-client-sdk-python, build/docs/<Model>.md (models named per request).
+The developer center is where a maintainer should check them:
+https://developer.genesys.cloud/analyticsdatamanagement/analytics/ (unverified address).
 
-- Token: OAuth client-credentials grant, `POST https://login.<region>/oauth/token` with HTTP
-  Basic `client_id:client_secret` and `grant_type=client_credentials`; answer `access_token`,
-  `expires_in`.
-  https://developer.genesys.cloud/authorization/platform-auth/use-client-credentials
+- Token: OAuth client-credentials grant (RFC 6749 section 4.4), `POST
+  https://login.<region>/oauth/token` with HTTP Basic `client_id:client_secret` and
+  `grant_type=client_credentials`; answer `access_token`, `expires_in`. The OAuth client must
+  be enabled for the Client Credentials grant (genesysr R package, `client_login` docs).
 - Contacts: `POST /api/v2/analytics/conversations/aggregates/query` with `interval`
   ("start/end", ISO-8601), `granularity` (PT15M, PT30M or PT1H, the integration's interval),
-  `timeZone` (so buckets follow the integration's local grid across DST), `groupBy`
-  [queueId, mediaType] and `metrics`. Answer: `results[]` of `group` (dimension -> value) and
-  `data[]` of `interval` and `metrics[]` (`metric`, `stats` with `count`, `sum`, ...).
-  Durations (`t*` metrics) are milliseconds.
-  https://developer.genesys.cloud/analyticsdatamanagement/analytics/aggregate/conversation-query
-  Models: ConversationAggregationQuery, ConversationAggregateQueryResponse,
-  ConversationAggregateDataContainer, StatisticalResponse, StatisticalSummary
-  (MyPureCloud/platform-client-sdk-python, build/docs/<Model>.md).
-  Metric meaning (nOffered, tAnswered, tAbandon, tHandle, tTalkComplete, tHeldComplete, tAcw,
-  oServiceLevel): https://developer.genesys.cloud/analyticsdatamanagement/analytics/metrics
+  `timeZone` ("used to calculate response intervals (this allows resolving DST changes)"),
+  `groupBy` [queueId, mediaType] and `metrics`. Answer: `results[]` of `group` (dimension ->
+  value) and `data[]` of `interval` and `metrics[]` (`metric`, `stats` with `count`, `sum`,
+  `numerator`, ...). Durations (`t*` metrics) are milliseconds. Models:
+  ConversationAggregationQuery, ConversationAggregateQueryResponse,
+  ConversationAggregateDataContainer, StatisticalResponse, StatisticalSummary.
+  Metrics used: nOffered (count), tAnswered (count), tAbandon (count), tHandle (sum),
+  tTalkComplete, tHeldComplete, tAcw (sums) and oServiceLevel (numerator).
 - Queue names: `GET /api/v2/routing/queues?pageSize=&pageNumber=`, paged (`entities`,
-  `pageCount`). https://developer.genesys.cloud/routing/routing/
+  `pageCount`), the SDK's QueueEntityListing.
 - Agent status: `POST /api/v2/analytics/users/details/query` with `interval`, `order` and
-  `paging` {pageSize, pageNumber}; answer `userDetails[]` (`userId`, `primaryPresence[]` with
-  `startTime`, `endTime`, `systemPresence`; `routingStatus[]` with `startTime`, `endTime`,
-  `routingStatus`) and `totalHits`. Models: UserDetailsQuery, AnalyticsUserDetailsQueryResponse,
-  AnalyticsUserDetail, AnalyticsUserPresenceRecord, AnalyticsRoutingStatusRecord (same SDK).
-  https://developer.genesys.cloud/analyticsdatamanagement/analytics/detail/user-query
-- User names: `GET /api/v2/users?id=...&state=any`, paged like queues.
-  https://developer.genesys.cloud/useragentman/users/
+  `paging` {pageSize, pageNumber} ("Default page size is 25"); answer `userDetails[]`
+  (`userId`, `primaryPresence[]` with `startTime`, `endTime`, `systemPresence`;
+  `routingStatus[]` with `startTime`, `endTime`, `routingStatus`) and `totalHits`. Models:
+  UserDetailsQuery, AnalyticsUserDetailsQueryResponse, AnalyticsUserDetail,
+  AnalyticsUserPresenceRecord, AnalyticsRoutingStatusRecord.
+- User names: `GET /api/v2/users?id=...&state=any`, paged like queues (UserEntityListing).
 
-Not found in the documentation available to us: the longest interval one aggregates or
-details query accepts. Queries are cut into pieces of `max_interval_hours` (7 days by
-default); a smaller value is always safe.
+Not found at all: the longest interval one aggregates or details query accepts. Queries are
+cut into pieces of `max_interval_hours` (7 days by default); a smaller value is always safe.
 
 Genesys reprocesses data up to about 48 hours later, so a genesys_cloud integration imports
 with a revision window of at least 72 hours (the default for this vendor; a smaller value is

@@ -1,18 +1,23 @@
 """`vendor: talkdesk`: contact intervals and agent status from the Talkdesk Explore API.
 
-Requests and fields, with where they are documented:
+Requests and fields, with where they are documented (docs.talkdesk.com pages as stored
+when this was written; where a page was missing, the public Airbyte connector
+airbytehq/airbyte airbyte-integrations/connectors/source-talkdesk-explore is named):
 
 - Token: OAuth client-credentials grant, `POST https://<account>.talkdeskid.com/oauth/token`
   with HTTP Basic `client_id:client_secret`; scopes `data-reports:read data-reports:write`.
-  https://docs.talkdesk.com/docs/authentication (client credentials);
-  https://docs.talkdesk.com/reference/download-a-report (scope data-reports:read)
+  The token URL form comes from the Airbyte connector's spec (its auth_url example), which
+  points to https://docs.talkdesk.com/docs/authentication (not available to us); the read
+  scope from https://docs.talkdesk.com/reference/download-a-report
 - Create a report job: `POST /data/reports/<type>/jobs` with `name`, `timezone` (IANA: the
   zone the `timespan` is read in, and the zone of local times in the report), `format`
   (json) and `timespan` {from, to} ("YYYY-MM-DD HH:MM:SS"); answer 202 with `job` {id,
   status} and `_links`. Records are selected by their END time (docs: "Reports are aggregated
   by a record's end date/time"), so a window is requested `lookahead_hours` longer and the
-  rows are filtered here by their start.
-  https://docs.talkdesk.com/docs/executing-a-report, https://docs.talkdesk.com/docs/explore-api
+  rows are filtered here by their start. https://docs.talkdesk.com/docs/executing-a-report
+  (the Reporting API page; the Explore API keeps the job flow under /data/reports), the
+  `job`-wrapped answer and `timezone` from the Explore reference pages below and the Airbyte
+  connector (streams.py).
 - Poll: `GET /data/reports/<type>/jobs/<id>`: 200 with `job.status` (created, processing,
   uploading, done, failed, canceled, deleted) while it runs; 303 (some pages say 300) with
   `Location` of the file once done. https://docs.talkdesk.com/reference/check-a-report-status
