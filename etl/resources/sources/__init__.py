@@ -6,7 +6,10 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from etl.resources.sources.avaya_cms import AvayaCmsSource
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
+from etl.resources.sources.csv_files import CsvSource
+from etl.resources.sources.database import DatabaseSource
 from etl.resources.sources.simulator import SimulatorSource
 
 if TYPE_CHECKING:
@@ -14,6 +17,9 @@ if TYPE_CHECKING:
 
 VENDORS: dict[str, type[SourceResource]] = {
     "simulator": SimulatorSource,
+    "csv": CsvSource,
+    "database": DatabaseSource,
+    "avaya_cms": AvayaCmsSource,
 }
 
 __all__ = [
