@@ -75,7 +75,8 @@ LOGIN_REFUSED = re.compile(
     re.IGNORECASE,
 )
 READ_ONLY_VIOLATION = re.compile(
-    r"read-only transaction|read only transaction|readonly database|query_only|\(1792",
+    r"read-only transaction|read only transaction|readonly database|query_only|\(1792|"
+    r"must not contain data-modifying statements",
     re.IGNORECASE,
 )
 TIMED_OUT = re.compile(
@@ -221,18 +222,27 @@ class QuerySource(SourceResource):
         tables: list[pa.Table] = []
         columns: list[str] = []
         with self._session(target, kind) as connection:
+            failure: SourceError | None = None
             try:
                 result = connection.execution_options(
                     stream_results=True, yield_per=self.settings.chunk_rows
                 ).execute(statement, params)
                 columns = list(result.keys())
-                self._check_columns(kind, columns, target)
-                for rows in result.partitions():
+                try:
+                    self._check_columns(kind, columns, target)
+                except SourceError:
+                    result.close()  # release the server-side cursor before failing
+                    raise
+                for rows in result.partitions(self.settings.chunk_rows):
                     tables.append(_columnar(columns, rows))
                     fetched += len(rows)
                     chunks += 1
             except sa.exc.DBAPIError as exc:
-                raise self._query_error(kind, target, exc) from None
+                failure = self._query_error(kind, target, exc)
+            if failure is not None:
+                # Raised outside the handler: the driver's exception (which may quote the
+                # connection) is not chained to what Dagster shows.
+                raise failure
         table = _concat(columns, tables)
         shaped = self._shape(kind, table, pd.Timestamp(start))
         window, outside = shaped.window(start, end)
@@ -279,12 +289,14 @@ class QuerySource(SourceResource):
                 "(source.url_env) is not set; it must hold the database's SQLAlchemy URL"
             )
         try:
-            url = sa.make_url(text)
+            url: sa.URL | None = sa.make_url(text)
         except (sa.exc.ArgumentError, ValueError):
+            url = None  # the parser's message quotes the URL, password included
+        if url is None:
             raise SourceError(
                 f"integration {self.integration_id!r}: environment variable {name} does not "
                 "hold a valid SQLAlchemy URL (e.g. postgresql+psycopg2://user@host:5432/db)"
-            ) from None
+            )
         if url.get_backend_name() == "sqlite":
             label = f"sqlite file {url.database}"
         else:
@@ -314,31 +326,28 @@ class QuerySource(SourceResource):
         """A connection, retried with exponential backoff while the server is unreachable."""
         attempts = self.settings.connect_attempts
         waited = 0.0
+        who = f"integration {self.integration_id!r}: {target.label}"
         for attempt in range(1, attempts + 1):
             try:
                 return engine.connect()
             except sa.exc.DBAPIError as exc:
                 message = target.scrub(str(exc.orig)).strip()
-                who = f"integration {self.integration_id!r}: {target.label}"
-                if LOGIN_REFUSED.search(message):
-                    user = target.url.username or "(none)"
-                    raise SourceError(
-                        f"{who} refused the login of user {user!r}: {message}"
-                    ) from None
-                if not TRANSIENT.search(message):
-                    raise SourceError(f"{who}: cannot connect: {message}") from None
-                if attempt == attempts:
-                    raise SourceError(
-                        f"{who} unreachable after {attempts} attempt(s) over {waited:.1f} s: "
-                        f"{message}"
-                    ) from None
-                pause = self.settings.retry_backoff_s * 2 ** (attempt - 1)
-                dg.get_dagster_logger().warning(
-                    f"{who} unreachable (attempt {attempt} of {attempts}), retrying in "
-                    f"{pause:.1f} s: {message}"
+            if LOGIN_REFUSED.search(message):
+                user = target.url.username or "(none)"
+                raise SourceError(f"{who} refused the login of user {user!r}: {message}")
+            if not TRANSIENT.search(message):
+                raise SourceError(f"{who}: cannot connect: {message}")
+            if attempt == attempts:
+                raise SourceError(
+                    f"{who} unreachable after {attempts} attempt(s) over {waited:.1f} s: {message}"
                 )
-                time.sleep(pause)
-                waited += pause
+            pause = self.settings.retry_backoff_s * 2 ** (attempt - 1)
+            dg.get_dagster_logger().warning(
+                f"{who} unreachable (attempt {attempt} of {attempts}), retrying in "
+                f"{pause:.1f} s: {message}"
+            )
+            time.sleep(pause)
+            waited += pause
         raise AssertionError("unreachable")
 
     @contextmanager
@@ -348,10 +357,13 @@ class QuerySource(SourceResource):
         try:
             connection = self._connect(engine, target)
             try:
+                failure: SourceError | None = None
                 try:
                     cleanup = self._read_only(connection)
                 except sa.exc.DBAPIError as exc:
-                    raise self._query_error(kind, target, exc) from None
+                    failure = self._query_error(kind, target, exc)
+                if failure is not None:
+                    raise failure
                 try:
                     yield connection
                 finally:

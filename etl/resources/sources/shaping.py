@@ -349,7 +349,11 @@ def to_numbers(array: pa.Array, fmt: ValueFormat) -> tuple[np.ndarray, np.ndarra
     kind = array.type
     if pa.types.is_null(kind):
         return np.full(n, np.nan), np.zeros(n, dtype=bool)
-    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_decimal(kind):
+    if pa.types.is_decimal(kind):
+        # Via text: Arrow's decimal-to-float cast is not correctly rounded (2622.2 would
+        # become 2622.2000000000003); parsing the decimal's digits is.
+        array = pc.cast(pc.cast(array, pa.string()), pa.float64())
+    if pa.types.is_integer(kind) or pa.types.is_floating(array.type):
         values = pc.cast(array, pa.float64(), safe=False).to_numpy(zero_copy_only=False)
         return np.asarray(values, dtype=float), np.zeros(n, dtype=bool)
     if not _is_text(array):
