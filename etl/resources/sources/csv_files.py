@@ -592,33 +592,41 @@ def _combine(kind: str, deliveries: list[_Delivery]) -> tuple[pd.DataFrame, pd.D
     rejected rows alike: a corrected file replaces the rows it corrects."""
     key = list(shaping.KEYS[kind])
     key_columns = [f"key_{k}" for k in key]
-    if not deliveries:
-        return empty_frame(kind), shaping.empty_rejects(), 0
     ranked = sorted(deliveries, key=lambda d: d.rank)
-    frame = pd.concat(
-        [d.shaped.frame.assign(_rank=r) for r, d in enumerate(ranked)], ignore_index=True
+    frames = [d.shaped.frame.assign(_rank=r) for r, d in enumerate(ranked) if len(d.shaped.frame)]
+    rejects = [
+        d.shaped.rejected.assign(_rank=r) for r, d in enumerate(ranked) if len(d.shaped.rejected)
+    ]
+    frame = pd.concat(frames, ignore_index=True) if frames else empty_frame(kind).assign(_rank=0)
+    rejected = (
+        pd.concat(rejects, ignore_index=True)
+        if rejects
+        else shaping.empty_rejects().assign(_rank=0)
     )
-    rejected = pd.concat(
-        [d.shaped.rejected.assign(_rank=r) for r, d in enumerate(ranked)], ignore_index=True
-    )
-    for column in key_columns:
-        if column not in rejected.columns:
-            rejected[column] = None
+    for column, name in zip(key_columns, key, strict=True):
+        values = rejected[column] if column in rejected.columns else None
+        rejected[column] = pd.Series(values, index=rejected.index, dtype=object).astype(
+            frame[name].dtype
+        )
     superseded = 0
     if len(ranked) > 1:
-        keys = pd.concat(
-            [
-                frame[[*key, "_rank"]],
-                rejected[[*key_columns, "_rank"]].set_axis([*key, "_rank"], axis=1),
-            ],
-            ignore_index=True,
-        )
-        newest = keys.groupby(key, dropna=True)["_rank"].transform("max")
-        older = (keys["_rank"] < newest).fillna(False).to_numpy(dtype=bool)
-        superseded = int(older.sum())
-        goods = len(frame)
-        frame = frame[~older[:goods]]
-        rejected = rejected[~older[goods:]]
+        mine = rejected[[*key_columns, "_rank"]].set_axis([*key, "_rank"], axis=1)
+        parts = [part for part in (frame[[*key, "_rank"]], mine.dropna(subset=key)) if len(part)]
+        if parts:
+            newest = (
+                pd.concat(parts, ignore_index=True)
+                .groupby(key)["_rank"]
+                .max()
+                .rename("_newest")
+                .reset_index()
+            )
+            good_newest = frame[key].merge(newest, on=key, how="left")["_newest"].to_numpy()
+            bad_newest = mine[key].merge(newest, on=key, how="left")["_newest"].to_numpy()
+            older_good = frame["_rank"].to_numpy() < np.nan_to_num(good_newest, nan=-1)
+            older_bad = mine["_rank"].to_numpy() < np.nan_to_num(bad_newest, nan=-1)
+            superseded = int(older_good.sum() + older_bad.sum())
+            frame = frame[~older_good]
+            rejected = rejected[~older_bad]
     frame = frame.drop(columns="_rank").reset_index(drop=True)
     rejected = rejected.drop(columns=["_rank", *key_columns]).reset_index(drop=True)
     return frame, rejected, superseded

@@ -524,10 +524,24 @@ def parse_wall_clock(dates: pa.Array, clocks: pa.Array, fmt: ValueFormat, label:
 
 
 def parse_clock(clocks: pa.Array, fmt: ValueFormat) -> tuple[pd.Series, np.ndarray]:
-    """Time-of-day values as offsets from midnight, and a mask of unreadable ones."""
-    instants = parse_wall_clock(pa.array(["2000-01-01"] * len(clocks)), clocks, fmt, "")
+    """Time-of-day values as offsets from midnight (NaT where empty), and a mask of
+    unreadable ones."""
+    n = len(clocks)
+    text, empty = _stripped(_as_text(clocks, date_like=False))
+    layout = fmt.time_format if _is_text(clocks) else None
+    if layout is None:
+        short = pc.match_substring_regex(text, CLOCK_ONLY_MINUTES_RE)
+        text = pc.if_else(short, pc.binary_join_element_wise(text, ":00", ""), text)
+        layout = "%H:%M:%S"
+    values = pd.Series(text.to_numpy(zero_copy_only=False), index=range(n), dtype=object)
     day = pd.Timestamp("2000-01-01")
-    return instants.naive - day, instants.bad
+    clock = pd.Series(pd.NaT, index=range(n), dtype="timedelta64[ns]")
+    if (~empty).any():
+        parsed = pd.to_datetime(
+            "2000-01-01 " + values[~empty], format=f"%Y-%m-%d {layout}", errors="coerce"
+        )
+        clock[~empty] = parsed - day
+    return clock, ~empty & clock.isna().to_numpy()
 
 
 @dataclass
