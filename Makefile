@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export WFM_HOME ?= $(CURDIR)
+# The demo's database integration (london_db) reads the SQLite file `make demo` writes.
+export WFM_DEMO_DB_URL ?= sqlite:///$(WFM_HOME)/data/demo/crm.sqlite
 
 .PHONY: setup demo dev test lint format bench clean
 

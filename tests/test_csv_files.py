@@ -640,7 +640,7 @@ def test_index_reads_only_files_that_hold_the_window(folder, state):
     assert list(second.frame["source_ref"]) == [
         f"export_2026-11-10.csv:{n}" for n in (54, 55, 56, 57)
     ]
-    assert "1 parsed, 20 known from the index, 19 skipped by the index" in second.description
+    assert "1 parsed, 20 known from the index, 19 hold only other hours" in second.description
 
     index = json.loads(csv_source.index_path().read_text())
     entry = index["files"]["contacts:export_2026-11-10.csv"]

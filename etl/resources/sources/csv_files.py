@@ -425,7 +425,7 @@ class CsvSource(SourceResource):
             rows, _ = read_rows(data, fmt)
         except FileProblemError as exc:
             return _file_reject(kind, name, exc.line, exc.rule, len(data), delivered)
-        refs = np.asarray([f"{name}:{line}" for line in rows.lines], dtype=object)
+        refs = (f"{name}:" + pd.Series(rows.lines, dtype="int64").astype(str)).to_numpy(object)
         raw = RawRows(
             rows.table,
             refs,
@@ -524,7 +524,7 @@ class CsvSource(SourceResource):
         text = (
             f"csv {self.settings.folder}/{glob}: {counts['files']} file(s), {used} hold the "
             f"window; {counts['parsed']} parsed, {counts['known']} known from the index, "
-            f"{counts['skipped']} skipped by the index"
+            f"{counts['skipped']} hold only other hours"
         )
         if counts["too young"]:
             text += f"; {counts['too young']} still being written"

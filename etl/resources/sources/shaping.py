@@ -311,21 +311,25 @@ class _Columns:
 
 
 class _Problems:
-    """Rules broken, per row."""
+    """Rules broken, kept only for the rows that broke one (bad rows are few)."""
 
     def __init__(self, n: int, preset: dict[int, str]):
-        self.rules: list[list[str]] = [[] for _ in range(n)]
+        self.rules: dict[int, list[str]] = {}
+        self.mask = np.zeros(n, dtype=bool)
         self.preset = np.zeros(n, dtype=bool)
         for row, rule in preset.items():
-            self.rules[row].append(rule)
+            self.rules[row] = [rule]
             self.preset[row] = True
+        self.mask |= self.preset
 
     def add(self, mask: np.ndarray, rule: str) -> None:
-        for row in np.flatnonzero(mask & ~self.preset):
-            self.rules[row].append(rule)
+        rows = np.flatnonzero(mask & ~self.preset)
+        for row in rows:
+            self.rules.setdefault(int(row), []).append(rule)
+        self.mask[rows] = True
 
     def any(self) -> np.ndarray:
-        return np.fromiter((bool(r) for r in self.rules), dtype=bool, count=len(self.rules))
+        return self.mask.copy()
 
 
 def _np_bool(values: pa.Array | pa.ChunkedArray, fill: bool = False) -> np.ndarray:
@@ -786,7 +790,7 @@ def _finish(
         {
             "source_ref": raw.refs[rows],
             "row_json": row_json,
-            "rules": [list(dict.fromkeys(problems.rules[r])) for r in rows],
+            "rules": [list(dict.fromkeys(problems.rules[int(r)])) for r in rows],
             "partition_time": placed.iloc[rows].to_numpy(),
         }
     )
