@@ -199,6 +199,36 @@ def test_wrong_types_quarantine_their_rows(pg_url, monkeypatch, settings, wareho
     assert '"offered": "n/a"' in rejected["row_json"][0]
 
 
+def test_window_is_utc_whatever_the_session_timezone(pg_url, monkeypatch):
+    """Naive UTC window parameters against timestamptz: the session must run in UTC."""
+    monkeypatch.setenv(URL_ENV, pg_url)
+    engine = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    database = sa.make_url(pg_url).database
+    with engine.connect() as con:
+        con.exec_driver_sql(f"ALTER DATABASE \"{database}\" SET timezone = 'Asia/Tokyo'")
+        con.exec_driver_sql(
+            "CREATE TABLE tz_stats (queue text, at timestamptz, offered int, answered int,"
+            " abandoned int, handle int)"
+        )
+        con.exec_driver_sql(
+            "INSERT INTO tz_stats VALUES ('Q', '2026-11-16 07:45+00', 1, 1, 0, 60),"
+            " ('Q', '2026-11-16 08:00+00', 2, 2, 0, 60), ('Q', '2026-11-16 09:45+00', 3, 3, 0, 60),"
+            " ('Q', '2026-11-16 10:00+00', 4, 4, 0, 60)"
+        )
+    engine.dispose()
+    query = (
+        "SELECT queue AS external_queue_id, at AS interval_start, offered, answered, abandoned,"
+        " handle AS handle_time FROM tz_stats"
+        " WHERE at >= :window_start AND at < :window_end ORDER BY at"
+    )
+    frame = source_for(contacts={"query": query, "channel": "calls"}).contacts(*WINDOW).frame
+    assert list(frame["offered"]) == [2.0, 3.0]
+    assert list(frame["interval_start"]) == [
+        pd.Timestamp("2026-11-16 08:00", tz="UTC"),
+        pd.Timestamp("2026-11-16 09:45", tz="UTC"),
+    ]
+
+
 # -- agent status ---------------------------------------------------------------------------
 def test_agent_status_segments_are_exact(db_url):
     start, end = WINDOW

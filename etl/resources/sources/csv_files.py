@@ -477,12 +477,12 @@ class CsvSource(SourceResource):
                 stat = path.stat()
             except FileNotFoundError:
                 continue
-            if now - stat.st_mtime < self.settings.min_file_age_s:
-                counts["too young"] += 1
-                continue
             name = path.relative_to(folder).as_posix()
             key = f"{kind}:{name}"
             present.add(key)
+            if now - stat.st_mtime < self.settings.min_file_age_s:
+                counts["too young"] += 1
+                continue
             counts["files"] += 1
             modified = datetime.fromtimestamp(stat.st_mtime, UTC)
             shaped: Shaped | None = None

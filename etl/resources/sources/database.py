@@ -375,18 +375,23 @@ class QuerySource(SourceResource):
             engine.dispose()
 
     def _read_only(self, connection: sa.Connection):
-        """Make the transaction read-only and bounded in time, the way each database can."""
+        """Make the transaction read-only, bounded in time and in UTC, the way each database
+        can."""
         dialect = connection.dialect
         seconds = self.settings.statement_timeout_s
         millis = int(seconds * 1000)
+        # The session runs in UTC: the window parameters are UTC timestamps without zone, and
+        # PostgreSQL compares them with timestamptz columns in the session's timezone.
         if dialect.name == "postgresql":
             connection.exec_driver_sql("SET TRANSACTION READ ONLY")
             connection.exec_driver_sql(f"SET LOCAL statement_timeout = {millis}")
+            connection.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
         elif dialect.name in ("mysql", "mariadb"):
             if getattr(dialect, "is_mariadb", False):
                 connection.exec_driver_sql(f"SET SESSION max_statement_time = {seconds:.3f}")
             else:
                 connection.exec_driver_sql(f"SET SESSION max_execution_time = {millis}")
+            connection.exec_driver_sql("SET SESSION time_zone = '+00:00'")
             connection.exec_driver_sql("START TRANSACTION READ ONLY")
         elif dialect.name == "sqlite":
             connection.exec_driver_sql("PRAGMA query_only = ON")
