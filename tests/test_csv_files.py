@@ -234,6 +234,20 @@ def test_delimiter_quotes_decimal_and_thousands(folder, state):
     assert list(frame["handle_time_s"]) == [330000.5, 90.0]
 
 
+def test_tab_delimiter_without_quoting(folder, state):
+    write(
+        folder / "a.tsv",
+        "\t".join(PLAIN_COLUMNS) + '\n"Q" 5" screens\tcalls\t2026-11-16T07:00Z\t1\t1\t0\t9\n',
+    )
+    extract = source(
+        folder,
+        state,
+        format={"delimiter": "\t", "quote_char": None},
+        contacts={"glob": "*.tsv"},
+    ).contacts(*WINDOW)
+    assert list(extract.frame["external_queue_id"]) == ['"Q" 5" screens']  # quotes are data
+
+
 def test_header_row_after_a_preamble_and_no_header(folder, state):
     write(
         folder / "report.csv",
