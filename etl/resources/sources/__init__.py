@@ -6,9 +6,12 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from etl.resources.sources.avaya_cms import AvayaCmsSource
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
 from etl.resources.sources.five9 import Five9Source
 from etl.resources.sources.genesys_cloud import GenesysCloudSource
+from etl.resources.sources.csv_files import CsvSource
+from etl.resources.sources.database import DatabaseSource
 from etl.resources.sources.simulator import SimulatorSource
 from etl.resources.sources.talkdesk import TalkdeskSource
 
@@ -20,6 +23,9 @@ VENDORS: dict[str, type[SourceResource]] = {
     "genesys_cloud": GenesysCloudSource,
     "talkdesk": TalkdeskSource,
     "five9": Five9Source,
+    "csv": CsvSource,
+    "database": DatabaseSource,
+    "avaya_cms": AvayaCmsSource,
 }
 
 __all__ = [
