@@ -8,10 +8,10 @@ from pydantic import ValidationError
 
 from etl.resources.sources.avaya_cms import AvayaCmsSource
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
-from etl.resources.sources.five9 import Five9Source
-from etl.resources.sources.genesys_cloud import GenesysCloudSource
 from etl.resources.sources.csv_files import CsvSource
 from etl.resources.sources.database import DatabaseSource
+from etl.resources.sources.five9 import Five9Source
+from etl.resources.sources.genesys_cloud import GenesysCloudSource
 from etl.resources.sources.simulator import SimulatorSource
 from etl.resources.sources.talkdesk import TalkdeskSource
 
