@@ -13,7 +13,14 @@ from etl.partitions import HOUR, key_of
 from etl.resources.sources import build_source
 from etl.resources.sources.base import SourceError
 from etl.resources.sources.simulator import SimulatorSource
-from etl.schedules.gaps import GAPS_TRIGGER, HISTORY_TRIGGER, RETRY_AFTER
+from etl.schedules.gaps import (
+    GAPS_TRIGGER,
+    HISTORY_TRIGGER,
+    RETRY_AFTER,
+    AssetState,
+    GapState,
+    plan_gaps,
+)
 from etl.schedules.ticks import schedule_name
 from tests.conftest import make_integration
 from tests.helpers import (
@@ -280,3 +287,29 @@ def test_paused_in_config_does_nothing(settings, instance):
 
 def warehouse_empty(settings) -> bool:
     return not any((settings.warehouse_dir / "facts").glob("contact_intervals/*/*.parquet"))
+
+
+# -- the pure core, without an instance ---------------------------------------------------------
+def test_plan_imports_only_the_assets_that_need_an_hour():
+    """With two data kinds, an hour missing for one only is imported for that one only."""
+    integration = make_integration(history_start="2026-11-01", data=["contacts"])
+    now = at(3, 10, 5)
+    state = GapState(
+        assets={
+            "sim15/contacts": AssetState(loaded=[(at(1, 0), at(3, 8))]),
+            "sim15/agent_status": AssetState(loaded=[(at(2, 0), at(3, 8))]),
+        }
+    )
+    plan = plan_gaps(integration, now, state)
+    assert [(r.window, r.assets, r.trigger) for r in plan.requests] == [
+        ((at(1, 0), at(2, 0)), ("sim15/agent_status",), HISTORY_TRIGGER)
+    ]
+
+
+def test_plan_ignores_open_hours_until_the_event_cursor_caught_up():
+    integration = make_integration(history_start="2026-11-01")
+    loaded = AssetState(loaded=[(at(1, 0), at(3, 8))], open=[(at(2, 10), at(2, 11))])
+    caught_up = plan_gaps(integration, at(3, 10, 5), GapState({"sim15/contacts": loaded}))
+    assert [r.window for r in caught_up.requests] == [(at(2, 10), at(2, 11))]
+    behind = GapState({"sim15/contacts": loaded}, open_known=False)
+    assert plan_gaps(integration, at(3, 10, 5), behind).requests == []

@@ -136,8 +136,11 @@ def todo_windows(expected: list[Window], state: AssetState, open_known: bool) ->
     return union(subtract(expected, state.loaded), intersect(stale, expected))
 
 
-def plan_gaps(integration: Integration, now: datetime, state: GapState) -> GapPlan:
-    """The range runs to request now, newest first, at most up to the in-flight bound."""
+def plan_gaps(
+    integration: Integration, now: datetime, state: GapState, capacity: int | None = None
+) -> GapPlan:
+    """The range runs to request now, newest first: at most `capacity` (default: up to the
+    integration's bound on runs in flight)."""
     end = horizon(integration, now)
     expected = normalize([(integration.history_start, end)])
     missing = {
@@ -146,7 +149,8 @@ def plan_gaps(integration: Integration, now: datetime, state: GapState) -> GapPl
     todo = {key: subtract(windows, state.busy) for key, windows in missing.items()}
     first_loaded = {key: (a.loaded[0][0] if a.loaded else end) for key, a in state.assets.items()}
     everything = union(*todo.values())
-    capacity = max(integration.max_runs_in_flight - state.runs_in_flight, 0)
+    if capacity is None:
+        capacity = max(integration.max_runs_in_flight - state.runs_in_flight, 0)
 
     requests: list[GapRequest] = []
     for chunk in chunks(everything, integration.max_partitions_per_run):
