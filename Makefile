@@ -5,6 +5,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export WFM_HOME ?= $(CURDIR)
+# Write a range run's per-partition events in batches (README: "Event log cost"); must be set
+# in every Dagster process (webserver, daemon, run workers), so it is exported here.
+export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 
 .PHONY: setup demo dev test lint format bench clean
 

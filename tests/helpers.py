@@ -8,13 +8,22 @@ from datetime import datetime
 from unittest import mock
 
 import dagster as dg
+import yaml
+from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.remote_representation.external import RemoteRepository
 from dagster._core.remote_representation.external_data import RepositorySnap
 from dagster._core.remote_representation.handle import RepositoryHandle
-from dagster._core.test_utils import create_run_for_test, freeze_time
+from dagster._core.test_utils import (
+    InProcessTestWorkspaceLoadTarget,
+    create_run_for_test,
+    create_test_daemon_workspace_context,
+    freeze_time,
+)
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.workspace.context import WorkspaceProcessContext
 
 from etl.cli import QUIET, run_import
-from etl.config import Integration, Settings
+from etl.config import PROJECT_ROOT, Integration, Settings
 from etl.definitions import build_definitions
 from etl.partitions import HOUR, hour_of
 from etl.schedules.gaps import sensor_name
@@ -158,3 +167,36 @@ def windows_of(requests) -> list[tuple[datetime, datetime]]:
         )
         for r in requests
     ]
+
+
+# -- a code location as the daemon loads it ------------------------------------------------------
+def configure_env(settings: Settings, monkeypatch, *integrations: dict) -> None:
+    """Write the integrations file and point the environment at it, as a deployment does."""
+    settings.integrations_path.write_text(yaml.safe_dump({"integrations": list(integrations)}))
+    monkeypatch.setenv("WFM_INTEGRATIONS", str(settings.integrations_path))
+    monkeypatch.setenv("WFM_WAREHOUSE_DIR", str(settings.warehouse_dir))
+    monkeypatch.setenv("WFM_MAPPINGS_DIR", str(settings.mappings_dir))
+
+
+@contextmanager
+def daemon_workspace(instance: dg.DagsterInstance) -> Iterator[WorkspaceProcessContext]:
+    """The project's code location (`etl.definitions:defs`), loaded as the daemon loads it."""
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(
+            module_name="etl.definitions", attribute="defs", working_directory=str(PROJECT_ROOT)
+        ),
+        location_name="wfm_etl",
+    )
+    target = InProcessTestWorkspaceLoadTarget(origin)
+    with create_test_daemon_workspace_context(target, instance) as workspace:
+        yield workspace
+
+
+@contextmanager
+def queued_instance(home) -> Iterator[dg.DagsterInstance]:
+    """An instance whose run coordinator queues runs, as a deployment with the daemon does:
+    requested runs wait in the queue (and show as in flight) until the daemon starts them."""
+    home.mkdir(exist_ok=True)
+    queued = {"run_coordinator": {"module": "dagster", "class": "QueuedRunCoordinator"}}
+    with dg.instance_for_test(temp_dir=str(home), overrides=queued) as instance:
+        yield instance

@@ -7,22 +7,22 @@ from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
-import yaml
 from dagster._core.execution.backfill import PartitionBackfill
-from dagster._core.remote_origin import InProcessCodeLocationOrigin
-from dagster._core.test_utils import (
-    InProcessTestWorkspaceLoadTarget,
-    create_test_daemon_workspace_context,
-)
-from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._daemon.backfill import execute_backfill_iteration
 
 from etl import cli
 from etl.backfills import fill_gaps, import_in_chunks
-from etl.config import PROJECT_ROOT
 from etl.partitions import HOUR, key_of
 from tests.conftest import make_integration
-from tests.helpers import GapSensorDriver, definitions, fixed_clock, windows_of
+from tests.helpers import (
+    GapSensorDriver,
+    configure_env,
+    daemon_workspace,
+    definitions,
+    fixed_clock,
+    queued_instance,
+    windows_of,
+)
 
 
 def at(day: int, hour: int = 0, month: int = 11) -> datetime:
@@ -43,53 +43,36 @@ CONFIG = {
 
 @pytest.fixture
 def configured(settings, monkeypatch):
-    """The integrations file and environment a code location loads from."""
-    settings.integrations_path.write_text(yaml.safe_dump({"integrations": [CONFIG]}))
-    monkeypatch.setenv("WFM_INTEGRATIONS", str(settings.integrations_path))
-    monkeypatch.setenv("WFM_WAREHOUSE_DIR", str(settings.warehouse_dir))
-    monkeypatch.setenv("WFM_MAPPINGS_DIR", str(settings.mappings_dir))
+    configure_env(settings, monkeypatch, CONFIG)
     return settings
 
 
 def test_asset_page_backfill_runs_as_range_runs(configured, tmp_path):
     """A backfill of 72 hours from the asset page becomes three range runs of 24 hours (the
     backfill policy's chunk), never 72 single-partition runs; the gap sensor waits for it."""
-    home = tmp_path / "home"
-    home.mkdir()
-    queued = {"run_coordinator": {"module": "dagster", "class": "QueuedRunCoordinator"}}
-    with dg.instance_for_test(temp_dir=str(home), overrides=queued) as instance:
-        origin = InProcessCodeLocationOrigin(
-            LoadableTargetOrigin(
-                module_name="etl.definitions",
-                attribute="defs",
-                working_directory=str(PROJECT_ROOT),
-            ),
-            location_name="wfm_etl",
+    with queued_instance(tmp_path / "home") as instance, daemon_workspace(instance) as workspace:
+        key = dg.AssetKey(["backfilled", "contacts"])
+        keys = [key_of(at(31, 0, month=10) + n * HOUR) for n in range(72)]
+        backfill = PartitionBackfill.from_asset_partitions(
+            backfill_id="pagefill",
+            asset_graph=workspace.create_request_context().asset_graph,
+            partition_names=keys,
+            asset_selection=[key],
+            backfill_timestamp=time.time(),
+            tags={},
+            dynamic_partitions_store=instance,
+            all_partitions=False,
+            title=None,
+            description=None,
+            run_config=None,
         )
-        target = InProcessTestWorkspaceLoadTarget(origin)
-        with create_test_daemon_workspace_context(target, instance) as workspace:
-            key = dg.AssetKey(["backfilled", "contacts"])
-            keys = [key_of(at(31, 0, month=10) + n * HOUR) for n in range(72)]
-            backfill = PartitionBackfill.from_asset_partitions(
-                backfill_id="pagefill",
-                asset_graph=workspace.create_request_context().asset_graph,
-                partition_names=keys,
-                asset_selection=[key],
-                backfill_timestamp=time.time(),
-                tags={},
-                dynamic_partitions_store=instance,
-                all_partitions=False,
-                title=None,
-                description=None,
-                run_config=None,
-            )
-            instance.add_backfill(backfill)
-            list(execute_backfill_iteration(workspace, logging.getLogger("test")))
-            runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": "pagefill"}))
+        instance.add_backfill(backfill)
+        list(execute_backfill_iteration(workspace, logging.getLogger("test")))
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": "pagefill"}))
 
-            defs = definitions(configured, make_integration(**CONFIG))
-            integration = make_integration(**CONFIG)
-            waiting = GapSensorDriver(defs, instance, integration).tick(at(3, 10))
+        defs = definitions(configured, make_integration(**CONFIG))
+        integration = make_integration(**CONFIG)
+        waiting = GapSensorDriver(defs, instance, integration).tick(at(3, 10))
 
     assert sorted(windows_of(runs)) == [
         (at(31, 0, month=10), at(1, 0)),
@@ -144,6 +127,7 @@ def test_fill_gaps_by_hand_imports_what_the_sensor_would(settings, warehouse, in
 
 def test_cli_import_and_fill_gaps(configured, warehouse, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    monkeypatch.setenv("DAGSTER_EVENT_BATCH_SIZE", "1000")  # the CLI sets it; keep it local
     code = cli.main(["import", "backfilled", "2026-11-01T00:00", "2026-11-02T12:00"])
     out = capsys.readouterr().out
     assert code == 0, out

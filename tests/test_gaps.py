@@ -1,12 +1,15 @@
 """The gap sensor on a real Dagster instance with fixed clocks: pause and resume, failed runs,
 hours imported before they ended, history import, and the flood guards."""
 
+import logging
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 import dagster as dg
 import pytest
+from dagster._core.scheduler.instigation import TickStatus
+from dagster._daemon.sensor import execute_sensor_iteration
 
 from etl.assets.coverage import coverage_of
 from etl.partitions import HOUR, key_of
@@ -25,10 +28,13 @@ from etl.schedules.ticks import schedule_name
 from tests.conftest import make_integration
 from tests.helpers import (
     GapSensorDriver,
+    configure_env,
+    daemon_workspace,
     definitions,
     fixed_clock,
     import_range,
     queue_run,
+    queued_instance,
     scheduled_tick,
     start_schedule,
     stop_schedule,
@@ -313,3 +319,52 @@ def test_plan_ignores_open_hours_until_the_event_cursor_caught_up():
     assert [r.window for r in caught_up.requests] == [(at(2, 10), at(2, 11))]
     behind = GapState({"sim15/contacts": loaded}, open_known=False)
     assert plan_gaps(integration, at(3, 10, 5), behind).requests == []
+
+
+# -- the sensor as the daemon runs it -----------------------------------------------------------
+DAEMON_CONFIG = {
+    "id": "daemon15",
+    "vendor": "simulator",
+    "delivery": "cloud",
+    "interval_minutes": 15,
+    "timezone": "Europe/Berlin",
+    "history_start": "2026-11-20",
+    "source": {"seed": 3, "queues": 2},
+}
+
+
+def sensor_iteration(workspace) -> None:
+    list(execute_sensor_iteration(workspace, logging.getLogger("test"), None, None))
+
+
+def test_daemon_runs_the_sensor_and_honours_the_ui_toggle(settings, monkeypatch, tmp_path):
+    """The sensor daemon evaluates the gap sensor from the code location: it queues the
+    history run; once the schedule is stopped in the UI, the next tick only skips."""
+    configure_env(settings, monkeypatch, DAEMON_CONFIG)
+    with queued_instance(tmp_path / "home") as instance, daemon_workspace(instance) as workspace:
+        with fixed_clock(at(21, 10, 20)):
+            sensor_iteration(workspace)
+        history = instance.get_runs(filters=dg.RunsFilter(tags={"wfm/integration": "daemon15"}))
+        assert windows_of(history) == [(at(20, 0), at(21, 8))]
+        assert history[0].status == dg.DagsterRunStatus.QUEUED
+        assert history[0].tags["wfm/trigger"] == HISTORY_TRIGGER
+
+        repository = next(
+            iter(
+                workspace.create_request_context()
+                .get_code_location("wfm_etl")
+                .get_repositories()
+                .values()
+            )
+        )
+        schedule = repository.get_schedule(schedule_name(make_integration(**DAEMON_CONFIG)))
+        instance.stop_schedule(schedule.get_remote_origin_id(), schedule.selector_id, schedule)
+        instance.report_run_canceled(history[0])  # nothing in flight any more
+        with fixed_clock(at(21, 10, 30)):
+            sensor_iteration(workspace)
+        sensor = repository.get_sensor("daemon15_gap_sensor")
+        ticks = instance.get_ticks(sensor.get_remote_origin_id(), sensor.selector_id)
+        assert ticks[0].status == TickStatus.SKIPPED
+        assert "paused" in ticks[0].skip_reason
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={"wfm/integration": "daemon15"}))
+        assert len(runs) == 1
