@@ -28,7 +28,7 @@ def import_job_name(integration: Integration) -> str:
 
 
 def integration_definitions(integration: Integration) -> dg.Definitions:
-    """Assets, job, schedule and source of one integration: one Definitions piece each."""
+    """Assets, coverage checks, job, schedule, gap sensor and source of one integration."""
     kinds = [FACT_KINDS[name] for name in integration.data if name in FACT_KINDS]
     assets = [build_fact_asset(integration, kind) for kind in kinds]
     job = dg.define_asset_job(
