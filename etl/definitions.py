@@ -5,6 +5,8 @@ Nothing is read at import time; Dagster calls `defs()` when it loads the code lo
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import dagster as dg
 
 from etl.assets.contacts import CONTACTS_KIND
@@ -13,7 +15,7 @@ from etl.assets.facts import FactKind, asset_key, build_fact_asset, source_key
 from etl.assets.mappings import MAPPING_ASSETS, MappingFiles
 from etl.config import Integration, Settings, load_integrations
 from etl.partitions import hourly_partitions
-from etl.resources.sources import build_source
+from etl.resources.sources import SourceResource, build_source
 from etl.resources.warehouse import Warehouse
 from etl.schedules.gaps import build_gap_sensor
 from etl.schedules.mapping_sensor import build_mapping_sensor
@@ -27,7 +29,9 @@ def import_job_name(integration: Integration) -> str:
     return f"{integration.id}_import"
 
 
-def integration_definitions(integration: Integration) -> dg.Definitions:
+def integration_definitions(
+    integration: Integration, source: SourceResource | None = None
+) -> dg.Definitions:
     """Assets, coverage checks, job, schedule, gap sensor and source of one integration."""
     kinds = [FACT_KINDS[name] for name in integration.data if name in FACT_KINDS]
     assets = [build_fact_asset(integration, kind) for kind in kinds]
@@ -46,29 +50,38 @@ def integration_definitions(integration: Integration) -> dg.Definitions:
         jobs=[job],
         schedules=[build_schedule(integration, job)],
         sensors=[build_gap_sensor(integration, job, keys, hourly_partitions(integration))],
-        resources={source_key(integration): build_source(integration)},
+        resources={source_key(integration): source or build_source(integration)},
     )
 
 
 def build_definitions(
-    settings: Settings, integrations: list[Integration] | None = None
+    settings: Settings,
+    integrations: list[Integration] | None = None,
+    resources: Mapping[str, dg.ConfigurableResource] | None = None,
 ) -> dg.Definitions:
-    """Everything, from `settings` (and the integrations, loaded from its file by default)."""
+    """Everything, from `settings` (and the integrations, loaded from its file by default).
+
+    `resources` replaces built resources by key, e.g. a source with a fake for a test.
+    """
     if integrations is None:
         integrations = load_integrations(settings.integrations_path)
     mappings_job = dg.define_asset_job(
         MAPPINGS_JOB, selection=dg.AssetSelection.assets(*MAPPING_ASSETS)
     )
+    resources = dict(resources or {})
     shared = dg.Definitions(
         assets=MAPPING_ASSETS,
         jobs=[mappings_job],
         sensors=[build_mapping_sensor(settings.mappings_dir, mappings_job)],
         resources={
-            "warehouse": Warehouse(root=str(settings.warehouse_dir)),
-            "mapping_files": MappingFiles(directory=str(settings.mappings_dir)),
+            "warehouse": resources.pop("warehouse", Warehouse(root=str(settings.warehouse_dir))),
+            "mapping_files": resources.pop(
+                "mapping_files", MappingFiles(directory=str(settings.mappings_dir))
+            ),
         },
     )
-    return dg.Definitions.merge(shared, *(integration_definitions(i) for i in integrations))
+    pieces = [integration_definitions(i, resources.get(source_key(i))) for i in integrations]
+    return dg.Definitions.merge(shared, *pieces)
 
 
 @dg.definitions

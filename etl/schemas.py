@@ -13,6 +13,7 @@ from functools import cache
 import pandas as pd
 import pandera.pandas as pa
 
+STRING = pd.StringDtype("pyarrow")  # vectorised checks; object strings are checked per element
 CHANNELS = ("calls", "chats", "emails", "tickets", "social", "documents")
 INTERVALS = (15, 30, 60)
 
@@ -68,11 +69,15 @@ def _on_grid(interval_minutes: int, timezone: str):
 
 
 def _count(nullable: bool = False) -> pa.Column:
-    return pa.Column("int64", pa.Check.ge(0), nullable=nullable)
+    return pa.Column("int64", pa.Check.ge(0, error=">= 0"), nullable=nullable)
 
 
 def _seconds(nullable: bool = False) -> pa.Column:
-    return pa.Column("float64", [pa.Check.ge(0), pa.Check.lt(float("inf"))], nullable=nullable)
+    return pa.Column(
+        "float64",
+        [pa.Check.ge(0, error=">= 0"), pa.Check.lt(float("inf"), error="finite")],
+        nullable=nullable,
+    )
 
 
 @cache
@@ -86,13 +91,24 @@ def contact_schema(interval_minutes: int = 15, timezone: str = "UTC") -> pa.Data
     return pa.DataFrameSchema(
         name="contact_intervals",
         columns={
-            "integration_id": pa.Column(str, pa.Check.str_length(min_value=1)),
-            "external_queue_id": pa.Column(str, pa.Check.str_length(min_value=1)),
-            "channel": pa.Column(str, pa.Check.isin(CHANNELS)),
+            "integration_id": pa.Column(
+                STRING, pa.Check.str_length(min_value=1, error="not empty")
+            ),
+            "external_queue_id": pa.Column(
+                STRING, pa.Check.str_length(min_value=1, error="not empty")
+            ),
+            "channel": pa.Column(
+                STRING, pa.Check.isin(CHANNELS, error=f"one of {', '.join(CHANNELS)}")
+            ),
             "interval_start": pa.Column(
                 "datetime64[ns, UTC]", _on_grid(interval_minutes, timezone)
             ),
-            "interval_minutes": pa.Column("int64", pa.Check.isin([interval_minutes])),
+            "interval_minutes": pa.Column(
+                "int64",
+                pa.Check.isin(
+                    [interval_minutes], error=f"the integration's interval ({interval_minutes})"
+                ),
+            ),
             "offered": _count(),
             "answered": _count(),
             "abandoned": _count(),
@@ -139,9 +155,9 @@ def rules_of(schema: pa.DataFrameSchema) -> list[str]:
 QUEUE_MAPPINGS_SCHEMA = pa.DataFrameSchema(
     name="queue_mappings",
     columns={
-        "integration_id": pa.Column(str, pa.Check.str_length(min_value=1)),
-        "external_queue_id": pa.Column(str, pa.Check.str_length(min_value=1)),
-        "destination_queue": pa.Column(str, pa.Check.str_length(min_value=1)),
+        "integration_id": pa.Column(str, pa.Check.str_length(min_value=1, error="not empty")),
+        "external_queue_id": pa.Column(str, pa.Check.str_length(min_value=1, error="not empty")),
+        "destination_queue": pa.Column(str, pa.Check.str_length(min_value=1, error="not empty")),
     },
     unique=["integration_id", "external_queue_id"],
     strict=True,
@@ -150,8 +166,8 @@ QUEUE_MAPPINGS_SCHEMA = pa.DataFrameSchema(
 WORKLOADS_SCHEMA = pa.DataFrameSchema(
     name="workloads",
     columns={
-        "workload": pa.Column(str, pa.Check.str_length(min_value=1)),
-        "destination_queue": pa.Column(str, pa.Check.str_length(min_value=1)),
+        "workload": pa.Column(str, pa.Check.str_length(min_value=1, error="not empty")),
+        "destination_queue": pa.Column(str, pa.Check.str_length(min_value=1, error="not empty")),
     },
     unique=["workload", "destination_queue"],
     strict=True,

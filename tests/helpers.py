@@ -32,18 +32,7 @@ from etl.schedules.ticks import schedule_name
 
 def definitions(settings: Settings, *integrations: Integration, **resources) -> dg.Definitions:
     """Definitions for these integrations; extra resources replace the built ones (fakes)."""
-    defs = build_definitions(settings, list(integrations))
-    if not resources:
-        return defs
-    # Definitions.merge refuses two different resources under one key: rebuild instead.
-    return dg.Definitions(
-        assets=defs.assets,
-        asset_checks=defs.asset_checks,
-        jobs=defs.jobs,
-        schedules=defs.schedules,
-        sensors=defs.sensors,
-        resources={**(defs.resources or {}), **resources},
-    )
+    return build_definitions(settings, list(integrations), resources)
 
 
 def import_range(

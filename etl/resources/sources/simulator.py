@@ -177,12 +177,12 @@ class SimulatorSource(SourceResource):
                 ),
             }
         )
-        frame["source_ref"] = [
-            f"simulator {q} {t:%Y-%m-%dT%H:%M}Z"
-            for q, t in zip(frame["external_queue_id"], frame["interval_start"], strict=True)
-        ]
         frame = self._corrupt(frame, _uniform(base, 8))
-        return Extract(frame, description=f"simulator seed {self.settings.seed}")
+        return Extract(
+            frame,
+            description=f"simulator (seed {self.settings.seed}) "
+            f"{start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M} UTC",
+        )
 
     def _corrupt(self, frame: pd.DataFrame, draw: np.ndarray) -> pd.DataFrame:
         """Deliberately bad rows (`bad_rows_per_day`), so the quarantine has something to

@@ -1,0 +1,165 @@
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from etl.assets.contacts import CONTACTS_KIND
+from etl.assets.facts import build_fact_asset, source_key
+from etl.resources.sources import build_source
+from etl.resources.sources.base import Extract
+from etl.resources.sources.simulator import SimulatorSource
+from tests.conftest import make_integration
+from tests.helpers import definitions, import_range
+
+START = datetime(2026, 11, 16, tzinfo=UTC)
+END = START + timedelta(hours=48)
+
+
+def stored(warehouse) -> pd.DataFrame:
+    return warehouse.query(
+        "SELECT * EXCLUDE (interval_start), interval_start FROM contact_intervals "
+        "ORDER BY external_queue_id, channel, interval_start"
+    )
+
+
+def test_one_partition_through_materialize(settings, warehouse, instance):
+    integration = make_integration()
+    asset = build_fact_asset(integration, CONTACTS_KIND)
+    result = dg.materialize(
+        [asset],
+        partition_key="2026-11-16-09:00",
+        instance=instance,
+        resources={source_key(integration): build_source(integration), "warehouse": warehouse},
+    )
+    assert result.success
+    rows = stored(warehouse)
+    assert len(rows) == 3 * 4
+    assert sorted(rows["interval_start"].dt.minute.unique()) == [0, 15, 30, 45]
+    [event] = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert metadata["rows_written"].value == 12
+    assert metadata["complete"].value is True
+    check = result.get_asset_check_evaluations()[0]
+    assert check.passed
+
+
+def test_48_hour_range_in_one_run_matches_simulator(settings, warehouse, instance):
+    integration = make_integration()
+    defs = definitions(settings, integration)
+    result = import_range(defs, instance, integration.id, START, END)
+    assert result.success
+    runs = instance.get_run_records()
+    assert len(runs) == 1
+    expected = build_source(integration).contacts(START, END).frame
+    rows = stored(warehouse)
+    assert len(rows) == len(expected) == 3 * 48 * 4
+    per_queue = rows.groupby(["external_queue_id", "channel"])[["offered", "handle_time_s"]].sum()
+    want = expected.groupby(["external_queue_id", "channel"])[["offered", "handle_time_s"]].sum()
+    pd.testing.assert_frame_equal(per_queue, want, check_dtype=False)
+    hours = rows["interval_start"].dt.floor("h").value_counts()
+    assert len(hours) == 48
+    assert (hours == 3 * 4).all()
+    keys = instance.get_materialized_partitions(dg.AssetKey([integration.id, "contacts"]))
+    assert len(keys) == 48
+
+
+def test_reimport_three_times_is_identical(settings, warehouse, instance):
+    integration = make_integration()
+    defs = definitions(settings, integration)
+    import_range(defs, instance, integration.id, START, END)
+    first = stored(warehouse)
+    for _ in range(3):
+        assert import_range(defs, instance, integration.id, START, END).success
+    again = stored(warehouse)
+    pd.testing.assert_frame_equal(first, again)
+    dupes = warehouse.query(
+        "SELECT count(*) AS n FROM (SELECT integration_id, external_queue_id, channel, "
+        "interval_start FROM contact_intervals GROUP BY ALL HAVING count(*) > 1)"
+    )
+    assert dupes["n"][0] == 0
+
+
+class HandfulOfBadRows(SimulatorSource):
+    """The simulator, with a few rows broken the way real exports break."""
+
+    broken: int = 4
+
+    def contacts(self, start, end) -> Extract:
+        extract = super().contacts(start, end)
+        frame = extract.frame.copy()
+        frame.loc[0, "answered"] = frame.loc[0, "offered"] + 5
+        frame.loc[1, "channel"] = "pigeon"
+        frame.loc[2, "handle_time_s"] = -1.0
+        frame = pd.concat([frame, frame.iloc[[3]]], ignore_index=True)
+        frame = frame.head(len(frame) if self.broken else 0)
+        return Extract(frame, description="broken simulator")
+
+
+def test_bad_rows_quarantined_good_rows_loaded(settings, warehouse, instance):
+    integration = make_integration(max_rejected_share=0.5)
+    source = HandfulOfBadRows.from_integration(integration)
+    defs = definitions(settings, integration, **{source_key(integration): source})
+    result = import_range(defs, instance, integration.id, START, START + timedelta(hours=24))
+    assert result.success
+    assert len(stored(warehouse)) == 3 * 96 - 3
+    rejected = warehouse.query("SELECT * FROM rejected_rows ORDER BY source_ref")
+    assert len(rejected) == 4
+    all_rules = sorted(r for rules in rejected["rules"] for r in rules)
+    assert "answered <= offered" in all_rules
+    assert "channel: one of calls, chats, emails, tickets, social, documents" in all_rules
+    assert "handle_time_s: >= 0" in all_rules
+    assert any(r.startswith("duplicate_row") for r in all_rules)
+    assert set(rejected["run_id"]) == {result.run_id}
+    assert set(rejected["source_ref"]) == {
+        "broken simulator, row 1",
+        "broken simulator, row 2",
+        "broken simulator, row 3",
+        "broken simulator, row 289",
+    }
+    checks = result.get_asset_check_evaluations()
+    assert not checks[0].passed
+    assert checks[0].metadata["rows_rejected"].value == 4
+    # Re-importing replaces the quarantine too: still four rows, not eight.
+    import_range(defs, instance, integration.id, START, START + timedelta(hours=24))
+    assert warehouse.query("SELECT count(*) AS n FROM rejected_rows")["n"][0] == 4
+
+
+def test_rejected_share_over_threshold_fails_with_message(settings, warehouse, instance):
+    integration = make_integration(max_rejected_share=0.05)
+    source = HandfulOfBadRows.from_integration(integration)
+    defs = definitions(settings, integration, **{source_key(integration): source})
+    hour = datetime(2026, 11, 16, 0, tzinfo=UTC)
+    result = import_range(defs, instance, integration.id, hour, hour + timedelta(hours=1))
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.event_specific_data.error.message
+    assert "integration 'sim15'" in message
+    assert "partition(s) 2026-11-16-00:00 (4 of 13 rows)" in message
+    assert "answered <= offered x1" in message
+    assert len(stored(warehouse)) == 0
+    assert warehouse.query("SELECT count(*) AS n FROM rejected_rows")["n"][0] == 4
+
+
+def test_source_failure_names_integration(settings, warehouse, instance):
+    class Down(SimulatorSource):
+        def contacts(self, start, end):
+            raise ConnectionError("acd unreachable")
+
+    integration = make_integration()
+    defs = definitions(
+        settings, integration, **{source_key(integration): Down.from_integration(integration)}
+    )
+    result = import_range(defs, instance, integration.id, START, START + timedelta(hours=1))
+    assert not result.success
+    assert instance.get_materialized_partitions(dg.AssetKey([integration.id, "contacts"])) == set()
+
+
+@pytest.mark.parametrize("interval", [15, 30, 60])
+def test_every_interval_present_for_each_cadence(settings, warehouse, instance, interval):
+    integration = make_integration(interval_minutes=interval, timezone="Asia/Kolkata")
+    defs = definitions(settings, integration)
+    assert import_range(defs, instance, integration.id, START, START + timedelta(hours=6)).success
+    rows = stored(warehouse)
+    assert len(rows) == 3 * 6 * 60 // interval
+    assert set(rows["interval_minutes"]) == {interval}

@@ -1,0 +1,127 @@
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+
+from etl.schemas import CONTACTS, contact_schema
+from etl.validation import CONFLICT_RULE, DUPLICATE_RULE, SourceDataError, validate
+
+START, END = datetime(2026, 11, 17, 9, tzinfo=UTC), datetime(2026, 11, 17, 10, tzinfo=UTC)
+
+
+def row(**change) -> dict:
+    base = {
+        "external_queue_id": "q1",
+        "channel": "calls",
+        "interval_start": "2026-11-17T09:00:00Z",
+        "interval_minutes": 15,
+        "offered": 10,
+        "answered": 8,
+        "abandoned": 2,
+        "handle_time_s": 2400.0,
+    }
+    return {**base, **change}
+
+
+def run(rows: list[dict], **kwargs):
+    frame = pd.DataFrame(rows)
+    frame["source_ref"] = [f"file.csv:{i + 2}" for i in range(len(frame))]
+    return validate(
+        frame,
+        spec=CONTACTS,
+        schema=contact_schema(15, "Europe/Berlin"),
+        integration_id="sim",
+        start=START,
+        end=END,
+        run_id="r1",
+        **kwargs,
+    )
+
+
+def rules_by_ref(result) -> dict[str, list[str]]:
+    return dict(zip(result.rejected["source_ref"], result.rejected["rules"], strict=True))
+
+
+def test_good_rows_are_typed_and_kept():
+    result = run([row(), row(external_queue_id="q2", offered="12", answered="7")])
+    assert result.rejected.empty
+    assert list(result.good["offered"]) == [10, 12]
+    assert str(result.good["interval_start"].dtype) == "datetime64[ns, UTC]"
+    assert (result.good["integration_id"] == "sim").all()
+
+
+def test_each_broken_rule_is_named_per_row():
+    result = run(
+        [
+            row(),
+            row(external_queue_id="a", answered=11),
+            row(external_queue_id="b", offered=-1, answered=0, abandoned=0),
+            row(external_queue_id="c", channel="fax"),
+            row(external_queue_id="d", interval_start="2026-11-17T09:07:00Z"),
+            row(external_queue_id="e", offered="ten"),
+            row(external_queue_id="f", interval_start="2026-11-17T11:00:00Z"),
+            row(external_queue_id="g", abandoned=3),
+            row(external_queue_id="h", interval_start=None),
+            row(external_queue_id="i", offered=10.5),
+        ]
+    )
+    assert len(result.good) == 1
+    rules = rules_by_ref(result)
+    assert set(rules["file.csv:3"]) == {"answered <= offered", "abandoned <= offered - answered"}
+    assert "offered: >= 0" in rules["file.csv:4"]
+    assert rules["file.csv:5"] == [
+        "channel: one of calls, chats, emails, tickets, social, documents"
+    ]
+    assert rules["file.csv:6"] == ["interval_start: on the 15-minute local grid"]
+    assert rules["file.csv:7"] == ["offered: not a number"]
+    assert rules["file.csv:8"] == ["interval_start: outside the imported window"]
+    assert rules["file.csv:9"] == ["abandoned <= offered - answered"]
+    assert rules["file.csv:10"] == ["interval_start: not null"]
+    assert rules["file.csv:11"] == ["offered: not a whole number"]
+    rejected = result.rejected.set_index("source_ref")
+    assert '"offered": "ten"' in rejected.loc["file.csv:7", "row_json"]
+    assert set(result.rejected["partition_key"]) == {"2026-11-17-09:00"}
+    assert (result.rejected["run_id"] == "r1").all()
+
+
+def test_exact_duplicate_kept_once_conflicts_all_rejected():
+    result = run(
+        [row(), row(), row(), row(external_queue_id="q2"), row(external_queue_id="q2", offered=11)]
+    )
+    assert len(result.good) == 1
+    assert result.good.loc[0, "external_queue_id"] == "q1"
+    rules = rules_by_ref(result)
+    assert rules["file.csv:3"] == rules["file.csv:4"] == [DUPLICATE_RULE]
+    conflict = CONFLICT_RULE.format(key="sim/q2/calls/2026-11-17 09:00:00+00:00")
+    assert rules["file.csv:5"] == rules["file.csv:6"] == [conflict]
+    assert result.received == 5
+
+
+def test_missing_column_fails_the_whole_frame():
+    frame = pd.DataFrame([row()]).drop(columns=["handle_time_s"])
+    with pytest.raises(SourceDataError, match=r"integration 'sim'.*no column\(s\) handle_time_s"):
+        validate(
+            frame,
+            spec=CONTACTS,
+            schema=contact_schema(15, "Europe/Berlin"),
+            integration_id="sim",
+            start=START,
+            end=END,
+            run_id="r1",
+        )
+
+
+def test_empty_delivery_is_typed():
+    frame = pd.DataFrame({c: [] for c in row()}, dtype=object)
+    result = validate(
+        frame,
+        spec=CONTACTS,
+        schema=contact_schema(15, "Europe/Berlin"),
+        integration_id="sim",
+        start=START,
+        end=END,
+        run_id="r1",
+    )
+    assert result.received == 0
+    assert str(result.good["interval_start"].dtype) == "datetime64[ns, UTC]"
+    assert result.good.empty
