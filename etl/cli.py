@@ -1,4 +1,4 @@
-"""Command line: `wfm-etl demo`, `wfm-etl import`, `wfm-etl summary`, `wfm-etl init-home`.
+"""Command line: `wfm-etl demo|import|fill-gaps|summary|init-home`.
 
 Imports go through Dagster (the integration's job, range runs, the project's instance), so
 what the CLI does shows in the UI like any scheduled run.
@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from dagster._utils.warnings import BetaWarning, PreviewWarning
 
+from etl.backfills import QUIET, fill_gaps, import_in_chunks
 from etl.config import ConfigError, Settings, load_integrations
 from etl.definitions import MAPPINGS_JOB, build_definitions
 from etl.demo_sources import DEMO_DB_ENV, demo_db_url, prepare_demo_sources
@@ -30,7 +31,6 @@ EXAMPLE_QUERY = (
     "FROM queue_days WHERE day_local = (SELECT max(day_local) - 1 FROM queue_days)\n"
     "ORDER BY offered DESC LIMIT 10;"
 )
-QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _parse_time(text: str) -> datetime:
@@ -126,15 +126,55 @@ def demo(args: argparse.Namespace) -> int:
     return 1 if failed or not mappings.success else 0
 
 
-def import_command(args: argparse.Namespace) -> int:
-    prepare_dagster_home()
-    defs = build_definitions(Settings.from_env())
-    with dg.DagsterInstance.get() as instance:
-        result = run_import(
-            defs, instance, args.integration, _parse_time(args.start), _parse_time(args.end)
+def _integration(settings: Settings, integration_id: str):
+    integrations = {i.id: i for i in load_integrations(settings.integrations_path)}
+    if integration_id not in integrations:
+        known = ", ".join(sorted(integrations)) or "none"
+        raise ConfigError(f"no integration {integration_id!r} in the config (known: {known})")
+    return integrations[integration_id], build_definitions(settings, list(integrations.values()))
+
+
+def _print_runs(runs) -> None:
+    for run in runs:
+        start, end = run.window
+        print(
+            f"run {run.run_id}: {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC "
+            f"({int((end - start) / HOUR)} hours): {'ok' if run.success else 'FAILED'}"
         )
-    print(f"run {result.run_id}: {'ok' if result.success else 'FAILED'}")
-    return 0 if result.success else 1
+
+
+def import_command(args: argparse.Namespace) -> int:
+    """Re-import [start, end) as range runs, one per month and backfill chunk, newest first."""
+    prepare_dagster_home()
+    integration, defs = _integration(Settings.from_env(), args.integration)
+    with dg.DagsterInstance.get() as instance:
+        runs = import_in_chunks(
+            defs, instance, integration, _parse_time(args.start), _parse_time(args.end)
+        )
+    _print_runs(runs)
+    return 0 if all(run.success for run in runs) else 1
+
+
+def fill_gaps_command(args: argparse.Namespace) -> int:
+    """What the gap sensor does, by hand: import every missing, failed or incomplete hour."""
+    prepare_dagster_home()
+    integration, defs = _integration(Settings.from_env(), args.integration)
+    if integration.paused:
+        print(f"note: {integration.id} is paused in the config; importing anyway, as asked")
+    with dg.DagsterInstance.get() as instance:
+        plan, runs = fill_gaps(defs, instance, integration, datetime.now(UTC), args.dry_run)
+    print(
+        f"{integration.id}: {plan.missing_hours} of {plan.expected_hours} hours before "
+        f"{plan.horizon:%Y-%m-%d %H:%M} UTC to import ({plan.busy_hours} queued or running), "
+        f"in {len(plan.requests)} range run(s)"
+    )
+    if args.dry_run:
+        for request in plan.requests:
+            start, end = request.window
+            print(f"  {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC ({request.trigger})")
+        return 0
+    _print_runs(runs)
+    return 0 if all(run.success for run in runs) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,10 +182,17 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo_parser = sub.add_parser("demo", help="import the last two days of the demo integrations")
     demo_parser.add_argument("--hours", type=int, default=48)
-    imp = sub.add_parser("import", help="re-import one integration's hours [start, end)")
+    imp = sub.add_parser(
+        "import", help="re-import one integration's hours [start, end) as range runs"
+    )
     imp.add_argument("integration")
     imp.add_argument("start", help="UTC, e.g. 2026-11-20T00:00")
     imp.add_argument("end", help="UTC, exclusive")
+    gaps = sub.add_parser(
+        "fill-gaps", help="import every hour the gap sensor would (missing, failed, incomplete)"
+    )
+    gaps.add_argument("integration")
+    gaps.add_argument("--dry-run", action="store_true", help="only list the range runs")
     sub.add_parser("summary", help="rows per integration and table")
     sub.add_parser("init-home", help="create DAGSTER_HOME and its dagster.yaml")
     args = parser.parse_args(argv)
@@ -156,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
             return demo(args)
         if args.command == "import":
             return import_command(args)
+        if args.command == "fill-gaps":
+            return fill_gaps_command(args)
         if args.command == "summary":
             print(summary(Warehouse(root=str(Settings.from_env().warehouse_dir))))
             return 0

@@ -47,6 +47,7 @@ class Integration(BaseModel):
     status: Literal["active", "paused"] = "active"
     max_rejected_share: float = Field(default=0.05, ge=0.0, le=1.0)
     max_partitions_per_run: int = Field(default=744, ge=1, le=24 * 366)
+    max_runs_in_flight: int = Field(default=2, ge=1, le=50)
     source: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("timezone")

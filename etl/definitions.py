@@ -10,12 +10,14 @@ from collections.abc import Mapping
 import dagster as dg
 
 from etl.assets.contacts import CONTACTS_KIND
+from etl.assets.coverage import build_coverage_check
 from etl.assets.facts import FactKind, asset_key, build_fact_asset, source_key
 from etl.assets.mappings import MAPPING_ASSETS, MappingFiles
 from etl.config import Integration, Settings, load_integrations
 from etl.partitions import hourly_partitions
 from etl.resources.sources import SourceResource, build_source
 from etl.resources.warehouse import Warehouse
+from etl.schedules.gaps import build_gap_sensor
 from etl.schedules.mapping_sensor import build_mapping_sensor
 from etl.schedules.ticks import build_schedule
 
@@ -30,7 +32,7 @@ def import_job_name(integration: Integration) -> str:
 def integration_definitions(
     integration: Integration, source: SourceResource | None = None
 ) -> dg.Definitions:
-    """Assets, job, schedule and source of one integration: one Definitions piece each."""
+    """Assets, coverage checks, job, schedule, gap sensor and source of one integration."""
     kinds = [FACT_KINDS[name] for name in integration.data if name in FACT_KINDS]
     assets = [build_fact_asset(integration, kind) for kind in kinds]
     job = dg.define_asset_job(
@@ -41,10 +43,13 @@ def integration_definitions(
         "(one run per chunk of the backfill policy).",
         tags={"wfm/integration": integration.id},
     )
+    keys = [asset_key(integration, k) for k in kinds]
     return dg.Definitions(
         assets=assets,
+        asset_checks=[build_coverage_check(integration, k) for k in kinds],
         jobs=[job],
         schedules=[build_schedule(integration, job)],
+        sensors=[build_gap_sensor(integration, job, keys, hourly_partitions(integration))],
         resources={source_key(integration): source or build_source(integration)},
     )
 

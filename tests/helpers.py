@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from unittest import mock
 
 import dagster as dg
+import yaml
+from dagster._core.remote_origin import InProcessCodeLocationOrigin
+from dagster._core.remote_representation.external import RemoteRepository
+from dagster._core.remote_representation.external_data import RepositorySnap
+from dagster._core.remote_representation.handle import RepositoryHandle
+from dagster._core.test_utils import (
+    InProcessTestWorkspaceLoadTarget,
+    create_run_for_test,
+    create_test_daemon_workspace_context,
+    freeze_time,
+)
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._core.workspace.context import WorkspaceProcessContext
 
-from etl.cli import run_import
-from etl.config import Integration, Settings
+from etl.cli import QUIET, run_import
+from etl.config import PROJECT_ROOT, Integration, Settings
 from etl.definitions import build_definitions
+from etl.partitions import HOUR, hour_of
+from etl.schedules.gaps import sensor_name
+from etl.schedules.ticks import schedule_name
 
 
 def definitions(settings: Settings, *integrations: Integration, **resources) -> dg.Definitions:
@@ -25,3 +44,148 @@ def import_range(
 ) -> dg.ExecuteInProcessResult:
     """A range run of the integration's job over [start, end), as the schedule would launch."""
     return run_import(defs, instance, integration_id, start, end, trigger="test")
+
+
+# -- fixed clocks, schedules and sensors (the gap-filling tests) --------------------------------
+@contextmanager
+def fixed_clock(moment: datetime) -> Iterator[None]:
+    """Fix the project's clock (imports' `imported_at`, the gap sensor's now) and Dagster's."""
+    with mock.patch("etl.clock.now", return_value=moment), freeze_time(moment):
+        yield
+
+
+def remote_repository(defs: dg.Definitions) -> RemoteRepository:
+    """The definitions as the UI and the daemon see them."""
+    repo = defs.get_repository_def()
+    return RemoteRepository(
+        RepositorySnap.from_def(repo),
+        repository_handle=RepositoryHandle.for_test(
+            location_name="wfm_etl", repository_name=repo.name
+        ),
+        auto_materialize_use_sensors=True,
+    )
+
+
+def remote_schedule(defs: dg.Definitions, name: str):
+    """The schedule as the UI sees it, to toggle its state in the instance like the UI does."""
+    return remote_repository(defs).get_schedule(name)
+
+
+def queue_run(
+    defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str, tags: dict[str, str]
+) -> dg.DagsterRun:
+    """A run waiting in the run queue, as the daemon leaves a requested run until it starts."""
+    origin = remote_repository(defs).get_full_job(job_name).get_remote_origin()
+    return create_run_for_test(
+        instance,
+        job_name=job_name,
+        status=dg.DagsterRunStatus.QUEUED,
+        tags=tags,
+        remote_job_origin=origin,
+    )
+
+
+def stop_schedule(defs: dg.Definitions, instance: dg.DagsterInstance, name: str) -> None:
+    """What the schedule toggle in the UI does when switched off (= pausing the integration)."""
+    schedule = remote_schedule(defs, name)
+    instance.stop_schedule(schedule.get_remote_origin_id(), schedule.selector_id, schedule)
+
+
+def start_schedule(defs: dg.Definitions, instance: dg.DagsterInstance, name: str) -> None:
+    instance.start_schedule(remote_schedule(defs, name))
+
+
+def run_request(
+    defs: dg.Definitions, instance: dg.DagsterInstance, job_name: str, request: dg.RunRequest
+) -> dg.ExecuteInProcessResult:
+    """Execute what a schedule or sensor requested, in process: same job, tags and assets."""
+    return defs.resolve_job_def(job_name).execute_in_process(
+        instance=instance,
+        tags=request.tags,
+        asset_selection=request.asset_selection,
+        run_config=QUIET,
+        raise_on_error=False,
+    )
+
+
+def scheduled_tick(
+    defs: dg.Definitions, instance: dg.DagsterInstance, integration: Integration, when: datetime
+) -> dg.ExecuteInProcessResult | None:
+    """One tick of the integration's schedule at `when`, run in process with the clock at
+    `when`; None when the schedule skipped."""
+    schedule = defs.resolve_schedule_def(schedule_name(integration))
+    with fixed_clock(when):
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
+        request = schedule.evaluate_tick(context).run_requests
+        if not request:
+            return None
+        return run_request(defs, instance, schedule.job_name, request[0])
+
+
+class GapSensorDriver:
+    """Ticks one integration's gap sensor with a fixed clock, keeping its cursor between ticks
+    as the daemon does, and runs what it requested."""
+
+    def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance, integration):
+        self.defs, self.instance, self.integration = defs, instance, integration
+        self.sensor = defs.resolve_sensor_def(sensor_name(integration))
+        self.cursor: str | None = None
+
+    def tick(self, when: datetime) -> dg.SensorResult:
+        with fixed_clock(when):
+            context = dg.build_sensor_context(
+                instance=self.instance, cursor=self.cursor, definitions=self.defs
+            )
+            result = self.sensor(context)
+        self.cursor = result.cursor
+        return result
+
+    def run(self, requests, when: datetime) -> list[dg.ExecuteInProcessResult]:
+        with fixed_clock(when):
+            return [
+                run_request(self.defs, self.instance, self.sensor.job_name, r) for r in requests
+            ]
+
+
+def windows_of(requests) -> list[tuple[datetime, datetime]]:
+    """The [start, end) hours of range-run requests, in request order."""
+    return [
+        (
+            hour_of(r.tags["dagster/asset_partition_range_start"]),
+            hour_of(r.tags["dagster/asset_partition_range_end"]) + HOUR,
+        )
+        for r in requests
+    ]
+
+
+# -- a code location as the daemon loads it ------------------------------------------------------
+def configure_env(settings: Settings, monkeypatch, *integrations: dict) -> None:
+    """Write the integrations file and point the environment at it, as a deployment does."""
+    settings.integrations_path.write_text(yaml.safe_dump({"integrations": list(integrations)}))
+    monkeypatch.setenv("WFM_INTEGRATIONS", str(settings.integrations_path))
+    monkeypatch.setenv("WFM_WAREHOUSE_DIR", str(settings.warehouse_dir))
+    monkeypatch.setenv("WFM_MAPPINGS_DIR", str(settings.mappings_dir))
+
+
+@contextmanager
+def daemon_workspace(instance: dg.DagsterInstance) -> Iterator[WorkspaceProcessContext]:
+    """The project's code location (`etl.definitions:defs`), loaded as the daemon loads it."""
+    origin = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(
+            module_name="etl.definitions", attribute="defs", working_directory=str(PROJECT_ROOT)
+        ),
+        location_name="wfm_etl",
+    )
+    target = InProcessTestWorkspaceLoadTarget(origin)
+    with create_test_daemon_workspace_context(target, instance) as workspace:
+        yield workspace
+
+
+@contextmanager
+def queued_instance(home) -> Iterator[dg.DagsterInstance]:
+    """An instance whose run coordinator queues runs, as a deployment with the daemon does:
+    requested runs wait in the queue (and show as in flight) until the daemon starts them."""
+    home.mkdir(exist_ok=True)
+    queued = {"run_coordinator": {"module": "dagster", "class": "QueuedRunCoordinator"}}
+    with dg.instance_for_test(temp_dir=str(home), overrides=queued) as instance:
+        yield instance

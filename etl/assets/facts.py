@@ -17,6 +17,8 @@ import pandera.pandas as pa
 from dagster._utils.warnings import BetaWarning, PreviewWarning
 from dagster_pandera import pandera_schema_to_dagster_type
 
+from etl import clock
+from etl.assets.import_log import import_log_frame, log_import
 from etl.config import Integration
 from etl.partitions import HOUR, KEY_FORMAT, hourly_partitions, hours, key_of
 from etl.resources.sources.base import Extract, SourceResource
@@ -127,7 +129,7 @@ def import_window(
     """Extract, validate and write one partition window (a single hour or a range)."""
     window = context.partition_time_window
     start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
-    imported_at = datetime.now(UTC)
+    imported_at = clock.now()
     run_id = context.run.run_id
     where = (
         f"integration {integration.id!r}, {kind.name} "
@@ -182,6 +184,8 @@ def import_window(
     if kind.prepare is not None:
         stored = kind.prepare(stored, integration, start, end, imported_at)
     written = warehouse.replace_window(kind.spec.name, integration.id, start, end, stored)
+    log = import_log_frame(integration.id, kind, start, end, stored, rejected, imported_at, run_id)
+    log_import(warehouse, log, start, end)
     extra = kind.after_write(warehouse, integration.id, stored) if kind.after_write else {}
     warehouse.register_integration(registry_record(integration))
     warehouse.ensure_catalog()

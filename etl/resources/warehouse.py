@@ -59,8 +59,27 @@ FACT_SCHEMAS: dict[str, pa.Schema] = {
             ("rejected_at", TS),
         ]
     ),
+    # One row per imported hour (the latest import wins): when, complete or not, how many rows.
+    # The `coverage` views compare it with the hours an integration should have.
+    "import_log": pa.schema(
+        [
+            ("integration_id", pa.string()),
+            ("data_kind", pa.string()),
+            ("table_name", pa.string()),
+            ("partition_start", TS),
+            ("imported_at", TS),
+            ("complete", pa.bool_()),
+            ("rows_written", pa.int64()),
+            ("rows_rejected", pa.int64()),
+            ("run_id", pa.string()),
+        ]
+    ),
 }
-TIME_COLUMNS = {"contact_intervals": "interval_start", "rejected_rows": "partition_time"}
+TIME_COLUMNS = {
+    "contact_intervals": "interval_start",
+    "rejected_rows": "partition_time",
+    "import_log": "partition_start",
+}
 
 REGISTRY_SCHEMAS: dict[str, pa.Schema] = {
     "queues": pa.schema(

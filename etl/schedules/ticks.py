@@ -53,9 +53,13 @@ def tick_request(integration: Integration, tick: datetime) -> dg.RunRequest:
     )
 
 
+def schedule_name(integration: Integration) -> str:
+    return f"{integration.id}_schedule"
+
+
 def build_schedule(integration: Integration, job: dg.JobDefinition | str):
     @dg.schedule(
-        name=f"{integration.id}_schedule",
+        name=schedule_name(integration),
         cron_schedule=cron_of(integration),
         execution_timezone="UTC",
         job_name=job if isinstance(job, str) else job.name,
@@ -66,7 +70,10 @@ def build_schedule(integration: Integration, job: dg.JobDefinition | str):
         f"({integration.settle_minutes} min after each interval ends): the current hour plus "
         f"{integration.revision_window_hours} h of revisions. Stop it to pause the integration.",
     )
-    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        if integration.paused:
+            # Started in the UI while the config says paused: the config wins.
+            return dg.SkipReason(f"{integration.id} is paused (status: paused in the config)")
         return tick_request(integration, context.scheduled_execution_time)
 
     return _schedule

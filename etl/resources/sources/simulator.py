@@ -10,10 +10,11 @@ local time; handle times sit in plausible ranges per channel.
 from __future__ import annotations
 
 import zlib
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pandas as pd
+from pydantic import Field, ValidationInfo, field_validator
 
 from etl.resources.sources.base import Extract, SourceResource, SourceSettings
 
@@ -39,7 +40,22 @@ class SimulatorSettings(SourceSettings):
     channels: list[str] = ["calls", "chats", "emails"]
     volume: float = 1.0
     bad_rows_per_day: int = 0
+    # A non-zero revision changes the numbers, as a source reprocessing its data does. With
+    # revision_hours, only intervals starting in the revision_hours before revision_until (UTC,
+    # ISO 8601) change: "the source revised its last two hours". 0 = every interval.
     revision: int = 0
+    revision_hours: int = Field(default=0, ge=0)
+    revision_until: str | None = Field(default=None, validate_default=True)
+
+    @field_validator("revision_until")
+    @classmethod
+    def _revision_window(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            if info.data.get("revision_hours"):
+                raise ValueError("needed with revision_hours (UTC, e.g. 2026-11-18T10:00)")
+            return value
+        datetime.fromisoformat(value)  # raises "Invalid isoformat string"
+        return value
 
 
 def _splitmix(x: np.ndarray) -> np.ndarray:
@@ -89,6 +105,18 @@ class SimulatorSource(SourceResource):
             pairs.append((f"{name}{suffix}_{channel}", channel))
         return pairs
 
+    def revised(self, times: np.ndarray) -> np.ndarray:
+        """Which of these UTC times (naive datetime64) the revision applies to."""
+        if not self.settings.revision_hours:
+            return np.ones(len(times), dtype=bool)
+        until = datetime.fromisoformat(self.settings.revision_until)
+        until = until.replace(tzinfo=UTC) if until.tzinfo is None else until.astimezone(UTC)
+        since = until - timedelta(hours=self.settings.revision_hours)
+        stamps = times.astype("datetime64[us]")
+        lower = np.datetime64(since.replace(tzinfo=None), "us")
+        upper = np.datetime64(until.replace(tzinfo=None), "us")
+        return (stamps >= lower) & (stamps < upper)
+
     def _key(self) -> np.uint64:
         return np.uint64(zlib.crc32(self.integration_id.encode()) ^ (self.settings.seed << 32))
 
@@ -105,7 +133,8 @@ class SimulatorSource(SourceResource):
         epoch_min = (ts.astype("datetime64[m]").astype(np.int64)).astype(np.uint64)
         base = _splitmix(self._key() ^ (epoch_min << np.uint64(8)) ^ q_index.astype(np.uint64))
         if self.settings.revision:
-            base = _splitmix(base ^ np.uint64(self.settings.revision))
+            revised = _splitmix(base ^ np.uint64(self.settings.revision))
+            base = np.where(self.revised(ts), revised, base)
 
         local = pd.DatetimeIndex(ts).tz_localize("UTC").tz_convert(self.timezone)
         hour = local.hour.to_numpy() + local.minute.to_numpy() / 60 + self.interval_minutes / 120
