@@ -32,6 +32,7 @@ QUARANTINE_COLUMNS = (
 DUPLICATE_RULE = "duplicate_row: exact copy of another row with the same key (kept once)"
 CONFLICT_RULE = "conflicting_key: rows share the key {key} but disagree"
 OUTSIDE_RULE = "{column}: outside the imported window"
+SPAN_OUTSIDE_RULE = "{start}..{end}: does not overlap the imported window"
 
 RowCheck = Callable[[pd.DataFrame], pd.Series]
 
@@ -190,10 +191,9 @@ def validate(
     clean = _final_types(typed[~coerce_bad].copy(), schema)
     for idx, rules in _schema_problems(clean, schema, where).items():
         problems.at[idx] = problems.at[idx] + list(rules)
-    time = spec.time_column
-    outside = clean[time].notna() & ((clean[time] < start) | (clean[time] >= end))
+    outside, rule = _outside(clean, spec, start, end)
     for idx in outside[outside].index:
-        problems.at[idx].append(OUTSIDE_RULE.format(column=time))
+        problems.at[idx].append(rule)
     if extra_checks is not None:
         for idx, rules in extra_checks(clean[~clean.index.isin(_bad(problems))]).items():
             problems.at[idx] = problems.at[idx] + list(rules)
@@ -211,6 +211,19 @@ def validate(
         frame, typed, problems, bad_index, integration_id, spec, start, end, run_id
     )
     return Validated(good, rejected, received)
+
+
+def _outside(
+    clean: pd.DataFrame, spec: TableSpec, start: datetime, end: datetime
+) -> tuple[pd.Series, str]:
+    """Rows that do not belong to the window: a row starts in it, a span overlaps it."""
+    begins = clean[spec.time_column]
+    if spec.end_column is None:
+        outside = begins.notna() & ((begins < start) | (begins >= end))
+        return outside, OUTSIDE_RULE.format(column=spec.time_column)
+    until = clean[spec.end_column]
+    outside = begins.notna() & ((begins >= end) | (until.notna() & (until <= start)))
+    return outside, SPAN_OUTSIDE_RULE.format(start=spec.time_column, end=spec.end_column)
 
 
 def _bad(problems: pd.Series) -> pd.Index:
