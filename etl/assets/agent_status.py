@@ -21,16 +21,17 @@ from etl.assets.facts import FactKind
 from etl.resources.warehouse import Warehouse
 from etl.schemas import AGENT_STATUS, OVERLAP_RULE, agent_status_schema, overlapping_segments
 
-STORED_COLUMNS = (
-    "integration_id",
-    "user_identifier",
-    "external_activity",
-    "start_utc",
-    "end_utc",
-    "is_open",
-    "segment_start_utc",
-    "segment_end_utc",
-)
+STORED_DTYPES = {
+    "integration_id": object,
+    "user_identifier": object,
+    "external_activity": object,
+    "start_utc": "datetime64[ns, UTC]",
+    "end_utc": "datetime64[ns, UTC]",
+    "is_open": bool,
+    "segment_start_utc": "datetime64[ns, UTC]",
+    "segment_end_utc": "datetime64[ns, UTC]",
+}
+STORED_COLUMNS = tuple(STORED_DTYPES)
 METADATA_LIST_LIMIT = 50
 
 
@@ -43,6 +44,8 @@ def split_segments(
     its hour. `segment_start_utc` / `segment_end_utc` keep the segment as delivered (end
     empty while open), so the pieces of one segment can be put back together.
     """
+    if frame.empty:  # a source may deliver an empty, untyped frame
+        return pd.DataFrame({c: pd.Series(dtype=STORED_DTYPES[c]) for c in STORED_COLUMNS})
     window_start, window_end = _naive(pd.Timestamp(start)), _naive(pd.Timestamp(end))
     # An open state is stored up to the import time (whole seconds) or the window end.
     cut = min(window_end, _naive(pd.Timestamp(imported_at).floor("s")))

@@ -284,3 +284,15 @@ def test_dst_day_has_25_local_hours(settings, warehouse, instance):
     )
     assert len(intervals) == 100
     assert (intervals["seconds"] == 900).all()
+
+
+def test_empty_delivery_stores_nothing_and_clears_the_window(settings, warehouse, instance):
+    integration = agent_integration(id="quiet")
+    hour = datetime(2026, 11, 16, 9, tzinfo=UTC)
+    busy = [["Anna.Smith", "Available", "2026-11-16T09:00:00Z", "2026-11-16T09:30:00Z"]]
+    defs = definitions(settings, integration, **scripted(integration, busy))
+    assert import_range(defs, instance, integration.id, hour, hour + timedelta(hours=1)).success
+    assert len(segments(warehouse)) == 1
+    defs = definitions(settings, integration, **scripted(integration, []))
+    assert import_range(defs, instance, integration.id, hour, hour + timedelta(hours=1)).success
+    assert len(segments(warehouse)) == 0  # the source revised the hour to nothing
