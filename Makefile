@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export WFM_HOME ?= $(CURDIR)
+# Write a range run's per-partition events in batches (DESIGN.md pitfalls; see README).
+export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 
 .PHONY: setup demo dev test lint format bench clean
 

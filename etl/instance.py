@@ -15,6 +15,10 @@ import yaml
 from etl.config import PROJECT_ROOT
 
 PG_URL_ENV = "DAGSTER_PG_URL"
+# A range run stores one materialization event per partition; batching those writes cuts the
+# event-log cost of big history imports (DESIGN.md pitfalls, measured in the benchmark).
+EVENT_BATCH_ENV = "DAGSTER_EVENT_BATCH_SIZE"
+DEFAULT_EVENT_BATCH_SIZE = "1000"
 
 
 def instance_config(env: Mapping[str, str]) -> dict:
@@ -30,5 +34,6 @@ def prepare_dagster_home(env: Mapping[str, str] | None = None) -> Path:
     home = Path(env.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("DAGSTER_HOME", str(home))
+    os.environ.setdefault(EVENT_BATCH_ENV, DEFAULT_EVENT_BATCH_SIZE)
     (home / "dagster.yaml").write_text(yaml.safe_dump(instance_config(env), sort_keys=False))
     return home

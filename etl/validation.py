@@ -17,7 +17,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from etl.partitions import KEY_FORMAT
-from etl.schemas import TableSpec
+from etl.schemas import STRING, TableSpec
 
 QUARANTINE_COLUMNS = (
     "integration_id",
@@ -64,45 +64,80 @@ def empty_quarantine() -> pd.DataFrame:
     return frame
 
 
-def _coerce(frame: pd.DataFrame, schema: pa.DataFrameSchema) -> tuple[pd.DataFrame, pd.Series]:
-    """Cast each column to the schema's type; return the typed frame and per-row problems."""
-    problems = pd.Series([[] for _ in range(len(frame))], index=frame.index, dtype=object)
+class Problems:
+    """Rules broken, by row label; only rows with problems take memory."""
 
-    def flag(mask: pd.Series, rule: str) -> None:
-        for idx in mask[mask].index:
-            problems.at[idx].append(rule)
+    def __init__(self) -> None:
+        self.rules: dict[int, list[str]] = {}
 
+    def flag(self, mask: pd.Series, rule: str) -> None:
+        for idx in mask.index[mask.to_numpy(dtype=bool, na_value=False)]:
+            self.rules.setdefault(idx, []).append(rule)
+
+    def extend(self, found: pd.Series) -> None:
+        for idx, rules in found.items():
+            self.rules.setdefault(idx, []).extend(rules)
+
+    def bad(self) -> pd.Index:
+        return pd.Index(sorted(self.rules), dtype="int64")
+
+    def __getitem__(self, idx: int) -> list[str]:
+        return list(dict.fromkeys(self.rules[idx]))
+
+
+def _is_string(dtype: object) -> bool:
+    return isinstance(dtype, pd.StringDtype) or str(dtype) in ("str", "object")
+
+
+def _coerce(frame: pd.DataFrame, schema: pa.DataFrameSchema, problems: Problems) -> pd.DataFrame:
+    """Cast each column to the schema's type, flagging values that cannot be cast.
+
+    Columns that already have the right type pass untouched (the fast path for sources that
+    build typed frames); strings become Arrow-backed so pandera's checks are vectorised.
+    """
     typed = pd.DataFrame(index=frame.index)
     for name, column in schema.columns.items():
         if name not in frame.columns:
             continue
         raw = frame[name]
+        dtype = column.dtype.type if hasattr(column.dtype, "type") else column.dtype
+        target = str(column.dtype)
         missing = raw.isna()
-        dtype = str(column.dtype)
-        if dtype.startswith("datetime64"):
-            values = pd.to_datetime(raw, errors="coerce", utc=True, format="ISO8601")
-            flag(values.isna() & ~missing, f"{name}: not a timestamp")
-        elif dtype in ("int64", "float64"):
-            values = pd.to_numeric(raw, errors="coerce")
-            flag(values.isna() & ~missing, f"{name}: not a number")
-            if dtype == "int64":
+        if target.startswith("datetime64"):
+            values = raw
+            if str(raw.dtype) != "datetime64[ns, UTC]":
+                values = pd.to_datetime(raw, errors="coerce", utc=True, format="ISO8601")
+                problems.flag(values.isna() & ~missing, f"{name}: not a timestamp")
+        elif target in ("int64", "float64"):
+            values = raw
+            if not pd.api.types.is_numeric_dtype(raw) or pd.api.types.is_bool_dtype(raw):
+                values = pd.to_numeric(raw, errors="coerce")
+                problems.flag(values.isna() & ~missing, f"{name}: not a number")
+            if target == "int64" and not pd.api.types.is_integer_dtype(values):
                 fractional = values.notna() & (values % 1 != 0)
-                flag(fractional, f"{name}: not a whole number")
+                problems.flag(fractional, f"{name}: not a whole number")
                 values = values.where(~fractional)
-            values = values.astype("float64")
+            if missing.any() or not pd.api.types.is_integer_dtype(values):
+                values = values.astype("float64")
+        elif _is_string(dtype):
+            values = raw if isinstance(raw.dtype, pd.StringDtype) else raw.astype(STRING)
         else:
-            values = raw.where(missing, raw.astype(str))
+            values = raw
         if not column.nullable:
-            flag(missing, f"{name}: not null")
+            problems.flag(missing, f"{name}: not null")
         typed[name] = values
-    return typed, problems
+    return typed
 
 
 def _final_types(typed: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
-    for name, column in schema.columns.items():
-        if name in typed.columns and str(column.dtype) == "int64":
-            typed[name] = typed[name].astype("Int64" if column.nullable else "int64")
-    return typed
+    casts = {
+        name: typed[name].astype("Int64" if column.nullable else "int64")
+        for name, column in schema.columns.items()
+        if name in typed.columns
+        and str(column.dtype) == "int64"
+        and str(typed[name].dtype) != ("Int64" if column.nullable else "int64")
+    }
+    return typed.assign(**casts) if casts else typed
 
 
 def _schema_problems(typed: pd.DataFrame, schema: pa.DataFrameSchema, where: str) -> pd.Series:
@@ -173,6 +208,7 @@ def validate(
     end: datetime,
     run_id: str,
     extra_checks: Callable[[pd.DataFrame], pd.Series] | None = None,
+    source: str = "source",
 ) -> Validated:
     """Split `frame` (rows for the window [start, end)) into good rows and quarantine rows."""
     where = f"integration {integration_id!r}, {spec.name} {start:%Y-%m-%d %H:%M}..{end:%H:%M} UTC"
@@ -186,29 +222,23 @@ def validate(
     if received == 0:
         return Validated(frame[list(spec.columns)].copy(), empty_quarantine(), 0)
 
-    typed, problems = _coerce(frame, schema)
-    coerce_bad = problems.map(bool)
-    clean = _final_types(typed[~coerce_bad].copy(), schema)
-    for idx, rules in _schema_problems(clean, schema, where).items():
-        problems.at[idx] = problems.at[idx] + list(rules)
+    problems = Problems()
+    typed = _coerce(frame, schema, problems)
+    clean = _final_types(_without(typed, problems.bad()), schema)
+    problems.extend(_schema_problems(clean, schema, where))
     outside, rule = _outside(clean, spec, start, end)
-    for idx in outside[outside].index:
-        problems.at[idx].append(rule)
+    problems.flag(outside, rule)
     if extra_checks is not None:
-        for idx, rules in extra_checks(clean[~clean.index.isin(_bad(problems))]).items():
-            problems.at[idx] = problems.at[idx] + list(rules)
-    survivors = clean[~clean.index.isin(_bad(problems))]
-    conflicts, duplicates = _key_problems(survivors, spec)
-    for series in (conflicts, duplicates):
-        for idx, rules in series.items():
-            problems.at[idx] = problems.at[idx] + list(rules)
+        problems.extend(extra_checks(_without(clean, problems.bad())))
+    for found in _key_problems(_without(clean, problems.bad()), spec):
+        problems.extend(found)
 
-    bad_index = _bad(problems)
-    good = clean[~clean.index.isin(bad_index)]
+    bad_index = problems.bad()
+    good = _without(clean, bad_index)
     keep = [c for c in spec.all_columns if c in good.columns]
     good = good[keep].reset_index(drop=True)
     rejected = _quarantine(
-        frame, typed, problems, bad_index, integration_id, spec, start, end, run_id
+        frame, typed, problems, bad_index, integration_id, spec, start, end, run_id, source
     )
     return Validated(good, rejected, received)
 
@@ -219,27 +249,27 @@ def _outside(
     """Rows that do not belong to the window: a row starts in it, a span overlaps it."""
     begins = clean[spec.time_column]
     if spec.end_column is None:
-        outside = begins.notna() & ((begins < start) | (begins >= end))
-        return outside, OUTSIDE_RULE.format(column=spec.time_column)
+        return (begins < start) | (begins >= end), OUTSIDE_RULE.format(column=spec.time_column)
     until = clean[spec.end_column]
-    outside = begins.notna() & ((begins >= end) | (until.notna() & (until <= start)))
+    outside = (begins >= end) | (until.notna() & (until <= start))
     return outside, SPAN_OUTSIDE_RULE.format(start=spec.time_column, end=spec.end_column)
 
 
-def _bad(problems: pd.Series) -> pd.Index:
-    return problems[problems.map(bool)].index
+def _without(frame: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
+    return frame if index.empty else frame[~frame.index.isin(index)]
 
 
 def _quarantine(
     frame: pd.DataFrame,
     typed: pd.DataFrame,
-    problems: pd.Series,
+    problems: Problems,
     bad_index: pd.Index,
     integration_id: str,
     spec: TableSpec,
     start: datetime,
     end: datetime,
     run_id: str,
+    source: str,
 ) -> pd.DataFrame:
     if len(bad_index) == 0:
         return empty_quarantine()
@@ -248,7 +278,7 @@ def _quarantine(
     refs = (
         frame.loc[bad_index, "source_ref"].astype(str)
         if "source_ref" in frame.columns
-        else pd.Series([f"row {i + 1}" for i in bad_index], index=bad_index)
+        else pd.Series([f"{source}, row {i + 1}" for i in bad_index], index=bad_index)
     )
     return pd.DataFrame(
         {
@@ -257,7 +287,7 @@ def _quarantine(
             "partition_key": [ts.strftime(KEY_FORMAT) for ts in in_window_hour],
             "source_ref": refs.to_numpy(),
             "row_json": _row_json(frame, bad_index),
-            "rules": [list(dict.fromkeys(problems.at[i])) for i in bad_index],
+            "rules": [problems[i] for i in bad_index],
             "run_id": run_id,
             "rejected_at": pd.Timestamp(datetime.now(UTC)),
         }

@@ -1,6 +1,7 @@
--- queue_intervals_30: queue_intervals rolled up to 30 local minutes (exact: sums, then AHT).
--- Only intervals of 30 minutes or shorter roll up; buckets follow local time, and the two
--- repeated local hours of a DST fall-back stay apart (grouped by their UTC start).
+-- queue_intervals_30: contact data rolled up to 30 local minutes per destination queue
+-- (exact: sums, then AHT). Only intervals of 30 minutes or shorter roll up; buckets follow
+-- local time, and the two repeated local hours of a DST fall-back stay apart (grouped by
+-- their UTC start).
 CREATE OR REPLACE VIEW queue_intervals_30 AS
 SELECT destination_queue,
        channel,
@@ -15,6 +16,6 @@ SELECT destination_queue,
        SUM(handle_time_s) AS handle_time_s,
        SUM(handle_time_s) / NULLIF(SUM(answered), 0) AS aht_s,
        SUM(answered_in_sl) AS answered_in_sl
-FROM queue_intervals
+FROM contact_intervals_mapped
 WHERE interval_minutes <= 30
 GROUP BY ALL;

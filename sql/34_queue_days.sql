@@ -1,4 +1,4 @@
--- queue_days: queue_intervals rolled up to local calendar days (exact: sums, then AHT).
+-- queue_days: contact data per destination queue, channel and local calendar day (exact).
 CREATE OR REPLACE VIEW queue_days AS
 SELECT destination_queue,
        channel,
@@ -10,5 +10,5 @@ SELECT destination_queue,
        SUM(handle_time_s) AS handle_time_s,
        SUM(handle_time_s) / NULLIF(SUM(answered), 0) AS aht_s,
        SUM(answered_in_sl) AS answered_in_sl
-FROM queue_intervals
+FROM contact_intervals_mapped
 GROUP BY ALL;

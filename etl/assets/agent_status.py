@@ -18,6 +18,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from etl.assets.facts import FactKind
+from etl.config import Integration
 from etl.resources.warehouse import Warehouse
 from etl.schemas import AGENT_STATUS, OVERLAP_RULE, agent_status_schema, overlapping_segments
 
@@ -36,7 +37,11 @@ METADATA_LIST_LIMIT = 50
 
 
 def split_segments(
-    frame: pd.DataFrame, start: datetime, end: datetime, imported_at: datetime
+    frame: pd.DataFrame,
+    integration: Integration,
+    start: datetime,
+    end: datetime,
+    imported_at: datetime,
 ) -> pd.DataFrame:
     """Validated segments -> stored pieces: clipped to [start, end), split at UTC hours.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import pandas as pd
 
 from etl.assets.facts import FactKind
@@ -16,6 +18,15 @@ def _register_queues(warehouse: Warehouse, integration_id: str, rows: pd.DataFra
     return {"queues": int(rows["external_queue_id"].nunique()) if len(rows) else 0}
 
 
+def _with_local_time(
+    rows: pd.DataFrame, integration: Integration, start: datetime, end: datetime, now: datetime
+) -> pd.DataFrame:
+    """Store the local interval start beside the UTC one: analysts' roll-ups by local hour and
+    day then read a plain timestamp instead of converting every row at query time."""
+    local = rows["interval_start"].dt.tz_convert(integration.timezone).dt.tz_localize(None)
+    return rows.assign(interval_start_local=local)
+
+
 CONTACTS_KIND = FactKind(
     name="contacts",
     spec=CONTACTS,
@@ -23,6 +34,7 @@ CONTACTS_KIND = FactKind(
     extract=lambda source, start, end: source.contacts(start, end),
     description="Contact intervals (offered, answered, abandoned, handle time) per external "
     "queue and channel, imported by UTC hour.",
+    prepare=_with_local_time,
     after_write=_register_queues,
 )
 

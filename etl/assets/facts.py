@@ -6,6 +6,7 @@ the window in the warehouse, and report counts in the materialization metadata. 
 per data kind is described by a `FactKind`.
 """
 
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
+from dagster._utils.warnings import BetaWarning, PreviewWarning
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from etl.config import Integration
@@ -35,7 +37,9 @@ class FactKind:
     extract: Callable[[SourceResource, datetime, datetime], Extract]
     description: str
     # Turns validated rows into what is stored (e.g. splitting segments at hour boundaries).
-    prepare: Callable[[pd.DataFrame, datetime, datetime, datetime], pd.DataFrame] | None = None
+    prepare: (
+        Callable[[pd.DataFrame, Integration, datetime, datetime, datetime], pd.DataFrame] | None
+    ) = None
     # Extra row rules that need the whole window (e.g. overlapping segments), and their
     # descriptions for the asset check.
     extra_checks: Callable[[pd.DataFrame], pd.Series] | None = None
@@ -144,6 +148,7 @@ def import_window(
             end=end,
             run_id=run_id,
             extra_checks=kind.extra_checks,
+            source=extract.description,
         )
     except SourceDataError as exc:
         raise dg.Failure(description=f"{exc} (source: {extract.description})") from exc
@@ -179,7 +184,7 @@ def import_window(
 
     stored = validated.good
     if kind.prepare is not None:
-        stored = kind.prepare(stored, start, end, imported_at)
+        stored = kind.prepare(stored, integration, start, end, imported_at)
     written = warehouse.replace_window(kind.spec.name, integration.id, start, end, stored)
     extra = kind.after_write(warehouse, integration.id, stored) if kind.after_write else {}
     warehouse.register_integration(registry_record(integration))
@@ -232,6 +237,15 @@ def registry_record(integration: Integration) -> dict:
 
 def build_fact_asset(integration: Integration, kind: FactKind) -> dg.AssetsDefinition:
     """The partitioned asset importing `kind` for one integration."""
+    with warnings.catch_warnings():
+        # Backfill policies, partitioned checks and pandera types are marked beta/preview in
+        # the pinned Dagster; they are what this design needs, so say it once, not per asset.
+        warnings.simplefilter("ignore", BetaWarning)
+        warnings.simplefilter("ignore", PreviewWarning)
+        return _build_fact_asset(integration, kind)
+
+
+def _build_fact_asset(integration: Integration, kind: FactKind) -> dg.AssetsDefinition:
     partitions = hourly_partitions(integration)
     schema = kind.schema(integration)
     dagster_type = pandera_schema_to_dagster_type(schema)

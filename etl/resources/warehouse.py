@@ -15,6 +15,7 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -34,6 +35,7 @@ FACT_SCHEMAS: dict[str, pa.Schema] = {
             ("external_queue_id", pa.string()),
             ("channel", pa.string()),
             ("interval_start", TS),
+            ("interval_start_local", pa.timestamp("us")),
             ("interval_minutes", pa.int16()),
             ("offered", pa.int64()),
             ("answered", pa.int64()),
@@ -146,6 +148,15 @@ def _to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     return pa.table(columns, schema=schema)
 
 
+def _ordered(table: pa.Table, column: str) -> bool:
+    """Whether rows are already in time order (a tick appending the newest hours usually is),
+    so the common case skips a sort of the whole month."""
+    if column not in table.column_names or table.num_rows < 2:
+        return True
+    values = table.column(column).combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False)
+    return bool(np.all(values[1:] >= values[:-1]))
+
+
 def _write_parquet(table: pa.Table) -> Callable[[Path], None]:
     def write(tmp: Path) -> None:
         pq.write_table(table, tmp, compression="zstd", row_group_size=256_000)
@@ -211,7 +222,7 @@ class Warehouse(dg.ConfigurableResource):
             with self._lock(target):
                 kept = self._read_outside(target, table, month_from, month_to)
                 merged = pa.concat_tables([kept, rows]) if kept is not None else rows
-                if time_column in merged.column_names:
+                if not _ordered(merged, time_column):
                     merged = merged.sort_by([(time_column, "ascending")])
                 replace_atomically(target, _write_parquet(merged))
             written += rows.num_rows

@@ -162,7 +162,7 @@ def test_split_segments_cuts_open_state_at_import_time():
     )
     start, end = datetime(2026, 11, 16, 9, tzinfo=UTC), datetime(2026, 11, 16, 12, tzinfo=UTC)
     imported_at = datetime(2026, 11, 16, 10, 15, 42, 500, tzinfo=UTC)
-    pieces = split_segments(frame, start, end, imported_at)
+    pieces = split_segments(frame, make_integration(), start, end, imported_at)
     got = pieces[["user_identifier", "start_utc", "end_utc", "is_open"]]
     assert got.astype(str).values.tolist() == [
         ["a", "2026-11-16 09:00:00+00:00", "2026-11-16 10:00:00+00:00", "False"],

@@ -15,7 +15,7 @@ from tests.helpers import definitions, import_range
 
 def frame(start: datetime, end: datetime, seed: int = 7) -> pd.DataFrame:
     source = build_source(make_integration(source={"seed": seed, "queues": 2}))
-    return source.contacts(start, end).frame.drop(columns="source_ref")
+    return source.contacts(start, end).frame
 
 
 def count(warehouse) -> int:

@@ -155,12 +155,12 @@ class SimulatorSource(SourceResource):
                 ),
             }
         )
-        frame["source_ref"] = [
-            f"simulator {q} {t:%Y-%m-%dT%H:%M}Z"
-            for q, t in zip(frame["external_queue_id"], frame["interval_start"], strict=True)
-        ]
         frame = self._corrupt(frame, _uniform(base, 8))
-        return Extract(frame, description=f"simulator seed {self.settings.seed}")
+        return Extract(
+            frame,
+            description=f"simulator (seed {self.settings.seed}) "
+            f"{start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M} UTC",
+        )
 
     def now(self) -> datetime:
         """The simulated ACD's clock: agent states after it have not happened yet."""
@@ -199,11 +199,11 @@ class SimulatorSource(SourceResource):
         agent is in at this moment is open (no end), and nothing later exists yet."""
         frame = simulated_agents.segments(self.centre(), start, end, self.now())
         frame.insert(0, "integration_id", self.integration_id)
-        frame["source_ref"] = [
-            f"simulator {user} {begin:%Y-%m-%dT%H:%M:%S}Z"
-            for user, begin in zip(frame["user_identifier"], frame["start_utc"], strict=True)
-        ]
-        return Extract(frame, description=f"simulator seed {self.settings.seed}")
+        return Extract(
+            frame,
+            description=f"simulator (seed {self.settings.seed}) agent status "
+            f"{start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M} UTC",
+        )
 
     def _corrupt(self, frame: pd.DataFrame, draw: np.ndarray) -> pd.DataFrame:
         """Deliberately bad rows (`bad_rows_per_day`), so the quarantine has something to

@@ -1,0 +1,444 @@
+"""`make bench`: history import (CSV and database) against the DuckDB floor, the 15-minute
+tick, remapping and analyst queries. Prints a table and writes bench/results.md (full scale)
+or bench/results-scale-<s>.md.
+
+    python -m bench [--scale 0.02] [--years 3] [--parts floor,csv,db,tick,remap,queries]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import sqlalchemy as sa
+import yaml
+
+from bench.workloads import Workload, history_workload, load_postgres_table, write_csv_files
+from etl.resources.warehouse import Warehouse
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "bench" / "work"
+PG_ADMIN_URL = os.environ.get(
+    "WFM_BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+)
+WORKERS = os.cpu_count() or 2
+
+
+@dataclass
+class Figure:
+    name: str
+    value: float
+    unit: str
+    target: str = ""
+    passed: bool | None = None
+    note: str = ""
+
+
+@dataclass
+class Report:
+    figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, *args, **kwargs) -> Figure:
+        figure = Figure(*args, **kwargs)
+        self.figures.append(figure)
+        verdict = "" if figure.passed is None else ("PASS" if figure.passed else "FAIL")
+        print(
+            f"  {figure.name:<52} {figure.value:>12,.2f} {figure.unit:<8} "
+            f"{figure.target:<14} {verdict}"
+        )
+        return figure
+
+
+def machine() -> str:
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    return f"{os.cpu_count()} cores, {memory:.0f} GiB RAM, {python}, duckdb {duckdb.__version__}"
+
+
+# -- environment for the project under test ---------------------------------------------------
+def fresh_pg_database(prefix: str) -> str:
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as con:
+        con.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return sa.make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_pg_database(url: str) -> None:
+    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as con:
+        con.execute(sa.text(f'DROP DATABASE IF EXISTS "{sa.make_url(url).database}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def project_env(folder: Path, integrations: list[dict], dagster_pg_url: str) -> dict[str, str]:
+    """A project home with its own config, warehouse and PostgreSQL-backed Dagster instance."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    (folder / "mappings").mkdir(parents=True)
+    (folder / "home").mkdir()
+    (folder / "integrations.yaml").write_text(yaml.safe_dump({"integrations": integrations}))
+    (folder / "home" / "dagster.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "telemetry": {"enabled": False},
+                "storage": {"postgres": {"postgres_url": dagster_pg_url}},
+            }
+        )
+    )
+    return {
+        **os.environ,
+        "WFM_HOME": str(folder),
+        "WFM_INTEGRATIONS": str(folder / "integrations.yaml"),
+        "WFM_WAREHOUSE_DIR": str(folder / "warehouse"),
+        "WFM_MAPPINGS_DIR": str(folder / "mappings"),
+        "DAGSTER_HOME": str(folder / "home"),
+        "DAGSTER_EVENT_BATCH_SIZE": os.environ.get("DAGSTER_EVENT_BATCH_SIZE", "1000"),
+    }
+
+
+def range_runs(env: dict[str, str], requests: list[tuple[str, datetime, datetime]]) -> list[dict]:
+    """Run each (integration, start, end) as its own process, WORKERS at a time."""
+
+    def one(request: tuple[str, datetime, datetime]) -> dict:
+        integration, start, end = request
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.range_run",
+                integration,
+                start.isoformat(),
+                end.isoformat(),
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+        if done.returncode or not lines:
+            raise RuntimeError(
+                f"range run {request} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            )
+        return json.loads(lines[-1])
+
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return list(pool.map(one, requests))
+
+
+# -- parts ---------------------------------------------------------------------------------------
+def part_floor(report: Report, csv_dir: Path, rows: int) -> float:
+    target = WORK / "floor.parquet"
+    target.unlink(missing_ok=True)
+    started = time.perf_counter()
+    with duckdb.connect() as con:
+        con.execute(
+            f"COPY (SELECT * FROM read_csv('{csv_dir}/*.csv', header=true)) TO '{target}' "
+            "(FORMAT parquet, COMPRESSION zstd)"
+        )
+    seconds = time.perf_counter() - started
+    report.add("floor: DuckDB read_csv -> Parquet", seconds, "s", note=f"{rows:,} rows")
+    return seconds
+
+
+def history_integration(kind: str, workload: Workload, csv_dir: Path, db_url_env: str) -> dict:
+    common = {
+        "vendor": kind,
+        "delivery": "on_premise",
+        "interval_minutes": 15,
+        "data": ["contacts"],
+        "timezone": "UTC",
+        "history_start": workload.start.isoformat(),
+        "max_partitions_per_run": 744,
+    }
+    if kind == "csv":
+        return {
+            **common,
+            "id": "history_csv",
+            "source": {
+                "folder": str(csv_dir),
+                "glob": "contacts_*.csv",
+                "columns": {
+                    "interval_start": "interval_start",
+                    "external_queue_id": "queue",
+                    "channel": "channel",
+                    "offered": "offered",
+                    "answered": "answered",
+                    "abandoned": "abandoned",
+                    "handle_time_s": "handle_time_s",
+                },
+                "time_format": "iso",
+            },
+        }
+    return {
+        **common,
+        "id": "history_db",
+        "source": {
+            "url_env": db_url_env,
+            "contacts_query": (
+                "SELECT queue AS external_queue_id, channel, interval_start, 15 AS "
+                "interval_minutes, offered, answered, abandoned, handle_time_s FROM bench_contacts "
+                "WHERE interval_start >= :window_start AND interval_start < :window_end"
+            ),
+        },
+    }
+
+
+def part_history(
+    report: Report, kind: str, workload: Workload, csv_dir: Path, floor: float | None
+) -> Path:
+    dagster_pg = fresh_pg_database("wfm_bench_dagster")
+    db_url_env = "WFM_BENCH_SOURCE_URL"
+    folder = WORK / f"project_{kind}"
+    env = project_env(
+        folder, [history_integration(kind, workload, csv_dir, db_url_env)], dagster_pg
+    )
+    source_url = None
+    try:
+        if kind == "database":
+            source_url = fresh_pg_database("wfm_bench_source")
+            started = time.perf_counter()
+            load_postgres_table(workload, source_url, "bench_contacts", csv_dir)
+            report.notes.append(
+                f"loading {workload.rows:,} rows into PostgreSQL took "
+                f"{time.perf_counter() - started:.0f} s (set-up, not timed)"
+            )
+            env[db_url_env] = source_url
+        integration = f"history_{'csv' if kind == 'csv' else 'db'}"
+        requests = [(integration, s, e) for s, e in reversed(workload.months())]  # newest first
+        started = time.perf_counter()
+        results = range_runs(env, requests)
+        seconds = time.perf_counter() - started
+        rows = Warehouse(root=env["WFM_WAREHOUSE_DIR"]).query(
+            "SELECT count(*) AS n FROM contact_intervals"
+        )["n"][0]
+        if rows != workload.rows:
+            raise RuntimeError(f"{kind}: {rows} rows landed, expected {workload.rows}")
+        ratio = seconds / floor if floor else float("nan")
+        report.add(
+            f"history {kind}: wall time ({len(requests)} range runs)",
+            seconds,
+            "s",
+            note=f"{rows:,} rows",
+        )
+        report.add(f"history {kind}: ratio to floor", ratio, "x", "<= 2x", ratio <= 2)
+        peak = max(r["peak_rss_mib"] for r in results)
+        first_year = max(r["peak_rss_mib"] for r in results[:12])
+        report.add(
+            f"history {kind}: peak RSS of any run process", peak, "MiB", "<= 1536 MiB", peak <= 1536
+        )
+        report.add(
+            f"history {kind}: peak RSS, newest 12 monthly runs",
+            first_year,
+            "MiB",
+            note="1 year vs all",
+        )
+        per_run = statistics.median(r["ended"] - r["started"] for r in results)
+        report.add(f"history {kind}: median seconds per monthly range run", per_run, "s")
+        return folder
+    finally:
+        drop_pg_database(dagster_pg)
+        if source_url:
+            drop_pg_database(source_url)
+
+
+def part_tick(report: Report, queues: int, integrations: int) -> None:
+    """`integrations` simulator integrations of `queues` queues, month-to-date already loaded,
+    each one 15-minute tick (current hour + 2 h revision window) as its own run process."""
+    now = datetime.now(UTC).replace(minute=20, second=0, microsecond=0)
+    month = now.replace(day=1, hour=0, minute=0)
+    configs = [
+        {
+            "id": f"tick_{n:02d}",
+            "vendor": "simulator",
+            "delivery": "cloud",
+            "interval_minutes": 15,
+            "data": ["contacts"],
+            "timezone": "Europe/Berlin",
+            "history_start": month.isoformat(),
+            "revision_window_hours": 2,
+            "source": {"seed": n, "queues": queues, "channels": ["calls"]},
+        }
+        for n in range(integrations)
+    ]
+    dagster_pg = fresh_pg_database("wfm_bench_tick")
+    folder = WORK / "project_tick"
+    env = project_env(folder, configs, dagster_pg)
+    try:
+        from etl.config import parse_integrations
+        from etl.resources.sources import build_source
+        from etl.schedules.ticks import tick_window
+
+        warehouse = Warehouse(root=env["WFM_WAREHOUSE_DIR"])
+        parsed = parse_integrations({"integrations": configs})
+        first = build_source(parsed[0]).contacts(month, now.replace(minute=0)).frame
+        for integration in parsed:  # month to date, as earlier ticks would have left it
+            frame = first.assign(integration_id=integration.id)
+            frame["interval_start_local"] = (
+                frame["interval_start"].dt.tz_convert("Europe/Berlin").dt.tz_localize(None)
+            )
+            warehouse.replace_window(
+                "contact_intervals", integration.id, month, now.replace(minute=0), frame
+            )
+        requests = [(i.id, *tick_window(i, now)) for i in parsed]
+        results = range_runs(env, requests)
+        wall = max(r["ended"] for r in results) - min(r["started"] for r in results)
+        report.add(
+            f"tick: {integrations} integrations x {queues} queues, one tick each",
+            wall,
+            "s",
+            "<= 60 s",
+            wall <= 60,
+            note=f"month to date: {len(first):,} rows per integration",
+        )
+    finally:
+        drop_pg_database(dagster_pg)
+
+
+def part_remap_and_queries(report: Report, folder: Path, queues: int) -> None:
+    env = {k: v for k, v in os.environ.items()}
+    warehouse = Warehouse(root=str(folder / "warehouse"))
+    mappings = folder / "mappings"
+    lines = ["workload,destination_queue"] + [
+        f"W{q % 10},history_csv/Q{q:04d}" for q in range(queues)
+    ]
+    (mappings / "workloads.csv").write_text("\n".join(lines) + "\n")
+    import pandas as pd
+
+    from etl.assets.mappings import MappingFiles
+    from etl.schemas import QUEUE_MAPPINGS_SCHEMA, WORKLOADS_SCHEMA
+
+    files = MappingFiles(directory=str(mappings))
+    warehouse.write_mapping("workloads", files.read("workloads", WORKLOADS_SCHEMA))
+    remapped = min(100, queues)
+    rows = ["integration_id,external_queue_id,destination_queue"] + [
+        f"history_csv,Q{q:04d},Merged {q % 5}" for q in range(remapped)
+    ]
+    (mappings / "queue_mappings.csv").write_text("\n".join(rows) + "\n")
+    started = time.perf_counter()
+    warehouse.write_mapping("queue_mappings", files.read("queue_mappings", QUEUE_MAPPINGS_SCHEMA))
+    seen = warehouse.query(
+        "SELECT count(DISTINCT destination_queue) AS n FROM queue_intervals "
+        "WHERE destination_queue LIKE 'Merged %' AND interval_start >= ?",
+        [datetime.now(UTC) - timedelta(days=7)],
+    )["n"][0]
+    seconds = time.perf_counter() - started
+    report.add(
+        f"remap: {remapped} queue mappings until queue_intervals shows them",
+        seconds,
+        "s",
+        "< 1 s",
+        seconds < 1,
+        note=f"{seen} merged queues seen",
+    )
+    del env, pd
+
+    queries = {
+        "query: daily workload roll-up over the whole history": (
+            "SELECT workload, day_local, sum(offered) AS offered, sum(handle_time_s) / "
+            "sum(answered) AS aht_s FROM workload_days GROUP BY ALL ORDER BY ALL",
+            [],
+        ),
+        "query: one queue's 15-minute intervals for a month": (
+            "SELECT * FROM queue_intervals WHERE destination_queue = ? AND interval_start >= ? "
+            "AND interval_start < ? ORDER BY interval_start",
+            [
+                f"history_csv/Q{queues - 1:04d}",
+                datetime(2025, 3, 1, tzinfo=UTC),
+                datetime(2025, 4, 1, tzinfo=UTC),
+            ],
+        ),
+    }
+    for name, (sql, params) in queries.items():
+        timings = []
+        for _ in range(3):
+            with warehouse.connect() as con:
+                started = time.perf_counter()
+                con.execute(sql, params).fetchall()
+                timings.append(time.perf_counter() - started)
+        median = statistics.median(timings)
+        report.add(name, median, "s", "< 1 s", median < 1)
+
+
+def write_results(report: Report, args: argparse.Namespace, workload: Workload) -> Path:
+    suffix = "" if args.scale == 1 else f"-scale-{args.scale:g}"
+    path = ROOT / "bench" / f"results{suffix}.md"
+    lines = [
+        f"# Benchmark results{' (scale ' + format(args.scale, 'g') + ')' if suffix else ''}",
+        "",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}.",
+        f"Workload: {workload.queues} queues x {workload.days} days x 15-minute intervals, one "
+        f"channel = {workload.rows:,} contact rows, as {workload.days} daily CSV files and one "
+        "PostgreSQL table. Dagster instance on PostgreSQL, DAGSTER_EVENT_BATCH_SIZE="
+        f"{os.environ.get('DAGSTER_EVENT_BATCH_SIZE', '1000')}, monthly range runs, "
+        f"{WORKERS} at a time.",
+        "",
+        "| figure | value | unit | target | result | note |",
+        "| --- | ---: | --- | --- | --- | --- |",
+    ]
+    for f in report.figures:
+        verdict = "" if f.passed is None else ("pass" if f.passed else "**fail**")
+        lines.append(
+            f"| {f.name} | {f.value:,.2f} | {f.unit} | {f.target} | {verdict} | {f.note} |"
+        )
+    if report.notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
+    path.write_text("\n".join(lines) + "\n")
+    (path.with_suffix(".json")).write_text(
+        json.dumps([f.__dict__ for f in report.figures], indent=2, default=str) + "\n"
+    )
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the 500 queues")
+    parser.add_argument("--years", type=int, default=3)
+    parser.add_argument("--parts", default="floor,csv,db,tick,remap,queries")
+    args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
+    queues = max(5, round(500 * args.scale))
+    workload = history_workload(queues, args.years)
+    WORK.mkdir(parents=True, exist_ok=True)
+    csv_dir = WORK / f"csv_{queues}q_{workload.start:%Y%m}_{workload.days}d"
+    report = Report()
+    print(f"wfm-etl benchmark on {machine()}")
+    print(f"workload: {workload.rows:,} rows ({queues} queues, {workload.days} days)")
+    started = time.perf_counter()
+    write_csv_files(workload, csv_dir)
+    report.notes.append(
+        f"generating the CSV files took {time.perf_counter() - started:.0f} s "
+        "(set-up, not timed; reused when present)"
+    )
+    floor = part_floor(report, csv_dir, workload.rows) if "floor" in parts else None
+    project = None
+    if "csv" in parts:
+        project = part_history(report, "csv", workload, csv_dir, floor)
+    if "db" in parts:
+        part_history(report, "database", workload, csv_dir, floor)
+    if project and ({"remap", "queries"} & parts):
+        part_remap_and_queries(report, project, queues)
+    if "tick" in parts:
+        part_tick(report, queues, max(2, round(50 * args.scale)))
+    print(f"results: {write_results(report, args, workload)}")
+    return 0 if all(f.passed is not False for f in report.figures) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
