@@ -137,3 +137,13 @@ def test_names_are_unique_in_a_large_pool():
     centre = source(agents=900).centre()
     names = [simulated_agents.user_identifier(centre, agent) for agent in range(900)]
     assert len(set(names)) == 900
+
+
+def test_no_agent_overlaps_itself_across_days():
+    # A late shift's overtime must never run into the same agent's early shift next day.
+    variants = ({"seed": 1}, {"seed": 2}, {"agents": 12}, {"channels": ["documents", "tickets"]})
+    for settings in variants:
+        month = source(**settings).agent_status(
+            datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+        )
+        assert overlapping_segments(month.frame).empty, settings

@@ -31,6 +31,9 @@ MIN_SHIFT_SLOTS = 8  # 4 hours: nobody is called in for less
 TARGET_OCCUPANCY = 0.8
 SHRINKAGE = 0.12
 MAX_HANDLE_FACTOR = 4.0
+# Shifts starting in the first or ending in the last two hours of a day: a late shift's last
+# contact and logout (at most 4 x 20 minutes + 5) end well within two hours.
+EDGE_SLOTS = 4
 
 FIRST_NAMES = (
     "Anna", "Ben", "Chloe", "David", "Elif", "Farid", "Greta", "Hugo", "Ines", "Jonas",
@@ -143,6 +146,28 @@ def user_identifier(centre: Centre, agent: int) -> str:
     return name
 
 
+def _roster(
+    centre: Centre, day: date, shifts: list[tuple[int, int]], slots: int
+) -> tuple[tuple[int, int, int], ...]:
+    """(agent, first slot, slots) per shift: a random draw from the pool each day.
+
+    A late shift can run past midnight (a last contact, a late logout) into the next day's
+    early shifts, so one agent must never have both. Early and late shifts of a day go to the
+    agents whose number has the day's parity; the next day that is the other half of the
+    pool. Shifts that find nobody free stay unstaffed, as in a short-handed centre.
+    """
+    agents = _rng(centre, day, 0).permutation(pool_size(centre))
+    parity = day.toordinal() % 2
+    edge_agents = [int(a) for a in agents if (a + parity) % 2 == 0]
+    other_agents = [int(a) for a in agents if (a + parity) % 2 == 1]
+    edge = [s for s in shifts if s[0] < EDGE_SLOTS or s[0] + s[1] > slots - EDGE_SLOTS]
+    middle = [s for s in shifts if s not in edge]
+    roster = list(zip(edge_agents, edge, strict=False))
+    spare = other_agents + edge_agents[len(edge) :]
+    roster += list(zip(spare, middle, strict=False))
+    return tuple(sorted((agent, first, length) for agent, (first, length) in roster))
+
+
 @dataclass(frozen=True)
 class DayPlan:
     """One local day of a centre: its UTC start, slots, occupancy per slot and the roster."""
@@ -163,12 +188,7 @@ def day_plan(centre: Centre, day: date) -> DayPlan:
     mids = start + pd.to_timedelta((np.arange(slots) + 0.5) * SLOT_S, unit="s")
     local_hour = mids.hour + mids.minute / 60
     erlangs = centre.erlangs(np.asarray(local_hour), np.asarray(mids.dayofweek))
-    shifts = _cover(_need(erlangs))
-    pool = pool_size(centre)
-    agents = _rng(centre, day, 0).permutation(pool)
-    roster = tuple(
-        (int(agent), first, length) for agent, (first, length) in zip(agents, shifts, strict=False)
-    )
+    roster = _roster(centre, day, _cover(_need(erlangs)), slots)
     staffed = np.zeros(slots)
     for _, first, length in roster:
         staffed[first : first + length] += 1
