@@ -56,7 +56,7 @@ def check_employee_identifiers(frame: pd.DataFrame, files: MappingFiles) -> list
             MappingProblem(
                 int(row),
                 f"user_identifier {reason}; integration {integration_id!r} ({vendor}) "
-                f"identifies agents by {KIND_LABELS[kind]}",
+                f"identifies agents by {KIND_LABELS.get(kind, kind)}",
                 fatal=fatal,
             )
         )

@@ -5,10 +5,13 @@ from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
+import pytest
 
 from etl.assets.agent_status import split_segments
 from etl.assets.facts import source_key
+from etl.config import ConfigError, parse_integrations
 from etl.partitions import floor_hour
+from etl.resources.sources import VENDORS, SourceResource
 from etl.schemas import OVERLAP_RULE
 from tests.agent_sources import rebuild_mappings, scripted, simulator_at, write_mappings
 from tests.conftest import make_integration
@@ -296,3 +299,30 @@ def test_empty_delivery_stores_nothing_and_clears_the_window(settings, warehouse
     defs = definitions(settings, integration, **scripted(integration, []))
     assert import_range(defs, instance, integration.id, hour, hour + timedelta(hours=1)).success
     assert len(segments(warehouse)) == 0  # the source revised the hour to nothing
+
+
+def test_vendor_without_agent_status_is_a_config_error(monkeypatch):
+    class ContactsOnly(SourceResource):
+        def contacts(self, start, end):
+            raise NotImplementedError
+
+    monkeypatch.setitem(VENDORS, "contacts_only", ContactsOnly)
+    document = {
+        "integrations": [
+            {
+                "id": "old_acd",
+                "vendor": "contacts_only",
+                "delivery": "on_premise",
+                "interval_minutes": 30,
+                "data": ["contacts", "agent_status"],
+                "timezone": "Europe/Berlin",
+                "history_start": "2026-01-01",
+            }
+        ]
+    }
+    with pytest.raises(ConfigError) as error:
+        parse_integrations(document)
+    assert (
+        "integration 'old_acd': field 'data': vendor 'contacts_only' delivers no agent_status data"
+    ) in str(error.value)
+    assert "no contacts data" not in str(error.value)

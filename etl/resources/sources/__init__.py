@@ -38,6 +38,11 @@ def validate_source_settings(integration: Integration) -> list[str]:
     problems = [
         f"field 'source.{key}': unknown setting for {integration.vendor}" for key in unknown
     ]
+    problems += [
+        f"field 'data': vendor {integration.vendor!r} delivers no {data} data"
+        for data in integration.data
+        if getattr(kind, data) is getattr(SourceResource, data)  # method not implemented
+    ]
     try:
         model.model_validate(integration.source)
     except ValidationError as exc:
