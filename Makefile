@@ -7,6 +7,8 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export WFM_HOME ?= $(CURDIR)
 # Write a range run's per-partition events in batches (DESIGN.md pitfalls; see README).
 export DAGSTER_EVENT_BATCH_SIZE ?= 1000
+# The demo's database integration (london_db) reads the SQLite file `make demo` writes.
+export WFM_DEMO_DB_URL ?= sqlite:///$(WFM_HOME)/data/demo/crm.sqlite
 
 .PHONY: setup demo dev test lint format bench clean
 

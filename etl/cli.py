@@ -7,6 +7,7 @@ what the CLI does shows in the UI like any scheduled run.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import warnings
@@ -17,8 +18,10 @@ from dagster._utils.warnings import BetaWarning, PreviewWarning
 
 from etl.config import ConfigError, Settings, load_integrations
 from etl.definitions import MAPPINGS_JOB, build_definitions
+from etl.demo_sources import DEMO_DB_ENV, demo_db_url, prepare_demo_sources
 from etl.instance import prepare_dagster_home
 from etl.partitions import HOUR, floor_hour
+from etl.resources.sources import locations
 from etl.resources.warehouse import Warehouse
 from etl.schedules.ticks import TRIGGER_TAG, range_tags
 
@@ -97,6 +100,9 @@ def demo(args: argparse.Namespace) -> int:
     integrations = load_integrations(settings.integrations_path)
     now = datetime.now(UTC)
     end = floor_hour(now) + HOUR
+    # The CSV and database demo integrations read files this step writes.
+    os.environ.setdefault(DEMO_DB_ENV, demo_db_url(locations.home()))
+    print(prepare_demo_sources(locations.home(), end - timedelta(hours=args.hours), end))
     with dg.DagsterInstance.get() as instance:
         mappings = defs.resolve_job_def(MAPPINGS_JOB).execute_in_process(
             instance=instance, run_config=QUIET, raise_on_error=False

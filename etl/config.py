@@ -153,16 +153,16 @@ def _integration_problems(raw: Any, index: int) -> tuple[str, Integration | None
     if isinstance(raw.get("id"), str):
         label = raw["id"]
     problems = _secret_problems(raw.get("source") or {})
+    from etl.resources.sources import validate_source_settings, vendor_defaults
+
     try:
-        integration = Integration.model_validate(raw)
+        integration = Integration.model_validate({**vendor_defaults(raw.get("vendor")), **raw})
     except ValidationError as exc:
         for err in exc.errors():
             field = _format_loc(err["loc"])
             got = f" (got {err['input']!r})" if "input" in err and err["loc"] else ""
             problems.append(f"field {field!r}: {err['msg']}{got}")
         return label, None, problems
-    from etl.resources.sources import validate_source_settings
-
     problems += validate_source_settings(integration)
     return label, integration, problems
 

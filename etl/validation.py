@@ -220,7 +220,8 @@ def validate(
         frame.insert(0, "integration_id", integration_id)
     received = len(frame)
     if received == 0:
-        return Validated(frame[list(spec.columns)].copy(), empty_quarantine(), 0)
+        typed = _final_types(_coerce(frame, schema, Problems()), schema)
+        return Validated(typed[list(spec.columns)], empty_quarantine(), 0)
 
     problems = Problems()
     typed = _coerce(frame, schema, problems)

@@ -109,3 +109,19 @@ def test_missing_column_fails_the_whole_frame():
             end=END,
             run_id="r1",
         )
+
+
+def test_empty_delivery_is_typed():
+    frame = pd.DataFrame({c: [] for c in row()}, dtype=object)
+    result = validate(
+        frame,
+        spec=CONTACTS,
+        schema=contact_schema(15, "Europe/Berlin"),
+        integration_id="sim",
+        start=START,
+        end=END,
+        run_id="r1",
+    )
+    assert result.received == 0
+    assert str(result.good["interval_start"].dtype) == "datetime64[ns, UTC]"
+    assert result.good.empty

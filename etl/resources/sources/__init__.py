@@ -6,14 +6,26 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+from etl.resources.sources.avaya_cms import AvayaCmsSource
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
+from etl.resources.sources.csv_files import CsvSource
+from etl.resources.sources.database import DatabaseSource
+from etl.resources.sources.five9 import Five9Source
+from etl.resources.sources.genesys_cloud import GenesysCloudSource
 from etl.resources.sources.simulator import SimulatorSource
+from etl.resources.sources.talkdesk import TalkdeskSource
 
 if TYPE_CHECKING:
     from etl.config import Integration
 
 VENDORS: dict[str, type[SourceResource]] = {
     "simulator": SimulatorSource,
+    "genesys_cloud": GenesysCloudSource,
+    "talkdesk": TalkdeskSource,
+    "five9": Five9Source,
+    "csv": CsvSource,
+    "database": DatabaseSource,
+    "avaya_cms": AvayaCmsSource,
 }
 
 __all__ = [
@@ -24,7 +36,18 @@ __all__ = [
     "SourceSettings",
     "build_source",
     "validate_source_settings",
+    "vendor_defaults",
 ]
+
+
+def vendor_defaults(vendor: object) -> dict:
+    """Integration fields whose default depends on the vendor (applied under the file's
+    `defaults:` and the integration's own fields): e.g. Genesys Cloud revises data up to
+    ~48 h later, so its revision window defaults to 72 h."""
+    kind = VENDORS.get(vendor) if isinstance(vendor, str) else None
+    if kind is None or kind.min_revision_window_hours <= 1:
+        return {}
+    return {"revision_window_hours": kind.min_revision_window_hours}
 
 
 def validate_source_settings(integration: Integration) -> list[str]:
@@ -43,12 +66,19 @@ def validate_source_settings(integration: Integration) -> list[str]:
         for data in integration.data
         if getattr(kind, data) is getattr(SourceResource, data)  # method not implemented
     ]
+    minimum = kind.min_revision_window_hours
+    if integration.revision_window_hours < minimum:
+        problems.append(
+            f"field 'revision_window_hours': {integration.vendor} revises recent data, so it "
+            f"needs at least {minimum} hours (got {integration.revision_window_hours}; leave "
+            f"the field out to get {minimum})"
+        )
     try:
         model.model_validate(integration.source)
     except ValidationError as exc:
         for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"])
-            problems.append(f"field 'source.{field}': {err['msg']}")
+            field = ".".join(["source", *(str(p) for p in err["loc"])])
+            problems.append(f"field '{field}': {err['msg']}")
     return problems
 
 

@@ -46,6 +46,8 @@ class SourceResource(dg.ConfigurableResource):
     """A configured source for one integration. Subclasses set `settings_model`."""
 
     settings_model: ClassVar[type[SourceSettings]] = SourceSettings
+    # Sources that revise recent data set the shortest revision window that catches it.
+    min_revision_window_hours: ClassVar[int] = 1
 
     integration_id: str
     timezone: str

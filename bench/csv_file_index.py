@@ -1,0 +1,120 @@
+"""What the CSV file index saves: one hourly partition over years of daily export files.
+
+Writes `--days` daily files (one row per queue and 15-minute interval, the German export
+format of the README example) into a temporary folder, then times `CsvSource.contacts` for one
+hour three ways:
+
+- no index: every file is parsed for every hour (what the index avoids);
+- cold index: the first import builds the index (every file parsed once);
+- warm index: a later hour reads only the one file that holds it (the others are one `stat`).
+
+Run: `.venv/bin/python bench/csv_file_index.py [--days 1096] [--queues 10]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from etl.resources.sources.csv_files import CsvSettings, CsvSource
+
+FORMAT = {
+    "delimiter": ";",
+    "decimal": ",",
+    "encoding": "cp1252",
+    "time": "local",
+    "date_format": "%d.%m.%Y",
+    "duration_unit": "hms",
+}
+COLUMNS = {
+    "Warteschlange": "external_queue_id",
+    "Kanal": "channel",
+    "Datum": "interval_date",
+    "Uhrzeit": "interval_time",
+    "Angeboten": "offered",
+    "Angenommen": "answered",
+    "Abgebrochen": "abandoned",
+    "AHT": "handle_time",
+}
+
+
+def write_files(folder: Path, first_day: datetime, days: int, queues: int) -> int:
+    rows = 0
+    header = ";".join(COLUMNS)
+    for offset in range(days):
+        day = first_day + timedelta(days=offset)
+        lines = [header]
+        for quarter in range(96):
+            clock = f"{quarter // 4:02d}:{quarter % 4 * 15:02d}"
+            for queue in range(queues):
+                offered = 3 + (quarter + queue) % 17
+                lines.append(
+                    f"Queue {queue};Anrufe;{day:%d.%m.%Y};{clock};{offered};{offered - 1};1;"
+                    f"00:0{queue % 10}:3{quarter % 10}"
+                )
+        (folder / f"export_{day:%Y-%m-%d}.csv").write_text(
+            "\r\n".join(lines) + "\r\n", encoding="cp1252"
+        )
+        rows += len(lines) - 1
+    return rows
+
+
+def source(folder: Path, state: Path, use_index: bool) -> CsvSource:
+    settings = CsvSettings.model_validate(
+        {
+            "folder": str(folder),
+            "state_dir": str(state),
+            "use_index": use_index,
+            "format": FORMAT,
+            "contacts": {
+                "columns": COLUMNS,
+                "channels": {"Anrufe": "calls"},
+                "averages": True,
+            },
+        }
+    )
+    return CsvSource(
+        integration_id="bench_csv",
+        timezone="Europe/Berlin",
+        interval_minutes=15,
+        settings=settings,
+    )
+
+
+def timed(csv_source: CsvSource, hour: datetime) -> tuple[float, int, str]:
+    started = time.perf_counter()
+    extract = csv_source.contacts(hour, hour + timedelta(hours=1))
+    return time.perf_counter() - started, len(extract.frame), extract.description
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=1096)
+    parser.add_argument("--queues", type=int, default=10)
+    args = parser.parse_args()
+    first_day = datetime(2024, 1, 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder, state = Path(tmp) / "drop", Path(tmp) / "state"
+        folder.mkdir()
+        rows = write_files(folder, first_day, args.days, args.queues)
+        size = sum(p.stat().st_size for p in folder.iterdir()) / 1e6
+        print(f"{args.days} daily files, {rows:,} rows, {size:.0f} MB")
+        hour = datetime(2024, 6, 3, 10, tzinfo=UTC)
+        later = hour + timedelta(days=30, hours=3)
+        results = [
+            ("no index, one hour", *timed(source(folder, state, False), hour)),
+            ("cold index (first import), one hour", *timed(source(folder, state, True), hour)),
+            ("warm index, another hour", *timed(source(folder, state, True), later)),
+        ]
+        for name, seconds, found, description in results:
+            print(
+                f"  {name:<38} {seconds:8.3f} s  {found:>4} rows   {description.split(': ', 1)[1]}"
+            )
+        print(f"  warm index is {results[0][1] / results[2][1]:.0f}x faster than no index")
+
+
+if __name__ == "__main__":
+    main()

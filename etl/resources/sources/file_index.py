@@ -1,0 +1,113 @@
+"""What each delivered file covers, so an hourly import reads only the files that hold its hour.
+
+A drop folder fills with years of files; parsing all of them for every hourly partition would
+make each tick slower the longer the integration runs. The index keeps, per file, the key of
+its content (path, size, SHA-256) and the first and last instant its rows belong to. A file is
+read again only when it changed: same size and modification time means unchanged (as make and
+rsync assume), otherwise its content hash decides, and a changed file is parsed again. The
+index also records the format settings it was built with, so editing the format re-reads
+every file once.
+
+The index is a small JSON file, replaced atomically under a lock; concurrent runs of the same
+integration merge their updates instead of overwriting each other.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+
+from etl.resources.files import file_lock, replace_atomically
+
+INDEX_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One file as last seen: its content key and the time span its rows belong to."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+    fingerprint: str
+    first: str | None  # ISO instant (UTC) or None when the file holds nothing
+    last: str | None
+    open_ended: bool  # holds an agent-status segment without end: overlaps every later window
+    rows: int
+    rejected: int
+
+    def unchanged(self, size: int, mtime_ns: int, fingerprint: str) -> bool:
+        return (self.size, self.mtime_ns, self.fingerprint) == (size, mtime_ns, fingerprint)
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        if self.first is None:
+            return False
+        first, last = pd.Timestamp(self.first), pd.Timestamp(self.last)
+        return first < pd.Timestamp(end) and (self.open_ended or last >= pd.Timestamp(start))
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class FileIndex:
+    """The index of one integration's files (for one data kind each, keyed `kind:path`)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.lock_path = path.with_suffix(path.suffix + ".lock")
+        self.entries: dict[str, FileEntry] = self._read()
+        self.changed: dict[str, FileEntry | None] = {}
+
+    def _read(self) -> dict[str, FileEntry]:
+        try:
+            document = json.loads(self.path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+        if document.get("version") != INDEX_VERSION:
+            return {}
+        entries = {}
+        for key, raw in document.get("files", {}).items():
+            try:
+                entries[key] = FileEntry(**raw)
+            except TypeError:
+                continue
+        return entries
+
+    def get(self, key: str) -> FileEntry | None:
+        return self.entries.get(key)
+
+    def put(self, key: str, entry: FileEntry) -> None:
+        if self.entries.get(key) != entry:
+            self.entries[key] = entry
+            self.changed[key] = entry
+
+    def forget_missing(self, prefix: str, present: set[str]) -> None:
+        """Drop entries of files (of one kind) that are no longer in the folder."""
+        for key in [k for k in self.entries if k.startswith(prefix) and k not in present]:
+            del self.entries[key]
+            self.changed[key] = None
+
+    def save(self) -> None:
+        """Write this run's changes, merged into whatever another run wrote meanwhile."""
+        if not self.changed:
+            return
+        with file_lock(self.lock_path):
+            current = self._read()
+            for key, entry in self.changed.items():
+                if entry is None:
+                    current.pop(key, None)
+                else:
+                    current[key] = entry
+            document = {
+                "version": INDEX_VERSION,
+                "files": {key: asdict(entry) for key, entry in sorted(current.items())},
+            }
+            text = json.dumps(document, indent=1)
+            replace_atomically(self.path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+        self.changed = {}

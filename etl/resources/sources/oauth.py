@@ -1,0 +1,80 @@
+"""OAuth 2.0 client-credentials tokens for vendor APIs (Genesys Cloud, Talkdesk).
+
+Both vendors document the same grant: POST the token URL with HTTP Basic
+`client_id:client_secret` and `grant_type=client_credentials`; the answer carries
+`access_token` and `expires_in` (seconds). RFC 6749 section 4.4 is the common reference:
+https://www.rfc-editor.org/rfc/rfc6749#section-4.4
+
+The token is fetched lazily, refreshed shortly before it expires, and refreshed once more
+when the API answers 401 in the middle of an import (a token revoked or expired early); a
+second 401 with a fresh token is a real refusal and raises `AuthError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from etl.resources.sources.http import AuthError, HttpClient, HttpError, HttpResponse
+
+
+@dataclass
+class ClientCredentials:
+    http: HttpClient
+    token_url: str
+    client_id: str
+    client_secret: str
+    scope: str | None = None
+    refresh_margin_s: float = 60.0  # refresh this long before the announced expiry
+    clock: Callable[[], float] = time.monotonic
+    _token: str | None = field(default=None, init=False, repr=False)
+    _refresh_at: float = field(default=0.0, init=False, repr=False)
+    fetched: int = field(default=0, init=False)  # tokens obtained (for logs and tests)
+
+    def _fetch(self) -> None:
+        basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
+        form = {"grant_type": "client_credentials"}
+        if self.scope:
+            form["scope"] = self.scope
+        response = self.http.request(
+            "POST", self.token_url, headers={"Authorization": f"Basic {basic}"}, form=form
+        )
+        try:
+            payload = response.json()
+            token = payload["access_token"]
+            lifetime = float(payload.get("expires_in") or 3600)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise HttpError(
+                f"{self.http.where('POST', self.token_url)}: the token answer has no "
+                f"access_token ({type(exc).__name__})"
+            ) from None
+        self._token = token
+        # Refresh a little before the announced expiry (a tenth of a short lifetime).
+        self._refresh_at = self.clock() + lifetime - min(self.refresh_margin_s, lifetime / 10)
+        self.fetched += 1
+
+    def token(self) -> str:
+        """A valid access token, fetched or refreshed as needed."""
+        if self._token is None or self.clock() >= self._refresh_at:
+            self._fetch()
+        assert self._token is not None
+        return self._token
+
+    def invalidate(self) -> None:
+        self._token = None
+
+    def request(self, method: str, url: str, **kwargs: Any) -> HttpResponse:
+        """An API request with the bearer token; on a 401, one refresh and one more try."""
+        for attempt in (1, 2):
+            headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {self.token()}"}
+            try:
+                return self.http.request(method, url, headers=headers, **kwargs)
+            except AuthError as exc:
+                if exc.status != 401 or attempt == 2:
+                    raise
+                self.invalidate()
+                kwargs["headers"] = {k: v for k, v in headers.items() if k != "Authorization"}
+        raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,166 @@
+"""Fake vendor servers on 127.0.0.1, for tests: each speaks one vendor's documented shape.
+
+`FakeServer` runs `http.server` in a thread on an ephemeral port, records every request, and
+lets a test script failures in front of the normal answers (`inject`): a 429 with
+Retry-After, a 500, a token that expires mid-import. Subclasses add the vendor's routes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body or b"null")
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: Any = b""
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def payload(self) -> tuple[bytes, str]:
+        if isinstance(self.body, bytes):
+            return self.body, self.headers.get("Content-Type", "application/octet-stream")
+        if isinstance(self.body, str):
+            return self.body.encode(), self.headers.get("Content-Type", "text/plain")
+        return json.dumps(self.body).encode(), "application/json"
+
+
+EXPIRE_TOKENS = "expire-tokens"  # injected: revoke every token, then answer normally (a 401)
+
+Route = Callable[[Recorded], Reply]
+
+
+class FakeServer:
+    """A scripted HTTP server; `url` is its base URL once started."""
+
+    def __init__(self) -> None:
+        self.requests: list[Recorded] = []
+        self.routes: list[tuple[str, str, Route]] = []
+        self.injected: list[tuple[str, str, Reply | str]] = []
+        self.tokens: set[str] = set()
+        self.token_numbers = itertools.count(1)
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parts = urllib.parse.urlsplit(self.path)
+                recorded = Recorded(
+                    self.command,
+                    parts.path,
+                    urllib.parse.parse_qs(parts.query, keep_blank_values=True),
+                    dict(self.headers.items()),
+                    body,
+                )
+                reply = server.dispatch(recorded)
+                payload, content_type = reply.payload()
+                self.send_response(reply.status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in reply.headers.items():
+                    if name != "Content-Type":
+                        self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_GET(self) -> None:
+                self._handle()
+
+            def do_POST(self) -> None:
+                self._handle()
+
+            def do_DELETE(self) -> None:
+                self._handle()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> FakeServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(timeout=5)
+
+    # -- scripting ----------------------------------------------------------------------------
+    def route(self, method: str, prefix: str, handler: Route) -> None:
+        self.routes.append((method, prefix, handler))
+
+    def inject(self, method: str, prefix: str, *replies: Reply | str) -> None:
+        """Answer the next matching requests with `replies` (in order) before normal service."""
+        with self.lock:
+            self.injected += [(method, prefix, reply) for reply in replies]
+
+    def calls(self, method: str, prefix: str) -> list[Recorded]:
+        return [r for r in self.requests if r.method == method and r.path.startswith(prefix)]
+
+    def dispatch(self, request: Recorded) -> Reply:
+        with self.lock:
+            self.requests.append(request)
+            for index, (method, prefix, reply) in enumerate(self.injected):
+                if method == request.method and request.path.startswith(prefix):
+                    del self.injected[index]
+                    if reply == EXPIRE_TOKENS:
+                        self.tokens.clear()
+                        break
+                    return reply
+        for method, prefix, handler in self.routes:
+            if method == request.method and request.path.startswith(prefix):
+                try:
+                    return handler(request)
+                except Exception as exc:  # a bug in a fake must show (400: never retried)
+                    return Reply(400, {"error": f"fake failed: {exc!r}"})
+        return Reply(404, {"message": f"no route {request.method} {request.path}"})
+
+    # -- auth helpers -------------------------------------------------------------------------
+    def issue_token(self) -> str:
+        token = f"token-{next(self.token_numbers)}"
+        self.tokens.add(token)
+        return token
+
+    def bearer_ok(self, request: Recorded) -> bool:
+        auth = request.headers.get("Authorization", "")
+        return auth.startswith("Bearer ") and auth[len("Bearer ") :] in self.tokens
+
+
+def failure_messages(result: Any) -> list[str]:
+    """Every message of a run's step failures, causes included (for asserting on errors)."""
+    texts = []
+    for event in result.get_step_failure_events():
+        error = event.step_failure_data.error
+        while error is not None:
+            texts.append(error.message)
+            error = error.cause
+    return texts

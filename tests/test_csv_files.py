@@ -1,0 +1,803 @@
+"""The CSV drop-folder source on real files: every format option, DST, bad files, the file
+index and re-delivered files; contacts end to end through the real asset path."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from etl.config import ConfigError, parse_integrations
+from etl.resources.sources import SourceError
+from etl.resources.sources.csv_files import CsvSource
+from tests.conftest import make_integration
+from tests.helpers import definitions, import_range
+
+# 08:00-10:00 in Berlin (CET) on Monday 2026-11-16.
+WINDOW = (datetime(2026, 11, 16, 7, tzinfo=UTC), datetime(2026, 11, 16, 9, tzinfo=UTC))
+GERMAN = {
+    "delimiter": ";",
+    "decimal": ",",
+    "encoding": "cp1252",
+    "time": "local",
+    "date_format": "%d.%m.%Y",
+    "duration_unit": "hms",
+}
+GERMAN_COLUMNS = {
+    "Warteschlange": "external_queue_id",
+    "Kanal": "channel",
+    "Datum": "interval_date",
+    "Uhrzeit": "interval_time",
+    "Angeboten": "offered",
+    "Angenommen": "answered",
+    "Abgebrochen": "abandoned",
+    "AHT": "handle_time",
+}
+GERMAN_HEADER = "Warteschlange;Kanal;Datum;Uhrzeit;Angeboten;Angenommen;Abgebrochen;AHT"
+CHANNELS = {"Anrufe": "calls", "E-Mail": "emails"}
+PLAIN_COLUMNS = [
+    "external_queue_id",
+    "channel",
+    "interval_start",
+    "offered",
+    "answered",
+    "abandoned",
+    "handle_time",
+]
+
+
+def write(path: Path, text: str, encoding: str = "utf-8", mtime: datetime | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(text.encode(encoding))
+    if mtime is not None:
+        os.utime(path, (mtime.timestamp(), mtime.timestamp()))
+    return path
+
+
+def german(*rows: str, header: str = GERMAN_HEADER, newline: str = "\r\n") -> str:
+    return newline.join([header, *rows]) + newline
+
+
+def csv_integration(folder: Path, state: Path, **source):
+    fields = {
+        "folder": str(folder),
+        "state_dir": str(state),
+        "format": GERMAN,
+        "contacts": {"columns": GERMAN_COLUMNS, "channels": CHANNELS, "averages": True},
+        **source,
+    }
+    return make_integration(
+        id="drop_csv",
+        vendor="csv",
+        delivery="on_premise",
+        interval_minutes=15,
+        timezone="Europe/Berlin",
+        history_start="2026-03-01",
+        source=fields,
+    )
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    path = tmp_path / "drop"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    return tmp_path / "state"
+
+
+def source(folder: Path, state: Path, **settings) -> CsvSource:
+    return CsvSource.from_integration(csv_integration(folder, state, **settings))
+
+
+def utc(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+# -- end to end -----------------------------------------------------------------------------
+def test_german_export_lands_with_sums_and_quarantine(folder, state, settings, warehouse, instance):
+    write(
+        folder / "export_2026-11-16.csv",
+        german(
+            "Büro Süd;Anrufe;16.11.2026;08:00;12;10;2;00:04:30",
+            "Büro Süd;E-Mail;16.11.2026;08:00;5;5;0;00:12:00",
+            "Büro Süd;Anrufe;16.11.2026;08:15;zwölf;10;2;00:04:30",  # line 4: not a number
+            "Büro Süd;Anrufe;16.11.2026;09:45;7;6;1;0:05:10,5",
+            "Büro Süd;Anrufe;16.11.2026;10:00;7;6;1;00:05:00",  # next window
+        ),
+        encoding="cp1252",
+    )
+    integration = csv_integration(folder, state).model_copy(update={"max_rejected_share": 0.5})
+    result = import_range(definitions(settings, integration), instance, integration.id, *WINDOW)
+    assert result.success
+
+    stored = warehouse.query(
+        "SELECT external_queue_id, channel, interval_start, offered, answered, abandoned,"
+        " handle_time_s FROM contact_intervals ORDER BY interval_start, channel"
+    )
+    assert list(stored["external_queue_id"]) == ["Büro Süd"] * 3
+    assert list(stored["channel"]) == ["calls", "emails", "calls"]
+    assert list(stored["interval_start"]) == [
+        utc("2026-11-16 07:00"),
+        utc("2026-11-16 07:00"),
+        utc("2026-11-16 08:45"),
+    ]
+    assert list(stored["offered"]) == [12, 5, 7]
+    # AHT x answered: 270 s x 10, 720 s x 5, 310.5 s x 6.
+    assert list(stored["handle_time_s"]) == [2700.0, 3600.0, 1863.0]
+    rejected = warehouse.query(
+        "SELECT source_ref, rules, row_json, partition_key FROM rejected_rows"
+    )
+    assert list(rejected["source_ref"]) == ["export_2026-11-16.csv:4"]
+    assert list(rejected["rules"][0]) == [
+        "offered ('Angeboten'): not a number (decimal separator ',')"
+    ]
+    assert json.loads(rejected["row_json"][0])["Angeboten"] == "zwölf"
+    assert list(rejected["partition_key"]) == ["2026-11-16-07:00"]
+
+
+def test_redelivered_file_replaces_its_intervals(folder, state, settings, warehouse, instance):
+    path = folder / "export.csv"
+    write(path, german("Q;Anrufe;16.11.2026;08:00;10;9;1;00:05:00"), "cp1252")
+    integration = csv_integration(folder, state)
+    defs = definitions(settings, integration)
+    assert import_range(defs, instance, integration.id, *WINDOW).success
+    write(path, german("Q;Anrufe;16.11.2026;08:00;20;18;2;00:05:00"), "cp1252")
+    assert import_range(defs, instance, integration.id, *WINDOW).success
+    stored = warehouse.query("SELECT offered, answered, handle_time_s FROM contact_intervals")
+    assert stored.to_dict("records") == [{"offered": 20, "answered": 18, "handle_time_s": 5400.0}]
+
+
+def test_corrected_file_under_a_new_name_wins(folder, state):
+    old = datetime(2026, 11, 16, 9, 5, tzinfo=UTC)
+    write(
+        folder / "export_v1.csv",
+        german(
+            "Q;Anrufe;16.11.2026;08:00;10;9;1;00:05:00",
+            "Q;Anrufe;16.11.2026;08:15;x;9;1;00:05:00",
+            "R;Anrufe;16.11.2026;08:15;4;4;0;00:05:00",
+        ),
+        "cp1252",
+        mtime=old,
+    )
+    write(
+        folder / "export_v2.csv",
+        german(
+            "Q;Anrufe;16.11.2026;08:00;11;9;1;00:05:00", "Q;Anrufe;16.11.2026;08:15;12;9;1;00:05:00"
+        ),
+        "cp1252",
+        mtime=old + timedelta(minutes=30),
+    )
+    extract = source(folder, state).contacts(*WINDOW)
+    frame = extract.frame.sort_values(["external_queue_id", "interval_start"])
+    assert list(frame["offered"]) == [11.0, 12.0, 4.0]  # R only in v1: kept
+    assert list(frame["source_ref"]) == ["export_v2.csv:2", "export_v2.csv:3", "export_v1.csv:4"]
+    assert extract.rejected.empty  # v1's bad line 3 is corrected by v2
+    assert "2 row(s) superseded by newer files" in extract.description
+
+
+# -- format options -------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("configured", "written", "prefix"),
+    [
+        ("utf-8", "utf-8", b""),
+        ("utf-8", "utf-8", b"\xef\xbb\xbf"),  # UTF-8 with byte order mark
+        ("cp1252", "cp1252", b""),
+        ("utf-16", "utf-16", b""),  # Python writes the byte order mark
+    ],
+)
+def test_encodings(folder, state, configured, written, prefix):
+    text = german("Büro Süd ;Anrufe;16.11.2026;08:00;3;3;0;00:01:00", newline="\n")
+    (folder / "a.csv").write_bytes(prefix + text.encode(written))
+    extract = source(folder, state, format={**GERMAN, "encoding": configured}).contacts(*WINDOW)
+    assert list(extract.frame["external_queue_id"]) == ["Büro Süd "]  # exactly as delivered
+    assert extract.rejected.empty
+
+
+def test_delimiter_quotes_decimal_and_thousands(folder, state):
+    write(
+        folder / "a.csv",
+        "queue|channel|start|offered|answered|abandoned|handle\n"
+        "'Sales|EU'|calls|2026-11-16T08:00:00+01:00|1.200|1.100|50|330.000,5\n"
+        "'It''s me'|chats|2026-11-16T07:15:00Z|3|3|0|90\n",
+    )
+    extract = source(
+        folder,
+        state,
+        format={
+            "delimiter": "|",
+            "quote_char": "'",
+            "decimal": ",",
+            "thousands": ".",
+            "time": "iso",
+        },
+        contacts={
+            "columns": {
+                "queue": "external_queue_id",
+                "start": "interval_start",
+                "handle": "handle_time",
+            }
+        },
+    ).contacts(*WINDOW)
+    frame = extract.frame
+    assert list(frame["external_queue_id"]) == ["Sales|EU", "It's me"]
+    assert list(frame["interval_start"]) == [utc("2026-11-16 07:00"), utc("2026-11-16 07:15")]
+    assert list(frame["offered"]) == [1200.0, 3.0]
+    assert list(frame["handle_time_s"]) == [330000.5, 90.0]
+
+
+def test_tab_delimiter_without_quoting(folder, state):
+    write(
+        folder / "a.tsv",
+        "\t".join(PLAIN_COLUMNS) + '\n"Q" 5" screens\tcalls\t2026-11-16T07:00Z\t1\t1\t0\t9\n',
+    )
+    extract = source(
+        folder,
+        state,
+        format={"delimiter": "\t", "quote_char": None},
+        contacts={"glob": "*.tsv"},
+    ).contacts(*WINDOW)
+    assert list(extract.frame["external_queue_id"]) == ['"Q" 5" screens']  # quotes are data
+
+
+def test_header_row_after_a_preamble_and_no_header(folder, state):
+    write(
+        folder / "report.csv",
+        "Interval report\nExported 2026-11-16\n" + ",".join(PLAIN_COLUMNS) + "\n"
+        "A,calls,2026-11-16T07:00Z,1,1,0,x\n",
+    )
+    extract = source(folder, state, format={"header_row": 3}, contacts={}).contacts(*WINDOW)
+    assert list(extract.rejected["source_ref"]) == ["report.csv:4"]
+    assert extract.rejected["rules"][0] == ["handle_time: not a duration in seconds"]
+
+    write(folder / "report.csv", "A,calls,2026-11-16T07:00Z,1,1,0,30\n")
+    numbered = {str(i + 1): name for i, name in enumerate(PLAIN_COLUMNS)}
+    extract = source(
+        folder, state, format={"header_row": 0}, contacts={"columns": numbered}
+    ).contacts(*WINDOW)
+    assert list(extract.frame["source_ref"]) == ["report.csv:1"]
+    assert list(extract.frame["handle_time_s"]) == [30.0]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "value", "expected"),
+    [
+        ({"time": "iso"}, "2026-11-16T08:30:00+01:00", "2026-11-16 07:30"),
+        ({"time": "iso"}, "2026-11-16T07:30:00Z", "2026-11-16 07:30"),
+        ({"time": "utc"}, "2026-11-16 07:30", "2026-11-16 07:30"),
+        ({"time": "local"}, "2026-11-16 08:30", "2026-11-16 07:30"),
+        (
+            {"time": "local", "datetime_format": "%d/%m/%Y %I:%M %p"},
+            "16/11/2026 08:30 AM",
+            "2026-11-16 07:30",
+        ),
+        (
+            {"time": "epoch"},
+            str(int(datetime(2026, 11, 16, 7, 30, tzinfo=UTC).timestamp())),
+            "2026-11-16 07:30",
+        ),
+    ],
+)
+def test_time_formats(folder, state, fmt, value, expected):
+    write(folder / "a.csv", ",".join(PLAIN_COLUMNS) + f"\nA,calls,{value},1,1,0,60\n")
+    extract = source(folder, state, format=fmt, contacts={}).contacts(*WINDOW)
+    assert list(extract.frame["interval_start"]) == [utc(expected)]
+
+
+def test_iso_time_without_offset_is_rejected(folder, state):
+    write(
+        folder / "a.csv",
+        ",".join(PLAIN_COLUMNS) + "\nA,calls,2026-11-16T07:30,1,1,0,60\n",
+        mtime=datetime(2026, 11, 16, 7, 40, tzinfo=UTC),
+    )
+    extract = source(folder, state, format={"time": "iso"}, contacts={}).contacts(*WINDOW)
+    assert extract.frame.empty
+    assert extract.rejected["rules"][0] == ["interval_start: not an ISO 8601 time with UTC offset"]
+
+
+@pytest.mark.parametrize(
+    ("unit", "value", "averages", "expected"),
+    [
+        ("s", "125.5", False, 125.5),
+        ("ms", "125500", False, 125.5),
+        ("hms", "00:02:05", False, 125.0),
+        ("hms", "1:00:00", False, 3600.0),
+        ("s", "50", True, 200.0),  # average per answered contact x 4 answered
+        ("hms", "00:00:50", True, 200.0),
+    ],
+)
+def test_duration_units_and_averages(folder, state, unit, value, averages, expected):
+    write(
+        folder / "a.csv", ",".join(PLAIN_COLUMNS) + f"\nA,calls,2026-11-16T07:30Z,5,4,1,{value}\n"
+    )
+    extract = source(
+        folder,
+        state,
+        format={"duration_unit": unit},
+        contacts={"averages": averages},
+    ).contacts(*WINDOW)
+    assert list(extract.frame["handle_time_s"]) == [expected]
+
+
+def test_channel_constant_and_optional_durations(folder, state):
+    write(
+        folder / "a.csv",
+        "queue,start,offered,answered,abandoned,aht,talk,hold,acw,sl\n"
+        "Q,2026-11-16T07:30Z,5,4,1,100,70,10,20,3\n",
+    )
+    extract = source(
+        folder,
+        state,
+        format={},
+        contacts={
+            "channel": "calls",
+            "averages": True,
+            "columns": {
+                "queue": "external_queue_id",
+                "start": "interval_start",
+                "aht": "handle_time",
+                "talk": "talk_time",
+                "hold": "hold_time",
+                "acw": "acw_time",
+                "sl": "answered_in_sl",
+            },
+        },
+    ).contacts(*WINDOW)
+    row = extract.frame.iloc[0]
+    assert row["channel"] == "calls"
+    assert (row["handle_time_s"], row["talk_time_s"], row["hold_time_s"], row["acw_time_s"]) == (
+        400.0,
+        280.0,
+        40.0,
+        80.0,
+    )
+    assert row["answered_in_sl"] == 3
+
+
+# -- DST ------------------------------------------------------------------------------------
+SPRING = (datetime(2026, 3, 28, 23, tzinfo=UTC), datetime(2026, 3, 29, 3, tzinfo=UTC))
+FALL = (datetime(2026, 10, 24, 23, tzinfo=UTC), datetime(2026, 10, 25, 3, tzinfo=UTC))
+
+
+def test_nonexistent_local_time_is_rejected_with_reason(folder, state):
+    write(
+        folder / "a.csv",
+        german(
+            "Q;Anrufe;29.03.2026;01:45;1;1;0;00:01:00",
+            "Q;Anrufe;29.03.2026;02:15;1;1;0;00:01:00",
+            "Q;Anrufe;29.03.2026;03:00;1;1;0;00:01:00",
+        ),
+        "cp1252",
+    )
+    extract = source(folder, state).contacts(*SPRING)
+    assert list(extract.frame["interval_start"]) == [
+        utc("2026-03-29 00:45"),
+        utc("2026-03-29 01:00"),
+    ]
+    assert list(extract.rejected["source_ref"]) == ["a.csv:3"]
+    assert extract.rejected["rules"][0] == [
+        "interval_start ('Datum' + 'Uhrzeit'): local time does not exist in Europe/Berlin "
+        "(skipped when clocks went forward)"
+    ]
+    assert list(extract.rejected["partition_time"]) == [utc("2026-03-29 01:00")]
+
+
+FALL_ROWS = (
+    "Q;Anrufe;25.10.2026;02:00;1;1;0;00:01:00",
+    "Q;Anrufe;25.10.2026;02:45;2;2;0;00:01:00",
+    "Q;Anrufe;25.10.2026;02:00;3;3;0;00:01:00",
+    "Q;Anrufe;25.10.2026;02:45;4;4;0;00:01:00",
+)
+
+
+def test_ambiguous_local_time_is_rejected_unless_configured(folder, state):
+    write(folder / "a.csv", german(*FALL_ROWS), "cp1252")
+    extract = source(folder, state).contacts(*FALL)
+    assert extract.frame.empty
+    assert list(extract.rejected["source_ref"]) == ["a.csv:2", "a.csv:3", "a.csv:4", "a.csv:5"]
+    assert extract.rejected["rules"][0] == [
+        "interval_start ('Datum' + 'Uhrzeit'): local time is ambiguous in Europe/Berlin (occurs "
+        "twice when clocks go back); set format.ambiguous_times to offset or order"
+    ]
+
+
+def test_ambiguous_local_time_resolved_by_file_order(folder, state):
+    write(folder / "a.csv", german(*FALL_ROWS), "cp1252")
+    extract = source(folder, state, format={**GERMAN, "ambiguous_times": "order"}).contacts(*FALL)
+    frame = extract.frame
+    assert list(frame["offered"]) == [1.0, 2.0, 3.0, 4.0]
+    assert list(frame["interval_start"]) == [  # first occurrence CEST, second CET
+        utc("2026-10-25 00:00"),
+        utc("2026-10-25 00:45"),
+        utc("2026-10-25 01:00"),
+        utc("2026-10-25 01:45"),
+    ]
+
+
+def test_ambiguous_local_time_resolved_by_offset_column(folder, state):
+    header = GERMAN_HEADER + ";Offset"
+    write(
+        folder / "a.csv",
+        german(
+            "Q;Anrufe;25.10.2026;02:00;3;3;0;00:01:00;+01:00",
+            "Q;Anrufe;25.10.2026;02:00;1;1;0;00:01:00;+02:00",
+            "Q;Anrufe;25.10.2026;02:15;1;1;0;00:01:00;+05:00",  # wrong for Berlin
+            "Q;Anrufe;25.10.2026;02:30;1;1;0;00:01:00;",  # no offset: still ambiguous
+            header=header,
+        ),
+        "cp1252",
+    )
+    extract = source(
+        folder,
+        state,
+        format={**GERMAN, "ambiguous_times": "offset"},
+        contacts={
+            "columns": {**GERMAN_COLUMNS, "Offset": "utc_offset"},
+            "channels": CHANNELS,
+            "averages": True,
+        },
+    ).contacts(*FALL)
+    assert list(extract.frame["interval_start"]) == [
+        utc("2026-10-25 01:00"),
+        utc("2026-10-25 00:00"),
+    ]
+    rules = dict(zip(extract.rejected["source_ref"], extract.rejected["rules"], strict=True))
+    assert rules["a.csv:4"] == [
+        "interval_start ('Datum' + 'Uhrzeit'): UTC offset does not match Europe/Berlin at that "
+        "local time"
+    ]
+    assert "local time is ambiguous" in rules["a.csv:5"][0]
+
+
+# -- bad files ------------------------------------------------------------------------------
+DELIVERED = datetime(2026, 11, 16, 7, 50, tzinfo=UTC)  # inside WINDOW: bad files show here
+
+
+def good_file(folder: Path) -> None:
+    write(folder / "good.csv", german("Q;Anrufe;16.11.2026;08:00;10;9;1;00:05:00"), "cp1252")
+
+
+@pytest.mark.parametrize(
+    ("content", "encoding", "line", "rule"),
+    [
+        (
+            german(
+                "Q;Anrufe;16.11.2026;08:00;1;1;0;00:01:00",
+                "Büro;Anrufe;16.11.2026;08:15;1;1;0;00:01:00",
+            ),
+            "utf-8",
+            3,
+            "file: not valid cp1252",
+        ),  # UTF-8 bytes cp1252 lacks? see below
+        ("", "utf-8", 1, "file: empty file: no header and no rows"),
+        (
+            german("Q;Anrufe;16.11.2026;08:00;1;1;0;00:01:00"),
+            "utf-16",
+            1,
+            "file: starts with a utf-16 byte order mark but format.encoding is cp1252",
+        ),
+        ("Warteschlange,Kanal,Datum\nQ,Anrufe,16.11.2026\n", "utf-8", 1, "file: no column(s)"),
+    ],
+    ids=["wrong-encoding", "empty", "utf16-as-cp1252", "wrong-delimiter"],
+)
+def test_unreadable_file_is_one_quarantined_row_and_others_load(
+    folder, state, content, encoding, line, rule
+):
+    good_file(folder)
+    data = content.encode(encoding)
+    if encoding == "utf-8" and "Büro" in content:
+        data = data.replace("ü".encode(), b"\x81")  # a byte cp1252 does not define
+    (folder / "bad.csv").write_bytes(data)
+    os.utime(folder / "bad.csv", (DELIVERED.timestamp(), DELIVERED.timestamp()))
+    extract = source(folder, state).contacts(*WINDOW)
+    assert list(extract.frame["source_ref"]) == ["good.csv:2"]
+    assert list(extract.rejected["source_ref"]) == [f"bad.csv:{line}"]
+    assert extract.rejected["rules"][0][0].startswith(rule)
+    assert list(extract.rejected["partition_time"]) == [utc("2026-11-16 07:00")]
+    assert "unreadable: bad.csv" in extract.description
+
+
+def test_wrong_delimiter_hint(folder, state):
+    write(folder / "bad.csv", "Warteschlange,Kanal\nQ,Anrufe\n", mtime=DELIVERED)
+    rule = source(folder, state).contacts(*WINDOW).rejected["rules"][0][0]
+    assert rule.endswith("(one column only: is format.delimiter ';' right?)")
+
+
+def test_missing_value_column_rejects_each_row_in_its_partition(folder, state):
+    header = GERMAN_HEADER.replace(";Abgebrochen", "")
+    write(
+        folder / "a.csv",
+        german(
+            "Q;Anrufe;16.11.2026;08:00;1;1;00:01:00",
+            "Q;Anrufe;16.11.2026;09:30;1;1;00:01:00",
+            header=header,
+        ),
+        "cp1252",
+    )
+    extract = source(folder, state).contacts(*WINDOW)
+    assert extract.frame.empty
+    assert list(extract.rejected["source_ref"]) == ["a.csv:2", "a.csv:3"]
+    assert extract.rejected["rules"][0] == ["missing column(s) 'Abgebrochen' (abandoned)"]
+    assert list(extract.rejected["partition_time"]) == [
+        utc("2026-11-16 07:00"),
+        utc("2026-11-16 08:30"),
+    ]
+
+
+def test_unparsable_dates_are_quarantined_by_line(folder, state):
+    write(
+        folder / "a.csv",
+        german(
+            "Q;Anrufe;16.11.2026;08:00;1;1;0;00:01:00",
+            "Q;Anrufe;31.11.2026;08:15;1;1;0;00:01:00",
+            "Q;Anrufe;16.11.2026;8 Uhr;1;1;0;00:01:00",
+            "Q;Anrufe;16.11.2026;08:30;1;1;0;00:01:00",
+        ),
+        "cp1252",
+    )
+    extract = source(folder, state).contacts(*WINDOW)
+    assert list(extract.frame["source_ref"]) == ["a.csv:2", "a.csv:5"]
+    assert list(extract.rejected["source_ref"]) == ["a.csv:3", "a.csv:4"]
+    expected = (
+        "interval_start ('Datum' + 'Uhrzeit'): not a date and time in format %d.%m.%Y HH:MM[:SS]"
+    )
+    assert [r[0] for r in extract.rejected["rules"]] == [expected, expected]
+    # Where a row's own time is unreadable, it belongs to the hour of the row before it.
+    assert list(extract.rejected["partition_time"]) == [utc("2026-11-16 07:00")] * 2
+
+
+def test_header_only_file_is_no_rows_and_no_error(folder, state):
+    write(folder / "a.csv", german(), "cp1252", mtime=DELIVERED)
+    extract = source(folder, state).contacts(*WINDOW)
+    assert extract.frame.empty
+    assert extract.rejected.empty
+    assert list(extract.frame.columns[:4]) == [
+        "integration_id",
+        "external_queue_id",
+        "channel",
+        "interval_start",
+    ]
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\n", "\r"])
+def test_line_endings(folder, state, newline):
+    write(
+        folder / "a.csv",
+        german(
+            "Q;Anrufe;16.11.2026;08:00;1;1;0;00:01:00",
+            "Q;Anrufe;16.11.2026;08:15;x;1;0;00:01:00",
+            "Q;Anrufe;16.11.2026;08:30;1;1;0;00:01:00",
+            newline=newline,
+        ),
+        "cp1252",
+    )
+    extract = source(folder, state).contacts(*WINDOW)
+    assert list(extract.frame["source_ref"]) == ["a.csv:2", "a.csv:4"]
+    assert list(extract.rejected["source_ref"]) == ["a.csv:3"]
+
+
+@pytest.mark.parametrize("header_too", [True, False])
+def test_trailing_delimiters(folder, state, header_too):
+    header = GERMAN_HEADER + (";" if header_too else "")
+    write(
+        folder / "a.csv",
+        german(
+            "Q;Anrufe;16.11.2026;08:00;1;1;0;00:01:00;",
+            "Q;Anrufe;16.11.2026;08:15;1;1;0;00:01:00;;",
+            header=header,
+        ),
+        "cp1252",
+    )
+    extract = source(folder, state).contacts(*WINDOW)
+    assert list(extract.frame["source_ref"]) == ["a.csv:2", "a.csv:3"]
+    assert extract.rejected.empty
+
+
+def test_ragged_line_and_quoted_line_break_keep_exact_line_numbers(folder, state):
+    write(
+        folder / "a.csv",
+        german(
+            '"Q\r\nzwei Zeilen";Anrufe;16.11.2026;08:00;1;1;0;00:01:00',  # lines 2-3
+            "Q;Anrufe;16.11.2026;08:15;1;1;0;00:01:00;extra",  # line 4: one field too many
+            "",  # line 5: blank
+            "Q;Anrufe;16.11.2026;08:30;x;1;0;00:01:00",  # line 6
+        ),
+        "cp1252",
+    )
+    extract = source(folder, state).contacts(*WINDOW)
+    assert list(extract.frame["external_queue_id"]) == ["Q\r\nzwei Zeilen"]
+    assert list(extract.frame["source_ref"]) == ["a.csv:2"]
+    rules = dict(zip(extract.rejected["source_ref"], extract.rejected["rules"], strict=True))
+    assert rules == {
+        "a.csv:4": ["line has 9 fields, the header has 8"],
+        "a.csv:6": ["offered ('Angeboten'): not a number (decimal separator ',')"],
+    }
+    row = extract.rejected.set_index("source_ref").loc["a.csv:4", "row_json"]
+    assert json.loads(row) == {"line": "Q;Anrufe;16.11.2026;08:15;1;1;0;00:01:00;extra"}
+
+
+def test_missing_folder_is_a_source_error(tmp_path, state):
+    with pytest.raises(SourceError, match=r"integration 'drop_csv': CSV folder .* does not exist"):
+        source(tmp_path / "nowhere", state).contacts(*WINDOW)
+
+
+# -- file index -----------------------------------------------------------------------------
+def day_file(folder: Path, day: datetime) -> Path:
+    rows = [
+        f"Q;Anrufe;{day:%d.%m.%Y};{hour:02d}:{minute:02d};5;4;1;00:02:00"
+        for hour in range(24)
+        for minute in (0, 15, 30, 45)
+    ]
+    return write(folder / f"export_{day:%Y-%m-%d}.csv", german(*rows), "cp1252")
+
+
+def test_index_reads_only_files_that_hold_the_window(folder, state):
+    days = [datetime(2026, 11, 1) + timedelta(days=i) for i in range(20)]
+    for day in days:
+        day_file(folder, day)
+    csv_source = source(folder, state)
+
+    first = csv_source.contacts(*WINDOW)  # builds the index: every file is read once
+    assert len(first.frame) == 8
+    assert "20 file(s), 1 hold the window; 20 parsed, 0 known from the index" in first.description
+
+    hour = (datetime(2026, 11, 10, 12, tzinfo=UTC), datetime(2026, 11, 10, 13, tzinfo=UTC))
+    second = csv_source.contacts(*hour)
+    assert list(second.frame["source_ref"]) == [
+        f"export_2026-11-10.csv:{n}" for n in (54, 55, 56, 57)
+    ]
+    assert "1 parsed, 20 known from the index, 19 hold only other hours" in second.description
+
+    index = json.loads(csv_source.index_path().read_text())
+    entry = index["files"]["contacts:export_2026-11-10.csv"]
+    assert (entry["first"], entry["last"], entry["rows"]) == (
+        "2026-11-09T23:00:00+00:00",
+        "2026-11-10T22:45:00+00:00",
+        96,
+    )
+    assert len(entry["sha256"]) == 64
+
+
+def test_index_notices_changed_touched_and_removed_files(folder, state):
+    path = day_file(folder, datetime(2026, 11, 16))
+    other = day_file(folder, datetime(2026, 11, 17))
+    csv_source = source(folder, state)
+    csv_source.contacts(*WINDOW)
+
+    os.utime(path)  # touched, same content: hashed again, not parsed again (outside window)
+    hour = (datetime(2026, 11, 20, tzinfo=UTC), datetime(2026, 11, 20, 1, tzinfo=UTC))
+    assert "0 parsed, 2 known from the index" in csv_source.contacts(*hour).description
+
+    text = path.read_text(encoding="cp1252").replace(";08:00;5;4;1;", ";08:00;9;9;0;")
+    path.write_text(text, encoding="cp1252")  # changed: parsed again
+    extract = csv_source.contacts(*WINDOW)
+    assert "1 parsed, 1 known from the index" in extract.description
+    assert extract.frame.set_index("interval_start").loc[utc("2026-11-16 07:00"), "offered"] == 9
+
+    other.unlink()
+    csv_source.contacts(*WINDOW)
+    index = json.loads(csv_source.index_path().read_text())
+    assert list(index["files"]) == ["contacts:export_2026-11-16.csv"]
+
+    reformatted = source(folder, state, format={**GERMAN, "ambiguous_times": "order"})
+    assert "1 parsed, 0 known from the index" in reformatted.contacts(*WINDOW).description
+
+
+def test_without_index_every_file_is_parsed(folder, state):
+    for i in range(3):
+        day_file(folder, datetime(2026, 11, 14) + timedelta(days=i))
+    extract = source(folder, state, use_index=False).contacts(*WINDOW)
+    assert len(extract.frame) == 8
+    assert "3 parsed" in extract.description
+    assert not (state / "csv").exists()
+
+
+# -- agent status ---------------------------------------------------------------------------
+AGENT_COLUMNS = {
+    "Agent": "user_identifier",
+    "Status": "external_activity",
+    "Datum": "start_date",
+    "Von": "start_time",
+    "Bis": "end_time",
+}
+
+
+def test_agent_status_segments(folder, state):
+    write(
+        folder / "agents" / "states.csv",
+        "\r\n".join(
+            [
+                "Agent;Status;Datum;Von;Bis",
+                "Nacht;Verfügbar;15.11.2026;23:30;00:15",  # ends after midnight, before WINDOW
+                "Anna.Smith;Verfügbar;16.11.2026;07:55;08:20",
+                "anna.smith;Pause;16.11.2026;08:20;08:35",
+                " anna.smith;Gespräch;16.11.2026;09:50;",  # still in that state
+                "Bob;Gespräch;16.11.2026;9 Uhr;09:10",  # line 6: unreadable start
+            ]
+        )
+        + "\r\n",
+        "cp1252",
+    )
+    csv_source = source(
+        folder,
+        state,
+        agent_status={"glob": "agents/*.csv", "columns": AGENT_COLUMNS},
+    )
+    extract = csv_source.agent_status(*WINDOW)
+    frame = extract.frame
+    assert list(frame["user_identifier"]) == ["Anna.Smith", "anna.smith", " anna.smith"]
+    assert list(frame["external_activity"]) == ["Verfügbar", "Pause", "Gespräch"]
+    assert list(frame["start_utc"]) == [
+        utc("2026-11-16 06:55"),
+        utc("2026-11-16 07:20"),
+        utc("2026-11-16 08:50"),
+    ]
+    assert list(frame["end_utc"][:2]) == [utc("2026-11-16 07:20"), utc("2026-11-16 07:35")]
+    assert pd.isna(frame["end_utc"][2])
+    assert list(extract.rejected["source_ref"]) == ["agents/states.csv:6"]
+    night = csv_source.agent_status(
+        datetime(2026, 11, 15, 22, tzinfo=UTC), datetime(2026, 11, 15, 23, tzinfo=UTC)
+    ).frame
+    assert list(night["end_utc"]) == [utc("2026-11-15 23:15")]  # rolled to the next day
+
+
+def test_agent_status_with_iso_start_and_duration(folder, state):
+    write(
+        folder / "agents.csv",
+        "user,state,since,seconds\nana@example.com,Available,2026-11-16T07:00:00Z,1800\n",
+    )
+    extract = source(
+        folder,
+        state,
+        format={"time": "iso"},
+        agent_status={
+            "glob": "agents.csv",
+            "columns": {
+                "user": "user_identifier",
+                "state": "external_activity",
+                "since": "start",
+                "seconds": "duration",
+            },
+        },
+    ).agent_status(*WINDOW)
+    assert extract.frame[["start_utc", "end_utc"]].to_dict("records") == [
+        {"start_utc": utc("2026-11-16 07:00"), "end_utc": utc("2026-11-16 07:30")}
+    ]
+
+
+def test_agent_status_needs_its_section(folder, state):
+    with pytest.raises(SourceError, match=r"no source\.agent_status section"):
+        source(folder, state).agent_status(*WINDOW)
+
+
+# -- config ---------------------------------------------------------------------------------
+def test_config_errors_name_the_setting(tmp_path):
+    base = {
+        "id": "drop_csv",
+        "vendor": "csv",
+        "delivery": "cloud",
+        "interval_minutes": 15,
+        "timezone": "UTC",
+        "history_start": "2026-11-01",
+    }
+    cases = [
+        (
+            {"folder": "x", "contacts": {"channels": {"Anrufe": "phone"}}},
+            "unknown channel(s) phone",
+        ),
+        ({"folder": "x", "contacts": {"columns": {"a": "queue"}}}, "unknown field(s) queue"),
+        ({"folder": "x", "format": {"encoding": "klingon"}}, "unknown encoding 'klingon'"),
+        ({"folder": "x", "format": {"delimeter": ";"}}, "source.format.delimeter"),
+        ({"folder": "x", "format": {"decimal": ",", "thousands": ","}}, "must differ"),
+    ]
+    for settings, message in cases:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            parse_integrations({"integrations": [{**base, "source": settings}]})
