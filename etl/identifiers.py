@@ -8,6 +8,7 @@ mistakes before they silently match nobody: a Talkdesk identifier without an '@'
 | --- | --- |
 | talkdesk, ujet | email address |
 | five9, genesys_cloud, genesys_engage, sikom, mitel (MiVoice Business), avaya_cms | user name |
+| genesys_cloud with `user_identifier: email` | email address (`name`, `id`: not checked) |
 | vonage | agent id |
 | simulator | its `user_identifiers` setting (user name by default) |
 | database, csv, api and others | whatever the customer's system uses: not checked |
@@ -35,6 +36,7 @@ IDENTIFIER_KINDS: dict[str, IdentifierKind] = {
     "simulator": "user_name",
     "vonage": "agent_id",
 }
+GENESYS_USER_FIELDS: dict[str, IdentifierKind] = {"username": "user_name", "email": "email"}
 KIND_LABELS = {
     "email": "an email address",
     "user_name": "a user name",
@@ -49,6 +51,9 @@ def identifier_kind(integration: Integration) -> IdentifierKind:
     """The kind of user identifier this integration's agent-status data carries."""
     if integration.vendor == "simulator":
         return integration.source.get("user_identifiers", "user_name")
+    if integration.vendor == "genesys_cloud":  # the user field is a setting there
+        field = integration.source.get("user_identifier", "username")
+        return GENESYS_USER_FIELDS.get(field, "any")
     return IDENTIFIER_KINDS.get(integration.vendor, "any")
 
 

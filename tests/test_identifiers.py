@@ -25,6 +25,14 @@ def test_identifier_kind_per_vendor(vendor, kind):
     assert identifier_kind(make_integration(vendor=vendor, source={})) == kind
 
 
+@pytest.mark.parametrize(
+    ("field", "kind"), [(None, "user_name"), ("email", "email"), ("name", "any"), ("id", "any")]
+)
+def test_genesys_cloud_kind_follows_its_user_field(field, kind):
+    source = {"user_identifier": field} if field else {}
+    assert identifier_kind(make_integration(vendor="genesys_cloud", source=source)) == kind
+
+
 def test_simulator_kind_follows_its_setting():
     integration = make_integration(source={"user_identifiers": "email"})
     assert identifier_kind(integration) == "email"
