@@ -7,6 +7,8 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export WFM_HOME ?= $(CURDIR)
 # Write a range run's per-partition events in batches (DESIGN.md pitfalls; see README).
 export DAGSTER_EVENT_BATCH_SIZE ?= 1000
+# One "planned" event per range run instead of one per hour (Dagster's own switch).
+export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 # The demo's database integration (london_db) reads the SQLite file `make demo` writes.
 export WFM_DEMO_DB_URL ?= sqlite:///$(WFM_HOME)/data/demo/crm.sqlite
 

@@ -27,6 +27,7 @@ import sqlalchemy as sa
 import yaml
 
 from bench.workloads import Workload, history_workload, load_postgres_table, write_csv_files
+from etl.instance import RANGE_RUN_ENV
 from etl.resources.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,7 +109,7 @@ def project_env(folder: Path, integrations: list[dict], dagster_pg_url: str) -> 
         "WFM_WAREHOUSE_DIR": str(folder / "warehouse"),
         "WFM_MAPPINGS_DIR": str(folder / "mappings"),
         "DAGSTER_HOME": str(folder / "home"),
-        "DAGSTER_EVENT_BATCH_SIZE": os.environ.get("DAGSTER_EVENT_BATCH_SIZE", "1000"),
+        **{name: os.environ.get(name, value) for name, value in RANGE_RUN_ENV.items()},
     }
 
 
@@ -173,17 +174,11 @@ def history_integration(kind: str, workload: Workload, csv_dir: Path, db_url_env
             "id": "history_csv",
             "source": {
                 "folder": str(csv_dir),
-                "glob": "contacts_*.csv",
-                "columns": {
-                    "interval_start": "interval_start",
-                    "external_queue_id": "queue",
-                    "channel": "channel",
-                    "offered": "offered",
-                    "answered": "answered",
-                    "abandoned": "abandoned",
-                    "handle_time_s": "handle_time_s",
+                "format": {"time": "iso", "duration_unit": "s"},
+                "contacts": {
+                    "glob": "contacts_*.csv",
+                    "columns": {"queue": "external_queue_id", "handle_time_s": "handle_time"},
                 },
-                "time_format": "iso",
             },
         }
     return {
@@ -191,11 +186,14 @@ def history_integration(kind: str, workload: Workload, csv_dir: Path, db_url_env
         "id": "history_db",
         "source": {
             "url_env": db_url_env,
-            "contacts_query": (
-                "SELECT queue AS external_queue_id, channel, interval_start, 15 AS "
-                "interval_minutes, offered, answered, abandoned, handle_time_s FROM bench_contacts "
-                "WHERE interval_start >= :window_start AND interval_start < :window_end"
-            ),
+            "format": {"time": "utc", "duration_unit": "s"},
+            "contacts": {
+                "query": (
+                    "SELECT queue AS external_queue_id, channel, interval_start, offered, "
+                    "answered, abandoned, handle_time_s AS handle_time FROM bench_contacts "
+                    "WHERE interval_start >= :window_start AND interval_start < :window_end"
+                ),
+            },
         },
     }
 
@@ -412,7 +410,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--years", type=int, default=3)
     parser.add_argument("--parts", default="floor,csv,db,tick,remap,queries")
     args = parser.parse_args(argv)
-    parts = set(args.parts.split(","))
+    parts = set(args.parts.split(",")) - {""}
     queues = max(5, round(500 * args.scale))
     workload = history_workload(queues, args.years)
     WORK.mkdir(parents=True, exist_ok=True)
