@@ -64,22 +64,30 @@ def summary(warehouse: Warehouse) -> str:
             SELECT integration_id, 'contact_intervals' AS table_name, count(*) AS n,
                    min(interval_start) AS first, max(interval_start) AS last
             FROM contact_intervals GROUP BY ALL
+            UNION ALL
+            SELECT integration_id, 'agent_status_segments', count(*), min(start_utc),
+                   max(start_utc)
+            FROM agent_status_segments GROUP BY ALL
             ORDER BY ALL
             """
         ).fetchall()
-        rejected = dict(
-            con.execute(
-                "SELECT integration_id, count(*) FROM rejected_rows GROUP BY ALL"
+        rejected = {
+            (integration_id, table): n
+            for integration_id, table, n in con.execute(
+                "SELECT integration_id, data_kind, count(*) FROM rejected_rows GROUP BY ALL"
             ).fetchall()
-        )
+        }
         queues = con.execute("SELECT count(*) FROM queues").fetchone()[0]
+        unmatched = con.execute("SELECT count(*) FROM unmatched_users").fetchone()[0]
     lines = [f"{'integration':<18}{'table':<22}{'rows':>9}{'rejected':>10}  first .. last (UTC)"]
     for integration_id, table, n, first, last in rows:
         lines.append(
-            f"{integration_id:<18}{table:<22}{n:>9}{rejected.get(integration_id, 0):>10}"
+            f"{integration_id:<18}{table:<22}{n:>9}{rejected.get((integration_id, table), 0):>10}"
             f"  {first:%Y-%m-%d %H:%M} .. {last:%Y-%m-%d %H:%M}"
         )
     lines.append(f"{queues} external queues in `queues`; rejected rows are in `rejected_rows`.")
+    if any(table == "agent_status_segments" for _, table, *_ in rows):
+        lines.append(f"{unmatched} user identifiers match no employee (`unmatched_users`).")
     return "\n".join(lines)
 
 

@@ -9,11 +9,14 @@ from collections.abc import Mapping
 
 import dagster as dg
 
+from etl.assets.agent_mappings import AGENT_MAPPING_ASSETS
+from etl.assets.agent_status import AGENT_STATUS_KIND
 from etl.assets.contacts import CONTACTS_KIND
 from etl.assets.coverage import build_coverage_check
 from etl.assets.facts import FactKind, asset_key, build_fact_asset, source_key
 from etl.assets.mappings import MAPPING_ASSETS, MappingFiles
 from etl.config import Integration, Settings, load_integrations
+from etl.identifiers import identifier_kind
 from etl.partitions import hourly_partitions
 from etl.resources.sources import SourceResource, build_source
 from etl.resources.warehouse import Warehouse
@@ -21,7 +24,10 @@ from etl.schedules.gaps import build_gap_sensor
 from etl.schedules.mapping_sensor import build_mapping_sensor
 from etl.schedules.ticks import build_schedule
 
-FACT_KINDS: dict[str, FactKind] = {CONTACTS_KIND.name: CONTACTS_KIND}
+FACT_KINDS: dict[str, FactKind] = {
+    CONTACTS_KIND.name: CONTACTS_KIND,
+    AGENT_STATUS_KIND.name: AGENT_STATUS_KIND,
+}
 MAPPINGS_JOB = "mappings_job"
 
 
@@ -65,18 +71,24 @@ def build_definitions(
     """
     if integrations is None:
         integrations = load_integrations(settings.integrations_path)
+    mapping_assets = [*MAPPING_ASSETS, *AGENT_MAPPING_ASSETS]
     mappings_job = dg.define_asset_job(
-        MAPPINGS_JOB, selection=dg.AssetSelection.assets(*MAPPING_ASSETS)
+        MAPPINGS_JOB, selection=dg.AssetSelection.assets(*mapping_assets)
     )
     resources = dict(resources or {})
     shared = dg.Definitions(
-        assets=MAPPING_ASSETS,
+        assets=mapping_assets,
         jobs=[mappings_job],
         sensors=[build_mapping_sensor(settings.mappings_dir, mappings_job)],
         resources={
             "warehouse": resources.pop("warehouse", Warehouse(root=str(settings.warehouse_dir))),
             "mapping_files": resources.pop(
-                "mapping_files", MappingFiles(directory=str(settings.mappings_dir))
+                "mapping_files",
+                MappingFiles(
+                    directory=str(settings.mappings_dir),
+                    vendors={i.id: i.vendor for i in integrations},
+                    identifier_kinds={i.id: identifier_kind(i) for i in integrations},
+                ),
             ),
         },
     )

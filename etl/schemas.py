@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
@@ -27,6 +28,9 @@ class TableSpec:
     time_column: str
     columns: tuple[str, ...]
     optional: tuple[str, ...] = ()
+    # For spans (agent-status segments): the column holding the end (null = still open). A
+    # span belongs to a window when it overlaps it, not when it starts inside it.
+    end_column: str | None = None
 
     @property
     def all_columns(self) -> tuple[str, ...]:
@@ -170,5 +174,146 @@ WORKLOADS_SCHEMA = pa.DataFrameSchema(
         "destination_queue": pa.Column(str, pa.Check.str_length(min_value=1, error="not empty")),
     },
     unique=["workload", "destination_queue"],
+    strict=True,
+)
+
+
+# -- agent status ---------------------------------------------------------------------------
+
+AGENT_STATUS = TableSpec(
+    name="agent_status_segments",
+    key=("integration_id", "user_identifier", "start_utc"),
+    time_column="start_utc",
+    end_column="end_utc",
+    columns=("integration_id", "user_identifier", "external_activity", "start_utc", "end_utc"),
+)
+OVERLAP_RULE = (
+    "overlapping_segment: overlaps another segment of the same user_identifier in this window "
+    "(an agent is in one state at a time)"
+)
+
+
+def _not_blank(what: str) -> pa.Check:
+    """Not only spaces. Values are otherwise kept exactly as delivered: ' Anna.Smith' and
+    'anna.smith' are users of their own, never trimmed or case-folded into 'Anna.Smith'."""
+    return pa.Check(
+        lambda series: series.str.strip().str.len() > 0,
+        name=f"{what}_not_blank",
+        error="not blank (spaces only)",
+    )
+
+
+def _text(what: str, dtype: object = str) -> pa.Column:
+    checks = [pa.Check.str_length(min_value=1, error="not empty"), _not_blank(what)]
+    return pa.Column(dtype, checks)
+
+
+@cache
+def agent_status_schema() -> pa.DataFrameSchema:
+    """Canonical agent-status segments as a source delivers them: one row per user and state.
+
+    `end_utc` is empty while the agent is still in the state. Overlaps between segments of the
+    same user need the whole window and are checked by `overlapping_segments`.
+    """
+    return pa.DataFrameSchema(
+        name="agent_status_segments",
+        columns={
+            "integration_id": pa.Column(
+                STRING, pa.Check.str_length(min_value=1, error="not empty")
+            ),
+            "user_identifier": _text("user_identifier", STRING),
+            "external_activity": _text("external_activity", STRING),
+            "start_utc": pa.Column("datetime64[ns, UTC]"),
+            "end_utc": pa.Column("datetime64[ns, UTC]", nullable=True),
+        },
+        checks=[
+            pa.Check(
+                lambda df: df["end_utc"].isna() | (df["end_utc"] > df["start_utc"]),
+                name="end_after_start",
+                error="end_utc after start_utc (empty while the agent is still in the state)",
+            ),
+        ],
+        strict=False,
+        coerce=False,
+        description="One row per integration, user identifier and segment start (UTC); "
+        "segments of one user do not overlap.",
+    )
+
+
+def overlapping_segments(frame: pd.DataFrame) -> pd.Series:
+    """`OVERLAP_RULE` for every row that overlaps another segment of the same user.
+
+    Vectorised: sorted by user and start, a row overlaps an earlier one when it starts before
+    the latest end seen so far for that user, and a later one when the next start comes
+    before its own end. An open segment (no end) reaches to the end of time. Exact copies are
+    left to the duplicate-key rule (they are kept once), so they do not count as overlaps.
+    """
+    if frame.empty:
+        return pd.Series(dtype=object)
+    values = ["integration_id", "user_identifier", "external_activity", "start_utc", "end_utc"]
+    copies = frame.duplicated(values, keep="first")
+    rows = frame.loc[~copies, values].sort_values(
+        ["integration_id", "user_identifier", "start_utc"]
+    )
+    ends = rows["end_utc"].fillna(pd.Timestamp.max.tz_localize("UTC"))
+    ids = rows["integration_id"].to_numpy(dtype=object)
+    users = rows["user_identifier"].to_numpy(dtype=object)
+    same_as_prev = np.r_[False, (ids[1:] == ids[:-1]) & (users[1:] == users[:-1])]
+    same_as_next = np.r_[same_as_prev[1:], False]
+    user_number = np.cumsum(~same_as_prev)
+    latest_end_before = ends.groupby(user_number).cummax().shift()
+    overlaps_earlier = same_as_prev & (rows["start_utc"] < latest_end_before).to_numpy()
+    overlaps_later = same_as_next & (rows["start_utc"].shift(-1) < ends).to_numpy()
+    bad = rows[overlaps_earlier | overlaps_later]
+    if bad.empty:
+        return pd.Series(dtype=object)
+    # Exact copies of an overlapping row carry the rule too.
+    flagged = pd.MultiIndex.from_frame(frame[values]).isin(pd.MultiIndex.from_frame(bad[values]))
+    index = frame.index[flagged]
+    return pd.Series([[OVERLAP_RULE]] * len(index), index=index, dtype=object)
+
+
+# -- agent mappings (employees and activities) -------------------------------------------------
+
+PRESENT_ACTIVITY_ID = 1  # an unmapped external activity counts as activity 1, "Present"
+
+EMPLOYEES_SCHEMA = pa.DataFrameSchema(
+    name="employees",
+    columns={"employee_id": _text("employee_id"), "name": _text("name")},
+    unique=["employee_id"],
+    strict=True,
+)
+
+EMPLOYEE_IDENTIFIERS_SCHEMA = pa.DataFrameSchema(
+    name="employee_identifiers",
+    columns={
+        "employee_id": _text("employee_id"),
+        "integration_id": _text("integration_id"),
+        "external_employee_id": pa.Column(str),
+        "user_identifier": _text("user_identifier"),
+    },
+    unique=["integration_id", "user_identifier"],
+    strict=True,
+)
+
+ACTIVITIES_SCHEMA = pa.DataFrameSchema(
+    name="activities",
+    columns={
+        "activity_id": pa.Column("int64", pa.Check.ge(1, error=">= 1"), coerce=True),
+        "name": _text("name"),
+    },
+    unique=["activity_id"],
+    strict=True,
+)
+
+ACTIVITY_MAPPINGS_SCHEMA = pa.DataFrameSchema(
+    name="activity_mappings",
+    columns={
+        "integration_id": _text("integration_id"),
+        "external_activity": _text("external_activity"),
+        "activity_id": pa.Column("int64", pa.Check.ge(1, error=">= 1"), coerce=True),
+        "classification": pa.Column(str),
+    },
+    unique=["integration_id", "external_activity"],
     strict=True,
 )

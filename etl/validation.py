@@ -32,6 +32,7 @@ QUARANTINE_COLUMNS = (
 DUPLICATE_RULE = "duplicate_row: exact copy of another row with the same key (kept once)"
 CONFLICT_RULE = "conflicting_key: rows share the key {key} but disagree"
 OUTSIDE_RULE = "{column}: outside the imported window"
+SPAN_OUTSIDE_RULE = "{start}..{end}: does not overlap the imported window"
 
 RowCheck = Callable[[pd.DataFrame], pd.Series]
 
@@ -226,8 +227,8 @@ def validate(
     typed = _coerce(frame, schema, problems)
     clean = _final_types(_without(typed, problems.bad()), schema)
     problems.extend(_schema_problems(clean, schema, where))
-    time = spec.time_column
-    problems.flag((clean[time] < start) | (clean[time] >= end), OUTSIDE_RULE.format(column=time))
+    outside, rule = _outside(clean, spec, start, end)
+    problems.flag(outside, rule)
     if extra_checks is not None:
         problems.extend(extra_checks(_without(clean, problems.bad())))
     for found in _key_problems(_without(clean, problems.bad()), spec):
@@ -241,6 +242,18 @@ def validate(
         frame, typed, problems, bad_index, integration_id, spec, start, end, run_id, source
     )
     return Validated(good, rejected, received)
+
+
+def _outside(
+    clean: pd.DataFrame, spec: TableSpec, start: datetime, end: datetime
+) -> tuple[pd.Series, str]:
+    """Rows that do not belong to the window: a row starts in it, a span overlaps it."""
+    begins = clean[spec.time_column]
+    if spec.end_column is None:
+        return (begins < start) | (begins >= end), OUTSIDE_RULE.format(column=spec.time_column)
+    until = clean[spec.end_column]
+    outside = (begins >= end) | (until.notna() & (until <= start))
+    return outside, SPAN_OUTSIDE_RULE.format(start=spec.time_column, end=spec.end_column)
 
 
 def _without(frame: pd.DataFrame, index: pd.Index) -> pd.DataFrame:

@@ -60,6 +60,9 @@ def test_demo_command_imports_and_reports(tmp_path):
         [line] = [ln for ln in out.splitlines() if ln.startswith(f"{name}: range run")]
         assert line.endswith("(6 hourly partitions): ok")
     assert "contact_intervals" in out
+    assert any(
+        ln.startswith("berlin_cloud") and "agent_status_segments" in ln for ln in out.splitlines()
+    )
     assert str(tmp_path / "warehouse" / "wfm.duckdb") in out
     assert "Example query:" in out
     assert (tmp_path / "home" / "dagster.yaml").exists()

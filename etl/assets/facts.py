@@ -42,8 +42,10 @@ class FactKind:
     prepare: (
         Callable[[pd.DataFrame, Integration, datetime, datetime, datetime], pd.DataFrame] | None
     ) = None
-    # Extra row rules that need the whole window (e.g. overlapping segments).
+    # Extra row rules that need the whole window (e.g. overlapping segments), and their
+    # descriptions for the asset check.
     extra_checks: Callable[[pd.DataFrame], pd.Series] | None = None
+    extra_rules: tuple[str, ...] = ()
     # Runs after a successful write (e.g. the queue registry).
     after_write: Callable[[Warehouse, str, pd.DataFrame], dict] | None = None
 
@@ -60,7 +62,8 @@ def schema_check_spec(
     integration: Integration, kind: FactKind, partitions: dg.PartitionsDefinition
 ) -> dg.AssetCheckSpec:
     """The schema as a blocking asset check; its description lists the schema's rules."""
-    rules = "\n".join(f"- {rule}" for rule in rules_of(kind.schema(integration)))
+    rules = [*rules_of(kind.schema(integration)), *kind.extra_rules]
+    rules = "\n".join(f"- {rule}" for rule in rules)
     return dg.AssetCheckSpec(
         CHECK_NAME,
         asset=asset_key(integration, kind),
@@ -162,6 +165,7 @@ def import_window(
     good_keys = pd.DataFrame(
         {
             "partition_key": validated.good[kind.spec.time_column]
+            .clip(lower=pd.Timestamp(start))  # a segment begun earlier counts in the first hour
             .dt.floor("h")
             .dt.strftime("%Y-%m-%d-%H:%M")
         }

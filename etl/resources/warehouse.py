@@ -47,6 +47,18 @@ FACT_SCHEMAS: dict[str, pa.Schema] = {
             ("answered_in_sl", pa.int64()),
         ]
     ),
+    "agent_status_segments": pa.schema(
+        [
+            ("integration_id", pa.string()),
+            ("user_identifier", pa.string()),
+            ("external_activity", pa.string()),
+            ("start_utc", TS),
+            ("end_utc", TS),
+            ("is_open", pa.bool_()),
+            ("segment_start_utc", TS),
+            ("segment_end_utc", TS),
+        ]
+    ),
     "rejected_rows": pa.schema(
         [
             ("integration_id", pa.string()),
@@ -77,6 +89,7 @@ FACT_SCHEMAS: dict[str, pa.Schema] = {
 }
 TIME_COLUMNS = {
     "contact_intervals": "interval_start",
+    "agent_status_segments": "start_utc",
     "rejected_rows": "partition_time",
     "import_log": "partition_start",
 }
@@ -115,6 +128,24 @@ MAPPING_SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
     "workloads": pa.schema([("workload", pa.string()), ("destination_queue", pa.string())]),
+    "employees": pa.schema([("employee_id", pa.string()), ("name", pa.string())]),
+    "employee_identifiers": pa.schema(
+        [
+            ("employee_id", pa.string()),
+            ("integration_id", pa.string()),
+            ("external_employee_id", pa.string()),
+            ("user_identifier", pa.string()),
+        ]
+    ),
+    "activities": pa.schema([("activity_id", pa.int64()), ("name", pa.string())]),
+    "activity_mappings": pa.schema(
+        [
+            ("integration_id", pa.string()),
+            ("external_activity", pa.string()),
+            ("activity_id", pa.int64()),
+            ("classification", pa.string()),
+        ]
+    ),
 }
 
 

@@ -61,6 +61,11 @@ def validate_source_settings(integration: Integration) -> list[str]:
     problems = [
         f"field 'source.{key}': unknown setting for {integration.vendor}" for key in unknown
     ]
+    problems += [
+        f"field 'data': vendor {integration.vendor!r} delivers no {data} data"
+        for data in integration.data
+        if getattr(kind, data) is getattr(SourceResource, data)  # method not implemented
+    ]
     minimum = kind.min_revision_window_hours
     if integration.revision_window_hours < minimum:
         problems.append(

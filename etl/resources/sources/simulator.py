@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import zlib
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from pydantic import Field, ValidationInfo, field_validator
 
+from etl.resources.sources import simulated_agents
 from etl.resources.sources.base import Extract, SourceResource, SourceSettings
 
 QUEUE_NAMES = ("sales", "support", "billing", "retention", "technical", "vip", "claims", "orders")
@@ -29,6 +31,7 @@ CHANNEL_PROFILE = {
     "documents": (1200.0, 4.0),
 }
 WEEKDAY = np.array([1.15, 1.05, 1.0, 1.0, 0.95, 0.45, 0.25])  # Monday .. Sunday
+ANSWERED_SHARE = 0.9  # about the share of offered contacts answered: the agents' load
 MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
@@ -56,6 +59,11 @@ class SimulatorSettings(SourceSettings):
             return value
         datetime.fromisoformat(value)  # raises "Invalid isoformat string"
         return value
+
+    # Agent status: the agent pool (default: sized from the simulated load) and the kind of
+    # user identifier to deliver, as vendors differ: user_name ("Anna.Smith"), email, agent_id.
+    agents: int | None = None
+    user_identifiers: Literal["user_name", "email", "agent_id"] = "user_name"
 
 
 def _splitmix(x: np.ndarray) -> np.ndarray:
@@ -181,6 +189,49 @@ class SimulatorSource(SourceResource):
         return Extract(
             frame,
             description=f"simulator (seed {self.settings.seed}) "
+            f"{start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M} UTC",
+        )
+
+    def now(self) -> datetime:
+        """The simulated ACD's clock: agent states after it have not happened yet."""
+        return datetime.now(UTC)
+
+    def centre(self) -> simulated_agents.Centre:
+        """The agent side of this simulated integration, sized from its contact load."""
+        queues = self.queue_ids()
+        sizes = 0.6 + 0.8 * _uniform(np.arange(len(queues), dtype=np.uint64) ^ self._key(), 1)
+        rates: dict[str, float] = {}
+        for (_, channel), size in zip(queues, sizes, strict=True):
+            rates[channel] = rates.get(channel, 0.0) + CHANNEL_PROFILE[channel][1] * size
+        volume = self.settings.volume
+        work = sum(rate * CHANNEL_PROFILE[c][0] for c, rate in rates.items()) * volume / 3600
+        half_hours = (np.arange(48) + 0.5) / 2
+        load = tuple(
+            tuple(float(x) for x in work * ANSWERED_SHARE * _intraday(half_hours) * factor)
+            for factor in WEEKDAY
+        )
+        total = sum(rates.values()) or 1.0
+        return simulated_agents.Centre(
+            integration_id=self.integration_id,
+            seed=self.settings.seed,
+            key=int(self._key()),
+            timezone=self.timezone,
+            channels=tuple(
+                (c, rate / total, CHANNEL_PROFILE[c][0]) for c, rate in sorted(rates.items())
+            ),
+            load=load,
+            agents=self.settings.agents,
+            identifiers=self.settings.user_identifiers,
+        )
+
+    def agent_status(self, start: datetime, end: datetime) -> Extract:
+        """Segments overlapping [start, end), as the ACD reports them now: the state each
+        agent is in at this moment is open (no end), and nothing later exists yet."""
+        frame = simulated_agents.segments(self.centre(), start, end, self.now())
+        frame.insert(0, "integration_id", self.integration_id)
+        return Extract(
+            frame,
+            description=f"simulator (seed {self.settings.seed}) agent status "
             f"{start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M} UTC",
         )
 
