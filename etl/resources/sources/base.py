@@ -48,6 +48,8 @@ class SourceResource(dg.ConfigurableResource):
     settings_model: ClassVar[type[SourceSettings]] = SourceSettings
     # Sources that revise recent data set the shortest revision window that catches it.
     min_revision_window_hours: ClassVar[int] = 1
+    # Secret resource fields -> the setting naming the environment variable that holds each.
+    secret_envs: ClassVar[dict[str, str]] = {}
 
     integration_id: str
     timezone: str
@@ -55,13 +57,18 @@ class SourceResource(dg.ConfigurableResource):
 
     @classmethod
     def from_integration(cls, integration: Integration) -> Self:
-        """The resource for one integration. Kinds with secrets override this to pass
-        `dg.EnvVar(name)` for each `*_env` setting, so values are read at run time only."""
+        """The resource for one integration. Each secret in `secret_envs` is passed as
+        `dg.EnvVar(name)`, so its value is read when a run starts and never stored."""
+        settings = cls.settings_model.model_validate(integration.source)
+        secrets = {
+            field: dg.EnvVar(getattr(settings, env)) for field, env in cls.secret_envs.items()
+        }
         return cls(
             integration_id=integration.id,
             timezone=integration.timezone,
             interval_minutes=integration.interval_minutes,
-            settings=cls.settings_model.model_validate(integration.source),
+            settings=settings,
+            **secrets,
         )
 
     def contacts(self, start: datetime, end: datetime) -> Extract:

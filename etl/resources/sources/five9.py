@@ -43,7 +43,7 @@ import xml.etree.ElementTree as ET
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
@@ -234,19 +234,9 @@ class Five9Source(SourceResource):
 
     settings_model: ClassVar[type[SourceSettings]] = Five9Settings
 
+    secret_envs: ClassVar[dict[str, str]] = {"password": "password_env"}
     settings: Five9Settings
     password: str
-
-    @classmethod
-    def from_integration(cls, integration) -> Self:
-        settings = Five9Settings.model_validate(integration.source)
-        return cls(
-            integration_id=integration.id,
-            timezone=integration.timezone,
-            interval_minutes=integration.interval_minutes,
-            settings=settings,
-            password=dg.EnvVar(settings.password_env),
-        )
 
     @property
     def report_zone(self) -> ZoneInfo:

@@ -45,9 +45,8 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 
-import dagster as dg
 import pandas as pd
 from pydantic import Field, field_validator
 
@@ -178,19 +177,9 @@ class GenesysCloudSource(SourceResource):
     settings_model: ClassVar[type[SourceSettings]] = GenesysCloudSettings
     min_revision_window_hours: ClassVar[int] = 72
 
+    secret_envs: ClassVar[dict[str, str]] = {"client_secret": "client_secret_env"}
     settings: GenesysCloudSettings
     client_secret: str
-
-    @classmethod
-    def from_integration(cls, integration) -> Self:
-        settings = GenesysCloudSettings.model_validate(integration.source)
-        return cls(
-            integration_id=integration.id,
-            timezone=integration.timezone,
-            interval_minutes=integration.interval_minutes,
-            settings=settings,
-            client_secret=dg.EnvVar(settings.client_secret_env),
-        )
 
     def _api(self) -> _Api:
         http = HttpClient(

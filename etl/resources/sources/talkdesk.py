@@ -45,10 +45,9 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
-import dagster as dg
 import pandas as pd
 from pydantic import Field, model_validator
 
@@ -190,20 +189,10 @@ class TalkdeskSource(SourceResource):
     """`vendor: talkdesk`: Talkdesk Explore reports (see the module docstring)."""
 
     settings_model: ClassVar[type[SourceSettings]] = TalkdeskSettings
+    secret_envs: ClassVar[dict[str, str]] = {"client_secret": "client_secret_env"}
 
     settings: TalkdeskSettings
     client_secret: str
-
-    @classmethod
-    def from_integration(cls, integration) -> Self:
-        settings = TalkdeskSettings.model_validate(integration.source)
-        return cls(
-            integration_id=integration.id,
-            timezone=integration.timezone,
-            interval_minutes=integration.interval_minutes,
-            settings=settings,
-            client_secret=dg.EnvVar(settings.client_secret_env),
-        )
 
     @property
     def report_zone(self) -> str:
