@@ -236,3 +236,30 @@ def test_parse_duration_reads_five9_durations():
     assert parse_duration("") == 0
     with pytest.raises(ValueError, match="HH:MM:SS"):
         parse_duration("4:5")
+
+
+def test_agent_states_through_the_asset(settings, warehouse, instance, fake):
+    start, end = at("2026-11-10 12:00"), at("2026-11-10 15:00")
+    fake.reports[STATES] = state_report(
+        NEW_YORK, busy_agents(start - timedelta(hours=2), end + timedelta(hours=1), agents=3)
+    )
+    integration = make_integration(
+        id="f9_agents",
+        vendor="five9",
+        interval_minutes=30,
+        data=["agent_status"],
+        timezone=NEW_YORK,
+        history_start="2026-10-01",
+        source=source_settings(fake, state_lookback_hours=2),
+    )
+    defs = definitions(settings, integration)
+    for _ in range(2):  # a re-import replaces, never duplicates
+        assert import_range(defs, instance, "f9_agents", start, end).success
+    per_user = warehouse.query(
+        "SELECT user_identifier, sum(epoch(end_utc) - epoch(start_utc)) AS s, count(*) AS n "
+        "FROM agent_status_segments GROUP BY ALL ORDER BY ALL"
+    )
+    assert len(per_user) == 3
+    assert per_user["s"].tolist() == [3 * 3600] * 3  # one-minute states fill the window
+    assert per_user["n"].tolist() == [3 * 60] * 3
+    assert "agent000@acme.example" in set(per_user["user_identifier"])

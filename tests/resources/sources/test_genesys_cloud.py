@@ -243,7 +243,8 @@ def test_revision_window_is_at_least_72_hours():
         parse_integrations({"defaults": {"revision_window_hours": 2}, "integrations": [base]})
 
 
-def test_agent_status_combines_presence_and_routing_status(fake):
+def with_three_agents(fake: FakeGenesys) -> None:
+    """Presence and routing status of three users; u-c is unknown to /api/v2/users."""
     fake.user_details = [
         {
             "userId": "u-a",
@@ -338,6 +339,10 @@ def test_agent_status_combines_presence_and_routing_status(fake):
         "u-a": {"id": "u-a", "username": "Anna.Schmidt@example.com", "name": "Anna Schmidt"},
         "u-b": {"id": "u-b", "username": "bob.meyer@Example.COM ", "name": "Bob Meyer"},
     }
+
+
+def test_agent_status_combines_presence_and_routing_status(fake):
+    with_three_agents(fake)
     start, end = datetime(2026, 11, 16, 8, tzinfo=UTC), datetime(2026, 11, 16, 11, tzinfo=UTC)
 
     got = direct_source(fake).agent_status(start, end)
@@ -413,3 +418,33 @@ def test_a_missing_secret_variable_fails_the_run_naming_it(settings, instance, f
             datetime(2026, 11, 16, 10, tzinfo=UTC),
         )
     assert fake.calls("POST", "/oauth/token") == []  # nothing was sent without the secret
+
+
+def test_agent_status_through_the_asset(settings, warehouse, instance, fake):
+    with_three_agents(fake)
+    integration = genesys_integration(
+        fake, id="gc_agents", data=["agent_status"], max_rejected_share=0.5
+    )
+    start, end = datetime(2026, 11, 16, 8, tzinfo=UTC), datetime(2026, 11, 16, 11, tzinfo=UTC)
+    defs = definitions(settings, integration)
+    for _ in range(2):  # a re-import replaces, never duplicates
+        assert import_range(defs, instance, "gc_agents", start, end).success
+    seconds = warehouse.query(
+        "SELECT user_identifier, sum(epoch(end_utc) - epoch(start_utc)) AS s, count(*) AS n "
+        "FROM agent_status_segments GROUP BY ALL ORDER BY ALL"
+    )
+    # Both known users are covered for the whole window, split at every UTC hour; the open
+    # states are stored up to the window end (the import ran long after it).
+    assert seconds["user_identifier"].tolist() == [
+        "Anna.Schmidt@example.com",
+        "bob.meyer@Example.COM ",
+    ]
+    assert seconds["s"].tolist() == [3 * 3600, 3 * 3600]
+    hours = warehouse.query(
+        "SELECT DISTINCT date_trunc('hour', start_utc) = date_trunc('hour', end_utc - "
+        "INTERVAL 1 MICROSECOND) AS inside FROM agent_status_segments"
+    )
+    assert hours["inside"].tolist() == [True]
+    rejected = warehouse.query("SELECT rules FROM rejected_rows WHERE integration_id = 'gc_agents'")
+    assert len(rejected) == 1
+    assert "userId u-c" in rejected["rules"][0][0]

@@ -256,3 +256,40 @@ def test_an_hour_without_calls_imports_as_empty(settings, warehouse, instance, f
     count = "SELECT count(*) AS n FROM contact_intervals WHERE integration_id = 'td_quiet'"
     assert warehouse.query(count)["n"][0] == 0
     assert len(fake.calls("POST", "/data/reports/calls/jobs")) == 1
+
+
+def test_status_through_the_asset_across_the_autumn_change(settings, warehouse, instance, fake):
+    anna = "Anna.Keller@Example.com"
+    fake.statuses = [
+        status("u1", anna, "Offline", "2026-10-24 23:00", "2026-10-25 00:10"),
+        status("u1", anna, "Available", "2026-10-25 00:10", "2026-10-25 00:40"),
+        status("u1", anna, "On A Call", "2026-10-25 00:40", "2026-10-25 01:20"),
+        status("u1", anna, "After Call Work", "2026-10-25 01:20", "2026-10-25 01:50"),
+        status("u1", anna, "Available", "2026-10-25 01:50", "2026-10-25 03:30"),
+        status("u1", anna, "Away", "2026-10-25 03:30", None),
+    ]
+    integration = make_integration(
+        id="td_agents",
+        vendor="talkdesk",
+        data=["agent_status"],
+        timezone=BERLIN,
+        history_start="2026-10-01",
+        source=source_settings(fake),
+    )
+    start, end = utc("2026-10-24 23:00"), utc("2026-10-25 04:00")
+    defs = definitions(settings, integration)
+    for _ in range(2):  # a re-import replaces, never duplicates
+        assert import_range(defs, instance, "td_agents", start, end).success
+    rows = warehouse.query(
+        "SELECT external_activity, sum(epoch(end_utc) - epoch(start_utc)) AS s "
+        "FROM agent_status_segments WHERE user_identifier = ? GROUP BY ALL ORDER BY ALL",
+        [anna],
+    )
+    # Five UTC hours across the repeated local hour, identifier kept exactly as delivered.
+    assert dict(zip(rows["external_activity"], rows["s"], strict=True)) == {
+        "After Call Work": 30 * 60,
+        "Available": 30 * 60 + 100 * 60,
+        "Away": 30 * 60,
+        "Offline": 60 * 60 + 10 * 60,
+        "On A Call": 40 * 60,
+    }
