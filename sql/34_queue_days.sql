@@ -1,14 +1,17 @@
 -- queue_days: contact data per destination queue, channel and local calendar day (exact).
 CREATE OR REPLACE VIEW queue_days AS
-SELECT destination_queue,
-       channel,
-       CAST(interval_start_local AS DATE) AS day_local,
-       timezone,
-       SUM(offered) AS offered,
-       SUM(answered) AS answered,
-       SUM(abandoned) AS abandoned,
-       SUM(handle_time_s) AS handle_time_s,
-       SUM(handle_time_s) / NULLIF(SUM(answered), 0) AS aht_s,
-       SUM(answered_in_sl) AS answered_in_sl
-FROM contact_intervals_mapped
+SELECT COALESCE(m.destination_queue, d.integration_id || '/' || d.external_queue_id)
+           AS destination_queue,
+       d.channel,
+       d.day_local,
+       i.timezone,
+       SUM(d.offered) AS offered,
+       SUM(d.answered) AS answered,
+       SUM(d.abandoned) AS abandoned,
+       SUM(d.handle_time_s) AS handle_time_s,
+       SUM(d.handle_time_s) / NULLIF(SUM(d.answered), 0) AS aht_s,
+       SUM(d.answered_in_sl) AS answered_in_sl
+FROM contact_days AS d
+LEFT JOIN integrations AS i USING (integration_id)
+LEFT JOIN queue_mappings AS m USING (integration_id, external_queue_id)
 GROUP BY ALL;
