@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import statistics
 import subprocess
@@ -32,6 +33,7 @@ from etl.resources.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work"
+ANALYSIS = ROOT / "bench" / "analysis.md"  # where the time goes, kept by hand after a full run
 PG_ADMIN_URL = os.environ.get(
     "WFM_BENCH_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 )
@@ -309,7 +311,7 @@ def part_tick(report: Report, queues: int, integrations: int) -> None:
         drop_pg_database(dagster_pg)
 
 
-def part_remap_and_queries(report: Report, folder: Path, queues: int) -> None:
+def part_remap_and_queries(report: Report, folder: Path, queues: int, end: datetime) -> None:
     env = {k: v for k, v in os.environ.items()}
     warehouse = Warehouse(root=str(folder / "warehouse"))
     mappings = folder / "mappings"
@@ -329,12 +331,13 @@ def part_remap_and_queries(report: Report, folder: Path, queues: int) -> None:
         f"history_csv,Q{q:04d},Merged {q % 5}" for q in range(remapped)
     ]
     (mappings / "queue_mappings.csv").write_text("\n".join(rows) + "\n")
+    last_day = end - timedelta(days=1)  # the check reads the newest day of the history
     started = time.perf_counter()
     warehouse.write_mapping("queue_mappings", files.read("queue_mappings", QUEUE_MAPPINGS_SCHEMA))
     seen = warehouse.query(
         "SELECT count(DISTINCT destination_queue) AS n FROM queue_intervals "
         "WHERE destination_queue LIKE 'Merged %' AND interval_start >= ?",
-        [datetime.now(UTC) - timedelta(days=7)],
+        [last_day],
     )["n"][0]
     seconds = time.perf_counter() - started
     report.add(
@@ -374,9 +377,24 @@ def part_remap_and_queries(report: Report, folder: Path, queues: int) -> None:
         report.add(name, median, "s", "< 1 s", median < 1)
 
 
+def missed_by(figure: Figure) -> str:
+    """How far a failed figure is from its target, e.g. '+93.84 s (2.6x)'."""
+    limit = re.search(r"[\d.]+", figure.target.replace(",", ""))
+    if figure.passed is not False or not limit:
+        return ""
+    bound = float(limit.group())
+    bound = bound * 1024 if "GiB" in figure.target else bound
+    return f"+{figure.value - bound:,.2f} ({figure.value / bound:.1f}x the target)"
+
+
 def write_results(report: Report, args: argparse.Namespace, workload: Workload) -> Path:
     suffix = "" if args.scale == 1 else f"-scale-{args.scale:g}"
     path = ROOT / "bench" / f"results{suffix}.md"
+    previous = path.with_suffix(".json")
+    if previous.exists():  # a run of some parts keeps the other parts' last figures
+        fresh = {f.name for f in report.figures}
+        kept = [Figure(**f) for f in json.loads(previous.read_text()) if f["name"] not in fresh]
+        report.figures[:0] = kept
     lines = [
         f"# Benchmark results{' (scale ' + format(args.scale, 'g') + ')' if suffix else ''}",
         "",
@@ -387,8 +405,8 @@ def write_results(report: Report, args: argparse.Namespace, workload: Workload) 
         f"{os.environ.get('DAGSTER_EVENT_BATCH_SIZE', '1000')}, monthly range runs, "
         f"{WORKERS} at a time.",
         "",
-        "| figure | value | unit | target | result | note |",
-        "| --- | ---: | --- | --- | --- | --- |",
+        "| figure | value | unit | target | result | missed by | note |",
+        "| --- | ---: | --- | --- | --- | --- | --- |",
     ]
     for f in report.figures:
         verdict = "" if f.passed is None else ("pass" if f.passed else "**fail**")
@@ -396,7 +414,9 @@ def write_results(report: Report, args: argparse.Namespace, workload: Workload) 
             f"| {f.name} | {f.value:,.2f} | {f.unit} | {f.target} | {verdict} | {f.note} |"
         )
     if report.notes:
-        lines += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
+        lines += ["", "## Notes from this run", ""] + [f"- {n}" for n in report.notes]
+    if ANALYSIS.exists():
+        lines += ["", ANALYSIS.read_text().strip()]
     path.write_text("\n".join(lines) + "\n")
     (path.with_suffix(".json")).write_text(
         json.dumps([f.__dict__ for f in report.figures], indent=2, default=str) + "\n"
@@ -430,8 +450,10 @@ def main(argv: list[str] | None = None) -> int:
         project = part_history(report, "csv", workload, csv_dir, floor)
     if "db" in parts:
         part_history(report, "database", workload, csv_dir, floor)
+    if project is None and (WORK / "project_csv" / "warehouse").exists():
+        project = WORK / "project_csv"  # the history a previous full run imported
     if project and ({"remap", "queries"} & parts):
-        part_remap_and_queries(report, project, queues)
+        part_remap_and_queries(report, project, queues, workload.end)
     if "tick" in parts:
         part_tick(report, queues, max(2, round(50 * args.scale)))
     print(f"results: {write_results(report, args, workload)}")
