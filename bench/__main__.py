@@ -57,6 +57,7 @@ class Report:
 
     def add(self, *args, **kwargs) -> Figure:
         figure = Figure(*args, **kwargs)
+        figure.passed = None if figure.passed is None else bool(figure.passed)
         self.figures.append(figure)
         verdict = "" if figure.passed is None else ("PASS" if figure.passed else "FAIL")
         print(
@@ -380,7 +381,7 @@ def part_remap_and_queries(report: Report, folder: Path, queues: int, end: datet
 def missed_by(figure: Figure) -> str:
     """How far a failed figure is from its target, e.g. '+93.84 s (2.6x)'."""
     limit = re.search(r"[\d.]+", figure.target.replace(",", ""))
-    if figure.passed is not False or not limit:
+    if figure.passed is None or figure.passed or not limit:
         return ""
     bound = float(limit.group())
     bound = bound * 1024 if "GiB" in figure.target else bound
@@ -393,7 +394,11 @@ def write_results(report: Report, args: argparse.Namespace, workload: Workload) 
     previous = path.with_suffix(".json")
     if previous.exists():  # a run of some parts keeps the other parts' last figures
         fresh = {f.name for f in report.figures}
-        kept = [Figure(**f) for f in json.loads(previous.read_text()) if f["name"] not in fresh]
+        kept = [
+            Figure(**{**f, "passed": {"True": True, "False": False}.get(f["passed"], f["passed"])})
+            for f in json.loads(previous.read_text())
+            if f["name"] not in fresh
+        ]
         report.figures[:0] = kept
     lines = [
         f"# Benchmark results{' (scale ' + format(args.scale, 'g') + ')' if suffix else ''}",
@@ -411,7 +416,8 @@ def write_results(report: Report, args: argparse.Namespace, workload: Workload) 
     for f in report.figures:
         verdict = "" if f.passed is None else ("pass" if f.passed else "**fail**")
         lines.append(
-            f"| {f.name} | {f.value:,.2f} | {f.unit} | {f.target} | {verdict} | {f.note} |"
+            f"| {f.name} | {f.value:,.2f} | {f.unit} | {f.target} | {verdict} | {missed_by(f)} "
+            f"| {f.note} |"
         )
     if report.notes:
         lines += ["", "## Notes from this run", ""] + [f"- {n}" for n in report.notes]
