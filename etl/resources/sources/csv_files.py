@@ -384,13 +384,8 @@ class CsvSource(SourceResource):
 
     # -- configuration ------------------------------------------------------------------------
     def _section(self, kind: str) -> CsvContacts | CsvAgentStatus:
-        section = self.settings.contacts if kind == "contacts" else self.settings.agent_status
-        if section is None:
-            raise SourceError(
-                f"integration {self.integration_id!r}: no source.agent_status section (glob and "
-                "columns of the agent-status files)"
-            )
-        return section
+        holds = f"the glob and columns of the {kind} files"
+        return shaping.data_section(self.settings, kind, self.integration_id, holds)
 
     def _format(self, kind: str) -> CsvFormat:
         return self._section(kind).format or self.settings.format

@@ -477,13 +477,8 @@ class DatabaseSource(QuerySource):
     settings: DatabaseSettings
 
     def _options(self, kind: str) -> DatabaseContacts | DatabaseAgentStatus:
-        options = self.settings.contacts if kind == "contacts" else self.settings.agent_status
-        if options is None:
-            raise SourceError(
-                f"integration {self.integration_id!r}: no source.{kind} section (the {kind} "
-                "query and its column map)"
-            )
-        return options
+        holds = f"the {kind} query and its column map"
+        return shaping.data_section(self.settings, kind, self.integration_id, holds)
 
     def statement(self, kind: str) -> sa.TextClause:
         options = self._options(kind)

@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
+from etl.resources.sources.base import SourceError
 from etl.schemas import CHANNELS
 
 TimeMode = Literal["iso", "utc", "local", "epoch"]
@@ -958,3 +959,12 @@ def shape_agent_status(
     return _finish(
         "agent_status", raw, frame, problems, start.utc.where(start.utc.notna(), start.guess), ctx
     )
+
+
+def data_section(settings: dg.Config, kind: str, integration_id: str, holds: str):
+    """The `contacts` or `agent_status` section of a universal source's settings; a clear
+    error when the integration asks for a data kind its settings do not describe."""
+    section = settings.contacts if kind == "contacts" else settings.agent_status
+    if section is None:
+        raise SourceError(f"integration {integration_id!r}: no source.{kind} section ({holds})")
+    return section
