@@ -47,16 +47,6 @@ class Validated:
     rejected: pd.DataFrame
     received: int
 
-    @property
-    def rejected_share(self) -> float:
-        return len(self.rejected) / self.received if self.received else 0.0
-
-    def top_rules(self, limit: int = 5) -> list[tuple[str, int]]:
-        if self.rejected.empty:
-            return []
-        counts = self.rejected["rules"].explode().value_counts()
-        return [(str(rule), int(n)) for rule, n in counts.head(limit).items()]
-
 
 def empty_quarantine() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype=object) for c in QUARANTINE_COLUMNS})
@@ -274,8 +264,6 @@ def _quarantine(
 ) -> pd.DataFrame:
     if len(bad_index) == 0:
         return empty_quarantine()
-    when = typed.loc[bad_index, spec.time_column].dt.floor("h").fillna(pd.Timestamp(start))
-    in_window_hour = pd.DatetimeIndex(_clamp_to_window(when, start, end))
     refs = (
         frame.loc[bad_index, "source_ref"].astype(str)
         if "source_ref" in frame.columns
@@ -285,7 +273,9 @@ def _quarantine(
         {
             "integration_id": integration_id,
             "data_kind": spec.name,
-            "partition_key": [ts.strftime(KEY_FORMAT) for ts in in_window_hour],
+            "partition_key": partition_keys_in_window(
+                typed.loc[bad_index, spec.time_column], start, end
+            ),
             "source_ref": refs.to_numpy(),
             "row_json": _row_json(frame, bad_index),
             "rules": [problems[i] for i in bad_index],
@@ -295,8 +285,10 @@ def _quarantine(
     ).reset_index(drop=True)
 
 
-def _clamp_to_window(hours: pd.Series, start: datetime, end: datetime) -> np.ndarray:
-    """A rejected row belongs to a partition of the window that imported it, so that
-    re-importing the window replaces it."""
+def partition_keys_in_window(times: pd.Series, start: datetime, end: datetime) -> np.ndarray:
+    """The partition of each rejected row: its hour, clamped into the window that imported it
+    (the window's first hour when its time is unreadable), so that re-importing the window
+    replaces it."""
     lo, hi = pd.Timestamp(start), pd.Timestamp(end) - pd.Timedelta(hours=1)
-    return hours.clip(lower=lo, upper=hi).to_numpy()
+    hours = times.dt.floor("h").fillna(lo).clip(lower=lo, upper=hi)
+    return hours.dt.strftime(KEY_FORMAT).to_numpy()

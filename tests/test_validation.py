@@ -23,9 +23,12 @@ def row(**change) -> dict:
     return {**base, **change}
 
 
-def run(rows: list[dict], **kwargs):
-    frame = pd.DataFrame(rows)
-    frame["source_ref"] = [f"file.csv:{i + 2}" for i in range(len(frame))]
+def run(rows: list[dict] | pd.DataFrame, **kwargs):
+    """Validate rows as lines 2.. of a file (or a frame exactly as given)."""
+    frame = rows
+    if not isinstance(rows, pd.DataFrame):
+        frame = pd.DataFrame(rows)
+        frame["source_ref"] = [f"file.csv:{i + 2}" for i in range(len(frame))]
     return validate(
         frame,
         spec=CONTACTS,
@@ -100,28 +103,12 @@ def test_exact_duplicate_kept_once_conflicts_all_rejected():
 def test_missing_column_fails_the_whole_frame():
     frame = pd.DataFrame([row()]).drop(columns=["handle_time_s"])
     with pytest.raises(SourceDataError, match=r"integration 'sim'.*no column\(s\) handle_time_s"):
-        validate(
-            frame,
-            spec=CONTACTS,
-            schema=contact_schema(15, "Europe/Berlin"),
-            integration_id="sim",
-            start=START,
-            end=END,
-            run_id="r1",
-        )
+        run(frame)
 
 
 def test_empty_delivery_is_typed():
     frame = pd.DataFrame({c: [] for c in row()}, dtype=object)
-    result = validate(
-        frame,
-        spec=CONTACTS,
-        schema=contact_schema(15, "Europe/Berlin"),
-        integration_id="sim",
-        start=START,
-        end=END,
-        run_id="r1",
-    )
+    result = run(frame)
     assert result.received == 0
     assert str(result.good["interval_start"].dtype) == "datetime64[ns, UTC]"
     assert result.good.empty

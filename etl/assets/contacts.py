@@ -37,7 +37,3 @@ CONTACTS_KIND = FactKind(
     prepare=_with_local_time,
     after_write=_register_queues,
 )
-
-
-def is_contact_integration(integration: Integration) -> bool:
-    return "contacts" in integration.data

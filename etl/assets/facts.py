@@ -24,7 +24,13 @@ from etl.partitions import HOUR, KEY_FORMAT, hourly_partitions, hours, key_of
 from etl.resources.sources.base import Extract, SourceResource
 from etl.resources.warehouse import Warehouse
 from etl.schemas import TableSpec, rules_of
-from etl.validation import SourceDataError, Validated, empty_quarantine, validate
+from etl.validation import (
+    SourceDataError,
+    Validated,
+    empty_quarantine,
+    partition_keys_in_window,
+    validate,
+)
 
 CHECK_NAME = "rows_valid"
 
@@ -86,14 +92,13 @@ def _source_rejects(
     rejected = extract.rejected
     if rejected is None or rejected.empty:
         return empty_quarantine()
-    when = pd.to_datetime(rejected.get("partition_time"), utc=True, errors="coerce")
-    when = pd.Series(when, index=rejected.index).dt.floor("h").fillna(pd.Timestamp(start))
-    when = when.clip(lower=pd.Timestamp(start), upper=pd.Timestamp(end) - pd.Timedelta(hours=1))
+    given = rejected.get("partition_time", pd.Series(pd.NaT, index=rejected.index))
+    when = pd.to_datetime(given, utc=True, errors="coerce")
     return pd.DataFrame(
         {
             "integration_id": integration_id,
             "data_kind": kind.spec.name,
-            "partition_key": when.dt.strftime(KEY_FORMAT).to_numpy(),
+            "partition_key": partition_keys_in_window(when, start, end),
             "source_ref": rejected["source_ref"].astype(str).to_numpy(),
             "row_json": rejected["row_json"].astype(str).to_numpy(),
             "rules": [list(r) for r in rejected["rules"]],
