@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +27,7 @@ import sqlalchemy as sa
 import yaml
 
 from bench.workloads import Workload, history_workload, load_postgres_table, write_csv_files
-from etl.instance import RANGE_RUN_ENV
+from etl.instance import RANGE_RUN_ENV, RUN_LAUNCHER
 from etl.resources.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +101,7 @@ def project_env(folder: Path, integrations: list[dict], dagster_pg_url: str) -> 
             {
                 "telemetry": {"enabled": False},
                 "storage": {"postgres": {"postgres_url": dagster_pg_url}},
+                "run_launcher": dict(RUN_LAUNCHER),
             }
         )
     )
@@ -117,33 +117,24 @@ def project_env(folder: Path, integrations: list[dict], dagster_pg_url: str) -> 
 
 
 def range_runs(env: dict[str, str], requests: list[tuple[str, datetime, datetime]]) -> list[dict]:
-    """Run each (integration, start, end) as its own process, WORKERS at a time."""
-
-    def one(request: tuple[str, datetime, datetime]) -> dict:
-        integration, start, end = request
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench.range_run",
-                integration,
-                start.isoformat(),
-                end.isoformat(),
-            ],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
+    """Launch each (integration, start, end) range run through the instance's run launcher (each
+    run its own process, forked warm), WORKERS at a time, as the daemon would; one dict per run."""
+    payload = json.dumps([(f"{i}_import", s.isoformat(), e.isoformat()) for i, s, e in requests])
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.launch", payload, "--concurrency", str(WORKERS)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    results = [json.loads(ln) for ln in done.stdout.splitlines() if ln.startswith("{")]
+    if done.returncode or len(results) != len(requests):
+        failed = [r["run_id"] for r in results if not r["ok"]]
+        raise RuntimeError(
+            f"range runs failed ({failed or 'launcher error'}):\n{done.stdout[-3000:]}\n"
+            f"{done.stderr[-3000:]}"
         )
-        lines = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
-        if done.returncode or not lines:
-            raise RuntimeError(
-                f"range run {request} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-            )
-        return json.loads(lines[-1])
-
-    with ThreadPoolExecutor(WORKERS) as pool:
-        return list(pool.map(one, requests))
+    return results
 
 
 # -- parts ---------------------------------------------------------------------------------------

@@ -48,6 +48,7 @@ def integration_definitions(
         description=f"Import {integration.id}: select a partition range to re-import it "
         "(one run per chunk of the backfill policy).",
         tags={"wfm/integration": integration.id},
+        executor_def=dg.in_process_executor,
     )
     keys = [asset_key(integration, k) for k in kinds]
     return dg.Definitions(
@@ -78,6 +79,9 @@ def build_definitions(
     resources = dict(resources or {})
     shared = dg.Definitions(
         assets=mapping_assets,
+        # One process per run, not per step: an import's steps are small and share files, and
+        # each extra process would pay Python's and Dagster's start-up again.
+        executor=dg.in_process_executor,
         jobs=[mappings_job],
         sensors=[build_mapping_sensor(settings.mappings_dir, mappings_job)],
         resources={

@@ -25,8 +25,12 @@ RANGE_RUN_ENV = {
 }
 
 
+# Runs start in processes forked from a warm server, not fresh interpreters (etl/run_launcher.py).
+RUN_LAUNCHER = {"module": "etl.run_launcher", "class": "PreloadedRunLauncher"}
+
+
 def instance_config(env: Mapping[str, str]) -> dict:
-    config: dict = {"telemetry": {"enabled": False}}
+    config: dict = {"telemetry": {"enabled": False}, "run_launcher": dict(RUN_LAUNCHER)}
     if env.get(PG_URL_ENV):
         config["storage"] = {"postgres": {"postgres_url": {"env": PG_URL_ENV}}}
     return config

@@ -87,6 +87,24 @@ FACT_SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
 }
+# Day sums stored beside each fact file (same layout), so day-level views over years read
+# summaries, not intervals; each is computed by sql/summaries/<name>.sql from its fact file.
+SUMMARY_SCHEMAS: dict[str, pa.Schema] = {
+    "contact_days": pa.schema(
+        [
+            ("integration_id", pa.string()),
+            ("external_queue_id", pa.string()),
+            ("channel", pa.string()),
+            ("day_local", pa.date32()),
+            ("offered", pa.int64()),
+            ("answered", pa.int64()),
+            ("abandoned", pa.int64()),
+            ("handle_time_s", pa.float64()),
+            ("answered_in_sl", pa.int64()),
+        ]
+    ),
+}
+SUMMARIES = {"contact_intervals": "contact_days"}  # fact table -> its summary
 TIME_COLUMNS = {
     "contact_intervals": "interval_start",
     "agent_status_segments": "start_utc",
@@ -241,8 +259,52 @@ class Warehouse(dg.ConfigurableResource):
                 if not _ordered(merged, time_column):
                     merged = merged.sort_by([(time_column, "ascending")])
                 replace_atomically(target, _write_parquet(merged))
+                self._write_summary(table, integration_id, month_from, merged)
             written += rows.num_rows
         return written
+
+    def _write_summary(
+        self, table: str, integration_id: str, month: datetime, facts: pa.Table
+    ) -> None:
+        """Replace the summary of one fact file (called under the fact file's lock)."""
+        name = SUMMARIES.get(table)
+        if name is None:
+            return
+        sql = (SQL_DIR / "summaries" / f"{name}.sql").read_text(encoding="utf-8")
+        with duckdb.connect() as con:
+            con.register("facts", facts)
+            summary = con.sql(sql).to_arrow_table().cast(SUMMARY_SCHEMAS[name])
+        replace_atomically(self.fact_file(name, integration_id, month), _write_parquet(summary))
+
+    def refresh_summaries(self) -> int:
+        """Write the summaries of fact files that have none or an older one (a warehouse made
+        before a summary existed, or a write interrupted between the two files), and all of
+        them when a summary's SQL changed."""
+        sql = "".join(
+            (SQL_DIR / "summaries" / f"{name}.sql").read_text(encoding="utf-8")
+            for name in SUMMARIES.values()
+        )
+        version = hashlib.sha256(sql.encode()).hexdigest()
+        stamp = self.path / "summaries.version"
+        everything = not stamp.exists() or stamp.read_text() != version
+        refreshed = 0
+        for table, name in SUMMARIES.items():
+            for target in sorted(self.fact_dir(table).glob("*/*.parquet")):
+                if target.parent.name == "_schema":
+                    continue
+                month = datetime.strptime(target.stem, "%Y-%m").replace(tzinfo=UTC)
+                summary = self.fact_file(name, target.parent.name, month)
+                with self._lock(target):
+                    current = (
+                        summary.exists() and summary.stat().st_mtime_ns >= target.stat().st_mtime_ns
+                    )
+                    if current and not everything:
+                        continue
+                    facts = pq.read_table(target, schema=FACT_SCHEMAS[table])
+                    self._write_summary(table, target.parent.name, month, facts)
+                refreshed += 1
+        replace_atomically(stamp, lambda tmp: tmp.write_text(version))
+        return refreshed
 
     def _times(self, table: pa.Table, name: str) -> pa.ChunkedArray:
         if name == "rejected_rows":
@@ -255,6 +317,10 @@ class Warehouse(dg.ConfigurableResource):
     ) -> pa.Table | None:
         if not target.exists():
             return None
+        if table != "rejected_rows":  # filtered while reading: row groups of the window skipped
+            column = TIME_COLUMNS[table]
+            outside = [[(column, "<", start)], [(column, ">=", end)]]
+            return pq.read_table(target, schema=FACT_SCHEMAS[table], filters=outside)
         existing = pq.read_table(target, schema=FACT_SCHEMAS[table])
         times = self._times(existing, table)
         inside = pc.and_(
@@ -321,7 +387,7 @@ class Warehouse(dg.ConfigurableResource):
 
     # -- catalog ------------------------------------------------------------------------------
     def _placeholder_files(self) -> Iterable[tuple[Path, pa.Schema]]:
-        for table, schema in FACT_SCHEMAS.items():
+        for table, schema in {**FACT_SCHEMAS, **SUMMARY_SCHEMAS}.items():
             yield self.fact_dir(table) / "_schema" / "empty.parquet", schema
         for name, schema in REGISTRY_SCHEMAS.items():
             yield self.path / "registry" / name / "_empty.parquet", schema
@@ -356,6 +422,7 @@ class Warehouse(dg.ConfigurableResource):
                     con.execute(sql)
                     con.execute("CHECKPOINT")
 
+            self.refresh_summaries()  # new views may read summaries older files lack
             replace_atomically(self.catalog_path, build)
             replace_atomically(stamp, lambda tmp: tmp.write_text(version))
         return True

@@ -1,6 +1,7 @@
 """The Parquet warehouse and its read-only catalog, with real files and real DuckDB."""
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 
 from etl.resources.sources import build_source
+from etl.resources.warehouse import SQL_DIR
 from tests.conftest import make_integration
 from tests.helpers import definitions, import_range
 
@@ -49,11 +51,68 @@ def test_replace_window_is_idempotent_and_keeps_other_windows(warehouse):
     assert not list(warehouse.fact_dir("contact_intervals").rglob(".tmp-*"))
 
 
+DAY_SUMS_FROM_INTERVALS = """
+    SELECT external_queue_id, channel, CAST(interval_start_local AS DATE) AS day_local,
+           SUM(offered) AS offered, SUM(answered) AS answered, SUM(abandoned) AS abandoned,
+           SUM(handle_time_s) AS handle_time_s, SUM(answered_in_sl) AS answered_in_sl
+    FROM contact_intervals GROUP BY ALL ORDER BY ALL
+"""
+DAY_SUMS = """
+    SELECT external_queue_id, channel, day_local, offered, answered, abandoned, handle_time_s,
+           answered_in_sl
+    FROM contact_days ORDER BY ALL
+"""
+
+
+def stored_frame(warehouse, start: datetime, end: datetime, seed: int = 7) -> pd.DataFrame:
+    rows = frame(start, end, seed)
+    rows["interval_start_local"] = (
+        rows["interval_start"].dt.tz_convert("Europe/Berlin").dt.tz_localize(None)
+    )
+    return rows
+
+
+def test_day_summaries_equal_the_intervals_across_month_files(warehouse):
+    # Berlin's 1 November starts at 23:00 UTC on 31 October: one local day, two month files.
+    a = datetime(2026, 10, 31, 12, tzinfo=UTC)
+    b = datetime(2026, 11, 2, 0, tzinfo=UTC)
+    warehouse.replace_window("contact_intervals", "sim15", a, b, stored_frame(warehouse, a, b))
+    revised = a + timedelta(hours=10), a + timedelta(hours=14)  # re-import across the month end
+    warehouse.replace_window(
+        "contact_intervals", "sim15", *revised, stored_frame(warehouse, *revised, seed=99)
+    )
+    summaries = sorted(p.name for p in warehouse.fact_dir("contact_days").glob("sim15/*"))
+    assert summaries == ["2026-10.parquet", "2026-11.parquet"]
+    expected = warehouse.query(DAY_SUMS_FROM_INTERVALS)
+    assert len(expected) == 2 * 3  # 2 queues x 31 Oct, 1 Nov, 2 Nov (local)
+    pd.testing.assert_frame_equal(warehouse.query(DAY_SUMS), expected, check_dtype=False)
+
+
+def test_missing_or_stale_summaries_are_rebuilt_with_the_catalog(warehouse, monkeypatch, tmp_path):
+    a, b = datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 4, tzinfo=UTC)
+    warehouse.replace_window("contact_intervals", "sim15", a, b, stored_frame(warehouse, a, b))
+    expected = warehouse.query(DAY_SUMS_FROM_INTERVALS)
+    summary = warehouse.fact_file("contact_days", "sim15", datetime(2026, 11, 1, tzinfo=UTC))
+    summary.unlink()  # as in a warehouse written before summaries existed
+    assert warehouse.refresh_summaries() == 1
+    assert warehouse.refresh_summaries() == 0  # nothing stale: nothing rewritten
+    pd.testing.assert_frame_equal(warehouse.query(DAY_SUMS), expected, check_dtype=False)
+    # A changed summary query rewrites every summary when the catalog is next built.
+    sql_dir = tmp_path / "sql"
+    shutil.copytree(SQL_DIR, sql_dir)
+    changed = sql_dir / "summaries" / "contact_days.sql"
+    changed.write_text(changed.read_text().replace("SUM(offered)", "SUM(offered) * 0"))
+    (sql_dir / "99_touch.sql").write_text("CREATE OR REPLACE VIEW touch AS SELECT 1 AS n;")
+    monkeypatch.setattr("etl.resources.warehouse.SQL_DIR", sql_dir)
+    assert warehouse.ensure_catalog()
+    assert warehouse.query("SELECT sum(offered) AS n FROM contact_days")["n"][0] == 0
+
+
 def test_catalog_rebuilt_only_when_views_change(warehouse, monkeypatch, tmp_path):
     assert warehouse.ensure_catalog()
     assert not warehouse.ensure_catalog()
     sql_dir = tmp_path / "sql"
-    sql_dir.mkdir()
+    shutil.copytree(SQL_DIR / "summaries", sql_dir / "summaries")
     (sql_dir / "10_x.sql").write_text("CREATE VIEW answer AS SELECT 42 AS n;")
     monkeypatch.setattr("etl.resources.warehouse.SQL_DIR", sql_dir)
     assert warehouse.ensure_catalog()

@@ -28,6 +28,7 @@ import codecs
 import csv
 import hashlib
 import io
+import itertools
 import json
 import re
 import time
@@ -58,6 +59,8 @@ from etl.resources.sources.shaping import (
     ValueFormat,
 )
 
+# Unknown files a run parses for the index before saving it and releasing them to other runs.
+CLAIMS_PER_SAVE = 16
 PARSER_VERSION = "1"  # bump when parsing changes, so indexed files are read again
 LINE_BREAK = re.compile(r"\r\n|\n|\r")
 CANONICAL = {
@@ -465,26 +468,30 @@ class CsvSource(SourceResource):
         deliveries: list[_Delivery] = []
         present: set[str] = set()
         now = time.time()
-        for path in sorted(folder.glob(section.glob)):
-            if not path.is_file() or path.name.startswith("."):
-                continue
+
+        def visit(path: Path, wait: bool) -> bool:
+            """Index one file and keep what it holds for the window; False when another run
+            is indexing it right now (come back with `wait=True`)."""
             try:
                 stat = path.stat()
             except FileNotFoundError:
-                continue
+                return True
             name = path.relative_to(folder).as_posix()
             key = f"{kind}:{name}"
             present.add(key)
             if now - stat.st_mtime < self.settings.min_file_age_s:
                 counts["too young"] += 1
-                continue
-            counts["files"] += 1
+                return True
             modified = datetime.fromtimestamp(stat.st_mtime, UTC)
             shaped: Shaped | None = None
+            if index is not None and wait:
+                index.wait_for(key)  # until the run that claimed it has saved its entry
             entry = index.get(key) if index else None
             if entry is not None and entry.unchanged(stat.st_size, stat.st_mtime_ns, fingerprint):
                 counts["known"] += 1
             else:
+                if index is not None and not wait and not index.claim(key):
+                    return False
                 data = _read_bytes(path)
                 digest = sha256_of(data) if isinstance(data, bytes) else "unreadable"
                 if entry is not None and (entry.sha256, entry.fingerprint) == (digest, fingerprint):
@@ -496,15 +503,30 @@ class CsvSource(SourceResource):
                     entry = _entry(shaped, stat, digest, fingerprint)
                 if index is not None:
                     index.put(key, entry)
+                    if len(index.claims) >= CLAIMS_PER_SAVE:
+                        index.save()  # and let a run waiting for these files go on
+            counts["files"] += 1
             if not entry.overlaps(start, end):
                 counts["skipped"] += 1
-                continue
+                return True
             if shaped is None:
                 shaped = self.parse_file(kind, name, _read_bytes(path), modified)
                 counts["parsed"] += 1
             window, _ = shaped.window(start, end)
-            problems += _file_problems(window, name)
+            problems.extend(_file_problems(window, name))
             deliveries.append(_Delivery((stat.st_mtime_ns, name), window))
+            return True
+
+        paths = [
+            p
+            for p in sorted(folder.glob(section.glob))
+            if p.is_file() and not p.name.startswith(".")
+        ]
+        busy = [path for path in paths if not visit(path, wait=False)]
+        if index is not None:
+            index.save()
+        for path in busy:
+            visit(path, wait=True)
         if index is not None:
             index.forget_missing(f"{kind}:", present)
             index.save()
@@ -581,6 +603,24 @@ def empty_frame(kind: str) -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=t) for c, t in CANONICAL[kind].items()})
 
 
+def _spans_overlap(kind: str, deliveries: list[_Delivery]) -> bool:
+    """Whether two files' time spans overlap, so they may hold the same key. Daily or monthly
+    exports never do, and then the newest-file-wins pass over every row can be skipped."""
+    column = shaping.KEYS[kind][-1]  # the time in the key
+    spans = []
+    for delivery in deliveries:
+        frame, rejected = delivery.shaped.frame, delivery.shaped.rejected
+        times = [frame[column]] if len(frame) else []
+        if len(rejected) and f"key_{column}" in rejected.columns:  # rejects keep their keys
+            times.append(pd.to_datetime(rejected[f"key_{column}"], utc=True, errors="coerce"))
+        if times:
+            both = pd.concat(times).dropna()
+            if len(both):
+                spans.append((both.min(), both.max()))
+    spans.sort()
+    return any(later[0] <= earlier[1] for earlier, later in itertools.pairwise(spans))
+
+
 def _combine(kind: str, deliveries: list[_Delivery]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
     """All files' rows for the window. Where files hold the same key (queue, channel and
     interval; user and start), the most recently modified file wins, for its good and its
@@ -604,7 +644,7 @@ def _combine(kind: str, deliveries: list[_Delivery]) -> tuple[pd.DataFrame, pd.D
             frame[name].dtype
         )
     superseded = 0
-    if len(ranked) > 1:
+    if len(ranked) > 1 and _spans_overlap(kind, ranked):
         mine = rejected[[*key_columns, "_rank"]].set_axis([*key, "_rank"], axis=1)
         parts = [part for part in (frame[[*key, "_rank"]], mine.dropna(subset=key)) if len(part)]
         if parts:

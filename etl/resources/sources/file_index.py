@@ -9,7 +9,11 @@ index also records the format settings it was built with, so editing the format 
 every file once.
 
 The index is a small JSON file, replaced atomically under a lock; concurrent runs of the same
-integration merge their updates instead of overwriting each other.
+integration merge their updates instead of overwriting each other. A run that must parse an
+unknown file to index it first claims the file; a concurrent run (two history months import
+in parallel from a folder nobody has indexed yet) skips files claimed by the other, indexes
+the rest, and comes back for the skipped ones once their entries are saved. So each file is
+parsed for the index once, by whichever run gets to it first.
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ import json
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 
-from etl.resources.files import file_lock, replace_atomically
+from etl.resources.files import file_lock, replace_atomically, try_lock
 
 INDEX_VERSION = 1
 
@@ -63,6 +68,7 @@ class FileIndex:
         self.lock_path = path.with_suffix(path.suffix + ".lock")
         self.entries: dict[str, FileEntry] = self._read()
         self.changed: dict[str, FileEntry | None] = {}
+        self.claims: list[IO[bytes]] = []
 
     def _read(self) -> dict[str, FileEntry]:
         try:
@@ -79,6 +85,25 @@ class FileIndex:
                 continue
         return entries
 
+    def claim(self, key: str) -> bool:
+        """Claim an unknown file for indexing; False when another run holds it."""
+        handle = try_lock(self._claim_path(key))
+        if handle is None:
+            return False
+        self.claims.append(handle)
+        return True
+
+    def wait_for(self, key: str) -> None:
+        """Wait until the run that claimed `key` has saved it, then read its entry."""
+        with file_lock(self._claim_path(key)):
+            entry = self._read().get(key)
+        if entry is not None:
+            self.entries[key] = entry
+
+    def _claim_path(self, key: str) -> Path:
+        name = hashlib.sha256(key.encode()).hexdigest()[:24]
+        return self.path.parent / f"{self.path.stem}.claims" / f"{name}.lock"
+
     def get(self, key: str) -> FileEntry | None:
         return self.entries.get(key)
 
@@ -94,7 +119,16 @@ class FileIndex:
             self.changed[key] = None
 
     def save(self) -> None:
-        """Write this run's changes, merged into whatever another run wrote meanwhile."""
+        """Write this run's changes, merged into whatever another run wrote meanwhile, then
+        release the files this run claimed."""
+        try:
+            self._save()
+        finally:
+            for handle in self.claims:
+                handle.close()
+            self.claims = []
+
+    def _save(self) -> None:
         if not self.changed:
             return
         with file_lock(self.lock_path):

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -801,3 +803,36 @@ def test_config_errors_name_the_setting(tmp_path):
     for settings, message in cases:
         with pytest.raises(ConfigError, match=re.escape(message)):
             parse_integrations({"integrations": [{**base, "source": settings}]})
+
+
+def test_parallel_runs_share_the_indexing_of_a_new_folder(folder, state, monkeypatch):
+    """Two history months importing at once from a folder nobody indexed: each file is parsed
+    for the index once, by one of the runs, and both windows get exactly their rows."""
+    days = [datetime(2026, 11, 1) + timedelta(days=i) for i in range(40)]
+    for day in days:
+        day_file(folder, day)
+    parsed: list[str] = []
+    original = CsvSource.parse_file
+
+    def counting(self, kind, name, data, modified):
+        parsed.append(name)
+        time.sleep(0.005)  # long enough for the two runs to meet on the same files
+        return original(self, kind, name, data, modified)
+
+    monkeypatch.setattr(CsvSource, "parse_file", counting)
+    windows = [
+        (datetime(2026, 11, 5, 12, tzinfo=UTC), datetime(2026, 11, 5, 13, tzinfo=UTC)),
+        (datetime(2026, 12, 5, 12, tzinfo=UTC), datetime(2026, 12, 5, 13, tzinfo=UTC)),
+    ]
+    with ThreadPoolExecutor(2) as pool:
+        extracts = list(pool.map(lambda w: source(folder, state).contacts(*w), windows))
+    # 40 parses for the index, plus at most one more per window for a file the other run indexed.
+    assert 40 <= len(parsed) <= 42
+    assert len(set(parsed)) == 40
+    index = json.loads(source(folder, state).index_path().read_text())
+    assert len(index["files"]) == 40
+    for window, extract in zip(windows, extracts, strict=True):
+        assert len(extract.frame) == 4
+        assert set(extract.frame["interval_start"]) == {
+            pd.Timestamp(window[0]) + pd.Timedelta(minutes=m) for m in (0, 15, 30, 45)
+        }

@@ -1,0 +1,260 @@
+"""A run launcher whose run processes start warm.
+
+Dagster's default launcher starts every run as a fresh Python process that imports Dagster,
+pandas, pyarrow, pandera and the project before doing any work: about 2-3 s of CPU per run.
+Fifty integrations ticking every 15 minutes spend most of their time there (bench/). This
+launcher starts each run in a process forked from a server process (Python's `forkserver`)
+that has already imported the heavy third-party libraries, so a run pays only for the
+project's own modules, which it imports fresh: a changed integrations config or a new release
+of the project is picked up by the next run without restarting anything. Upgrading one of the
+preloaded libraries needs a restart of the process that launches runs (the daemon or the UI).
+
+A run whose code location uses another Python interpreter is started the standard way
+(`dagster api execute_run` in a new process). Each run records its process id in a tag, so
+runs can be terminated from the UI (SIGTERM: Dagster marks the run canceled) and the daemon's
+run monitoring can tell when a run process died.
+
+Configured in `dagster.yaml` (the set-up writes it):
+
+    run_launcher:
+      module: etl.run_launcher
+      class: PreloadedRunLauncher
+      config:
+        preload_modules: [dagster, pandas, ...]   # optional; the default list below
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dagster import Array, DagsterInstance, Field, Noneable
+from dagster._core.launcher.base import (
+    CheckRunHealthResult,
+    LaunchRunContext,
+    RunLauncher,
+    WorkerStatus,
+)
+from dagster._core.storage.dagster_run import DagsterRun
+from dagster._grpc.types import ExecuteRunArgs
+from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_value
+
+PID_TAG = "wfm/run_pid"
+PEAK_RSS_TAG = "wfm/peak_rss_mib"
+# Third-party libraries every run imports; the project's own modules are not preloaded.
+DEFAULT_PRELOAD = (
+    "dagster",
+    "dagster_postgres",
+    "dagster_pandera",
+    "pandas",
+    "pandera.pandas",
+    "pyarrow",
+    "pyarrow.parquet",
+    "pyarrow.compute",
+    "duckdb",
+    "sqlalchemy",
+    "psycopg2",
+    "pydantic",
+    "yaml",
+)
+
+
+def _execute_run(serialized_args: str, environment: Mapping[str, str]) -> None:
+    """The body of a run process (what `dagster api execute_run` does), then the process's
+    peak memory as a run tag, so big imports can be sized from the runs they made.
+
+    The environment is the launcher's at launch time, as a new process would inherit it (the
+    warm server's own environment is from when it started)."""
+    from dagster._cli.api import execute_run_command
+
+    os.environ.clear()
+    os.environ.update(environment)
+    try:
+        execute_run_command.callback(input_json=serialized_args, compressed_input_json=None)
+    finally:
+        _tag_peak_rss(serialized_args)
+
+
+def _tag_peak_rss(serialized_args: str) -> None:
+    import resource
+
+    from dagster._serdes import deserialize_value
+
+    args = deserialize_value(serialized_args, ExecuteRunArgs)
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if args.instance_ref is None:
+        return
+    with DagsterInstance.from_ref(args.instance_ref) as instance:
+        instance.add_run_tags(args.run_id, {PEAK_RSS_TAG: f"{peak_mib:.1f}"})
+
+
+class PreloadedRunLauncher(RunLauncher, ConfigurableClass):
+    """Starts each run in a process forked from a server with the libraries already imported."""
+
+    def __init__(
+        self,
+        inst_data: ConfigurableClassData | None = None,
+        preload_modules: Sequence[str] | None = None,
+    ):
+        self._inst_data = inst_data
+        self._preload = list(DEFAULT_PRELOAD if preload_modules is None else preload_modules)
+        self._context: Any = None
+        self._processes: dict[str, Any] = {}
+        self._exit_codes: dict[str, int] = {}
+        super().__init__()
+
+    @property
+    def inst_data(self) -> ConfigurableClassData | None:
+        return self._inst_data
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {
+            "preload_modules": Field(
+                Noneable(Array(str)),
+                is_required=False,
+                default_value=None,
+                description="Modules the warm server imports once (default: Dagster and the "
+                "data libraries; not the project's own modules).",
+            )
+        }
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData, config_value: Mapping[str, Any]
+    ) -> PreloadedRunLauncher:
+        return cls(inst_data=inst_data, preload_modules=config_value.get("preload_modules"))
+
+    # -- launching ------------------------------------------------------------------------------
+    def _forkserver(self) -> Any:
+        if self._context is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(self._preload)
+            self._context = context
+        return self._context
+
+    def launch_run(self, context: LaunchRunContext) -> None:
+        run = context.dagster_run
+        origin = run.job_code_origin
+        if origin is None:
+            raise ValueError(f"run {run.run_id} has no code origin: cannot start it")
+        args = serialize_value(
+            ExecuteRunArgs(
+                job_origin=origin,
+                run_id=run.run_id,
+                instance_ref=self._instance.get_ref(),
+                set_exit_code_on_failure=True,
+            )
+        )
+        if os.path.realpath(origin.executable_path) == os.path.realpath(sys.executable):
+            process = self._forkserver().Process(
+                target=_execute_run, args=(args, dict(os.environ)), daemon=False
+            )
+            process.start()
+            pid = process.pid
+        else:  # another interpreter: the standard way, a new process of that interpreter
+            process = subprocess.Popen(
+                [origin.executable_path, "-m", "dagster", "api", "execute_run", args]
+            )
+            pid = process.pid
+        self._forget_finished()
+        self._processes[run.run_id] = process
+        self._instance.add_run_tags(run.run_id, {PID_TAG: str(pid)})
+
+    def _forget_finished(self) -> None:
+        """Keep exit codes, not process handles, of finished runs (the last few thousand)."""
+        for run_id, process in list(self._processes.items()):
+            code = _exit_code(process)
+            if code is not None:
+                del self._processes[run_id]
+                self._exit_codes[run_id] = code
+        for run_id in list(self._exit_codes)[: max(0, len(self._exit_codes) - 5000)]:
+            del self._exit_codes[run_id]
+
+    # -- watching and stopping ------------------------------------------------------------------
+    def _pid(self, run: DagsterRun) -> int | None:
+        value = run.tags.get(PID_TAG)
+        return int(value) if value and value.isdigit() else None
+
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return True
+
+    def check_run_worker_health(self, run: DagsterRun) -> CheckRunHealthResult:
+        process = self._processes.get(run.run_id)
+        code = _exit_code(process) if process else self._exit_codes.get(run.run_id)
+        if process is not None or code is not None:
+            if code is None:
+                return CheckRunHealthResult(WorkerStatus.RUNNING)
+            return CheckRunHealthResult(
+                WorkerStatus.SUCCESS if code == 0 else WorkerStatus.FAILED,
+                msg=f"run process exited with code {code}",
+            )
+        pid = self._pid(run)
+        if pid is None:
+            return CheckRunHealthResult(WorkerStatus.UNKNOWN, msg="no process id recorded")
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return CheckRunHealthResult(WorkerStatus.NOT_FOUND, msg=f"process {pid} is gone")
+        except PermissionError:
+            pass
+        return CheckRunHealthResult(WorkerStatus.RUNNING)
+
+    def terminate(self, run_id: str) -> bool:
+        run = self._instance.get_run_by_id(run_id)
+        if run is None or run.is_finished:
+            return False
+        pid = self._pid(run)
+        if pid is None:
+            return False
+        self._instance.report_run_canceling(run)
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return False
+        return True
+
+    def join(self, timeout: int = 30) -> None:
+        """Wait for the runs this launcher started (tests and the benchmark use it)."""
+        for process in list(self._processes.values()):
+            if hasattr(process, "join"):
+                process.join(timeout)
+            else:
+                process.wait(timeout)
+        self._forget_finished()
+
+    def dispose(self) -> None:
+        self._processes = {}
+
+
+def _exit_code(process: Any) -> int | None:
+    """Exit code of a forked (multiprocessing) or started (subprocess) run process, or None."""
+    return process.exitcode if hasattr(process, "exitcode") else process.poll()
+
+
+def create_run(
+    instance: DagsterInstance,
+    job_name: str,
+    tags: Mapping[str, str],
+    module: str = "etl.definitions",
+) -> DagsterRun:
+    """A run of one of the project's jobs as the daemon creates it (with its code origin), not
+    started yet: the benchmark and tests launch it through the instance's run launcher."""
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.execution.api import create_execution_plan
+
+    repository = ReconstructableRepository.for_module(module, "defs", os.getcwd())
+    recon_job = repository.get_reconstructable_job(job_name)
+    plan = create_execution_plan(recon_job, tags=tags, instance_ref=instance.get_ref())
+    return instance.create_run_for_job(
+        job_def=recon_job.get_definition(),
+        execution_plan=plan,
+        tags=tags,
+        job_code_origin=recon_job.get_python_origin(),
+    )

@@ -1,0 +1,148 @@
+"""The warm run launcher: runs of the project's jobs start in processes forked from a server
+that preloaded the libraries, land their data, see the current config and can be stopped."""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+import yaml
+from dagster._core.launcher.base import WorkerStatus
+
+from etl.instance import RUN_LAUNCHER, instance_config
+from etl.resources.sources import build_source
+from etl.resources.warehouse import Warehouse
+from etl.run_launcher import PEAK_RSS_TAG, PID_TAG, PreloadedRunLauncher, create_run
+from etl.schedules.ticks import range_tags
+from tests.conftest import make_integration
+
+START = datetime(2026, 11, 2, 0, tzinfo=UTC)
+END = datetime(2026, 11, 2, 3, tzinfo=UTC)
+
+
+def write_config(path: Path, *integrations: dict) -> None:
+    path.write_text(yaml.safe_dump({"integrations": list(integrations)}))
+
+
+SIM = {
+    "id": "sim15",
+    "vendor": "simulator",
+    "delivery": "cloud",
+    "interval_minutes": 15,
+    "data": ["contacts"],
+    "timezone": "Europe/Berlin",
+    "history_start": "2026-11-01",
+    "source": {"seed": 7, "queues": 3, "channels": ["calls", "chats"]},
+}
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A project home in the environment, as the daemon that launches runs would have it."""
+    (tmp_path / "mappings").mkdir()
+    write_config(tmp_path / "integrations.yaml", SIM)
+    monkeypatch.setenv("WFM_HOME", str(tmp_path))
+    monkeypatch.setenv("WFM_INTEGRATIONS", str(tmp_path / "integrations.yaml"))
+    monkeypatch.setenv("WFM_WAREHOUSE_DIR", str(tmp_path / "warehouse"))
+    monkeypatch.setenv("WFM_MAPPINGS_DIR", str(tmp_path / "mappings"))
+    return tmp_path
+
+
+def launcher_instance(home: Path, storage: dict | None = None):
+    home.mkdir(exist_ok=True)
+    overrides = {"run_launcher": dict(RUN_LAUNCHER), **(storage or {})}
+    return dg.instance_for_test(temp_dir=str(home), overrides=overrides)
+
+
+def launch_and_wait(instance: dg.DagsterInstance, job: str, tags: dict, **kw) -> dg.DagsterRun:
+    run = create_run(instance, job, tags, **kw)
+    instance.launch_run(run.run_id, workspace=None)
+    instance.run_launcher.join(120)
+    return instance.get_run_by_id(run.run_id)
+
+
+def warehouse_rows(project: Path, integration_id: str) -> int:
+    warehouse = Warehouse(root=str(project / "warehouse"))
+    return warehouse.read_window("contact_intervals", integration_id, START, END).shape[0]
+
+
+def test_the_set_up_configures_the_warm_launcher():
+    assert instance_config({})["run_launcher"] == RUN_LAUNCHER
+
+
+def test_a_range_run_lands_its_rows_from_a_forked_process(project: Path):
+    with launcher_instance(project / "home") as instance:
+        assert isinstance(instance.run_launcher, PreloadedRunLauncher)
+        run = launch_and_wait(instance, "sim15_import", range_tags(START, END))
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert int(run.tags[PID_TAG]) != os.getpid()
+        assert float(run.tags[PEAK_RSS_TAG]) > 50  # MiB: a process with pandas loaded
+        materialized = instance.get_materialized_partitions(dg.AssetKey(["sim15", "contacts"]))
+        assert materialized == {"2026-11-02-00:00", "2026-11-02-01:00", "2026-11-02-02:00"}
+    expected = build_source(make_integration(**SIM)).contacts(START, END).frame
+    assert warehouse_rows(project, "sim15") == len(expected) > 0
+
+
+def test_runs_on_a_postgres_instance_and_see_config_changes(project: Path, pg_url: str):
+    storage = {"storage": {"postgres": {"postgres_url": pg_url}}}
+    with launcher_instance(project / "home_pg", storage) as instance:
+        first = launch_and_wait(instance, "sim15_import", range_tags(START, END))
+        assert first.status == dg.DagsterRunStatus.SUCCESS
+        # The warm server keeps libraries, not the project: a new integration is there at once.
+        sim30 = {**SIM, "id": "sim30", "interval_minutes": 30}
+        write_config(project / "integrations.yaml", SIM, sim30)
+        second = launch_and_wait(instance, "sim30_import", range_tags(START, END))
+        assert second.status == dg.DagsterRunStatus.SUCCESS
+        assert second.tags[PID_TAG] != first.tags[PID_TAG]
+    sim30_rows = build_source(make_integration(**sim30)).contacts(START, END).frame
+    assert warehouse_rows(project, "sim30") == len(sim30_rows) > 0
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as con:
+        statuses = con.execute(sa.text("SELECT status FROM runs ORDER BY id")).scalars().all()
+    engine.dispose()
+    assert statuses == ["SUCCESS", "SUCCESS"]
+
+
+def test_a_failing_run_is_reported_failed(project: Path):
+    broken = {
+        "id": "dropped",
+        "vendor": "csv",
+        "delivery": "on_premise",
+        "interval_minutes": 15,
+        "data": ["contacts"],
+        "timezone": "UTC",
+        "history_start": "2026-11-01",
+        "source": {"folder": str(project / "no_such_folder"), "contacts": {"glob": "*.csv"}},
+    }
+    write_config(project / "integrations.yaml", broken)
+    with launcher_instance(project / "home") as instance:
+        run = launch_and_wait(instance, "dropped_import", range_tags(START, END))
+        assert run.status == dg.DagsterRunStatus.FAILURE
+        health = instance.run_launcher.check_run_worker_health(run)
+        assert health.status == WorkerStatus.FAILED
+        failures = [
+            e.dagster_event.step_failure_data.error.to_string()
+            for e in instance.all_logs(run.run_id)
+            if e.dagster_event and e.dagster_event.is_step_failure
+        ]
+    assert any("integration 'dropped': CSV folder" in m for m in failures), failures
+    assert any("no_such_folder" in m for m in failures), failures
+
+
+def test_a_run_can_be_terminated(project: Path):
+    with launcher_instance(project / "home") as instance:
+        run = create_run(instance, "waits", {}, module="tests.launcher_jobs")
+        instance.launch_run(run.run_id, workspace=None)
+        deadline = time.monotonic() + 60
+        while instance.get_run_by_id(run.run_id).status != dg.DagsterRunStatus.STARTED:
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.1)
+        assert instance.run_launcher.terminate(run.run_id)
+        instance.run_launcher.join(60)
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELED
+        assert not instance.run_launcher.terminate(run.run_id)  # already finished
