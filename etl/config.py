@@ -19,6 +19,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# libyaml's safe loader when installed (ten times faster: every run loads the config)
+SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 DataKind = Literal["contacts", "agent_status"]
 SECRET_FIELD = re.compile(r"(password|passwd|secret|token|api_key|apikey|private_key|credential)")
@@ -194,7 +196,7 @@ def parse_integrations(document: Any, origin: str = "integrations config") -> li
 def load_integrations(path: Path) -> list[Integration]:
     """Read and validate the integrations file at `path`."""
     try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: integrations file not found (set WFM_INTEGRATIONS)") from exc
     except yaml.YAMLError as exc:

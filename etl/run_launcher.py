@@ -65,32 +65,33 @@ DEFAULT_PRELOAD = (
 
 
 def _execute_run(serialized_args: str, environment: Mapping[str, str]) -> None:
-    """The body of a run process (what `dagster api execute_run` does), then the process's
-    peak memory as a run tag, so big imports can be sized from the runs they made.
+    """The body of a run process: what `dagster api execute_run` does, with pooled database
+    connections, then the process's peak memory as a run tag (to size big imports).
 
     The environment is the launcher's at launch time, as a new process would inherit it (the
     warm server's own environment is from when it started)."""
-    from dagster._cli.api import execute_run_command
+    import resource
+
+    from dagster._cli.api import _execute_run_command_body
+    from dagster._serdes import deserialize_value
+    from dagster._utils.interrupts import capture_interrupts
 
     os.environ.clear()
     os.environ.update(environment)
-    try:
-        execute_run_command.callback(input_json=serialized_args, compressed_input_json=None)
-    finally:
-        _tag_peak_rss(serialized_args)
-
-
-def _tag_peak_rss(serialized_args: str) -> None:
-    import resource
-
-    from dagster._serdes import deserialize_value
-
     args = deserialize_value(serialized_args, ExecuteRunArgs)
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    if args.instance_ref is None:
-        return
-    with DagsterInstance.from_ref(args.instance_ref) as instance:
-        instance.add_run_tags(args.run_id, {PEAK_RSS_TAG: f"{peak_mib:.1f}"})
+    code = 1
+    with capture_interrupts(), DagsterInstance.from_ref(args.instance_ref) as instance:
+        # dagster-postgres opens a new connection for every query (about 200 in one import
+        # run); one pooled connection per storage, as the webserver uses, keeps them open.
+        instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
+        try:
+            code = _execute_run_command_body(
+                args.run_id, instance, lambda _event: None, set_exit_code_on_failure=True
+            )
+        finally:
+            peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            instance.add_run_tags(args.run_id, {PEAK_RSS_TAG: f"{peak_mib:.1f}"})
+    sys.exit(code)
 
 
 class PreloadedRunLauncher(RunLauncher, ConfigurableClass):

@@ -317,10 +317,6 @@ class Warehouse(dg.ConfigurableResource):
     ) -> pa.Table | None:
         if not target.exists():
             return None
-        if table != "rejected_rows":  # filtered while reading: row groups of the window skipped
-            column = TIME_COLUMNS[table]
-            outside = [[(column, "<", start)], [(column, ">=", end)]]
-            return pq.read_table(target, schema=FACT_SCHEMAS[table], filters=outside)
         existing = pq.read_table(target, schema=FACT_SCHEMAS[table])
         times = self._times(existing, table)
         inside = pc.and_(
