@@ -43,8 +43,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
+from etl.resources.files import replace_atomically
 from etl.resources.sources import shaping
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
 from etl.resources.sources.file_index import FileEntry, FileIndex, sha256_of
@@ -399,6 +401,46 @@ class CsvSource(SourceResource):
     def index_path(self) -> Path:
         return state_dir(self.settings.state_dir) / "csv" / f"{self.integration_id}.json"
 
+    def parsed_dir(self) -> Path:
+        return state_dir(self.settings.state_dir) / "csv" / f"{self.integration_id}.parsed"
+
+    def _parsed_path(self, kind: str, entry: FileEntry) -> Path:
+        """Where the parsed rows of one indexed file version are kept (content, format and
+        modification time in the name: a touched file's delivery hour may differ)."""
+        name = f"{kind}-{entry.sha256[:32]}-{entry.fingerprint}-{entry.mtime_ns}"
+        return self.parsed_dir() / name
+
+    def _store_parsed(self, kind: str, entry: FileEntry, shaped: Shaped) -> None:
+        """Keep what parsing a file gave, so importing its hours later does not parse again."""
+        target = self._parsed_path(kind, entry)
+        try:
+            tables = {
+                "frame": pa.Table.from_pandas(shaped.frame, preserve_index=False),
+                "rejected": pa.Table.from_pandas(shaped.rejected, preserve_index=False),
+            }
+        except (pa.ArrowException, TypeError, ValueError):
+            return  # rows Arrow cannot hold as they are: parse again when needed
+        for part, table in tables.items():
+            path = target.with_name(f"{target.name}.{part}.parquet")
+            replace_atomically(path, lambda tmp, t=table: pq.write_table(t, tmp))
+
+    def _load_parsed(self, kind: str, entry: FileEntry) -> Shaped | None:
+        target = self._parsed_path(kind, entry)
+        try:
+            frame, rejected = (
+                pq.read_table(target.with_name(f"{target.name}.{part}.parquet")).to_pandas()
+                for part in ("frame", "rejected")
+            )
+        except (FileNotFoundError, pa.ArrowException):
+            return None
+        return Shaped(kind, frame, rejected)
+
+    def _drop_parsed(self, kind: str, entry: FileEntry) -> None:
+        """Forget the parsed rows of a file version that changed or went away."""
+        target = self._parsed_path(kind, entry)
+        for part in ("frame", "rejected"):
+            target.with_name(f"{target.name}.{part}.parquet").unlink(missing_ok=True)
+
     def _fingerprint(self, kind: str) -> str:
         """Everything that changes how a file is read: a change re-reads indexed files."""
         document = {
@@ -490,28 +532,54 @@ class CsvSource(SourceResource):
             if entry is not None and entry.unchanged(stat.st_size, stat.st_mtime_ns, fingerprint):
                 counts["known"] += 1
             else:
-                if index is not None and not wait and not index.claim(key):
-                    return False
+                if index is not None and not wait:
+                    if not index.claim(key):
+                        return False
+                    index.refresh()  # another run may have indexed it since we looked
+                    known = index.get(key)
+                    if known is not None and known.unchanged(
+                        stat.st_size, stat.st_mtime_ns, fingerprint
+                    ):
+                        entry = known
+                        counts["known"] += 1
+                        return finish(path, name, stat, modified, entry, None)
                 data = _read_bytes(path)
                 digest = sha256_of(data) if isinstance(data, bytes) else "unreadable"
                 if entry is not None and (entry.sha256, entry.fingerprint) == (digest, fingerprint):
                     counts["known"] += 1
+                    if index is not None:  # kept rows are per modification time
+                        self._drop_parsed(kind, entry)
                     entry = replace(entry, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
                 else:
                     shaped = self.parse_file(kind, name, data, modified)
                     counts["parsed"] += 1
+                    if index is not None and entry is not None:
+                        self._drop_parsed(kind, entry)  # the file's previous version
                     entry = _entry(shaped, stat, digest, fingerprint)
+                    if index is not None:
+                        self._store_parsed(kind, entry, shaped)
                 if index is not None:
                     index.put(key, entry)
                     if len(index.claims) >= CLAIMS_PER_SAVE:
                         index.save()  # and let a run waiting for these files go on
+            return finish(path, name, stat, modified, entry, shaped)
+
+        def finish(
+            path: Path, name: str, stat, modified: datetime, entry: FileEntry, shaped
+        ) -> bool:
+            """Keep what an indexed file holds for the window."""
             counts["files"] += 1
             if not entry.overlaps(start, end):
                 counts["skipped"] += 1
                 return True
+            if shaped is None and index is not None:
+                shaped = self._load_parsed(kind, entry)
+                counts["kept parsed"] += shaped is not None
             if shaped is None:
                 shaped = self.parse_file(kind, name, _read_bytes(path), modified)
                 counts["parsed"] += 1
+                if index is not None:
+                    self._store_parsed(kind, entry, shaped)
             window, _ = shaped.window(start, end)
             problems.extend(_file_problems(window, name))
             deliveries.append(_Delivery((stat.st_mtime_ns, name), window))
@@ -528,7 +596,8 @@ class CsvSource(SourceResource):
         for path in busy:
             visit(path, wait=True)
         if index is not None:
-            index.forget_missing(f"{kind}:", present)
+            for gone in index.forget_missing(f"{kind}:", present):
+                self._drop_parsed(kind, gone)
             index.save()
         frame, rejected, superseded = _combine(kind, deliveries)
         counts["superseded rows"] = superseded
@@ -543,6 +612,8 @@ class CsvSource(SourceResource):
             f"window; {counts['parsed']} parsed, {counts['known']} known from the index, "
             f"{counts['skipped']} hold only other hours"
         )
+        if counts["kept parsed"]:
+            text += f"; {counts['kept parsed']} read from the rows kept when they were parsed"
         if counts["too young"]:
             text += f"; {counts['too young']} still being written"
         if counts["superseded rows"]:

@@ -66,9 +66,16 @@ class FileIndex:
     def __init__(self, path: Path):
         self.path = path
         self.lock_path = path.with_suffix(path.suffix + ".lock")
+        self._stamp = self._mtime()
         self.entries: dict[str, FileEntry] = self._read()
         self.changed: dict[str, FileEntry | None] = {}
         self.claims: list[IO[bytes]] = []
+
+    def _mtime(self) -> int | None:
+        try:
+            return self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
 
     def _read(self) -> dict[str, FileEntry]:
         try:
@@ -112,11 +119,23 @@ class FileIndex:
             self.entries[key] = entry
             self.changed[key] = entry
 
-    def forget_missing(self, prefix: str, present: set[str]) -> None:
-        """Drop entries of files (of one kind) that are no longer in the folder."""
+    def forget_missing(self, prefix: str, present: set[str]) -> list[FileEntry]:
+        """Drop entries of files (of one kind) that are no longer in the folder; returns them."""
+        gone = []
         for key in [k for k in self.entries if k.startswith(prefix) and k not in present]:
-            del self.entries[key]
+            gone.append(self.entries.pop(key))
             self.changed[key] = None
+        return gone
+
+    def refresh(self) -> None:
+        """Take in entries other runs saved since this index was read (own changes win)."""
+        try:
+            stamp = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return
+        if stamp != self._stamp:
+            self._stamp = stamp
+            self.entries = {**self._read(), **self.entries}
 
     def save(self) -> None:
         """Write this run's changes, merged into whatever another run wrote meanwhile, then

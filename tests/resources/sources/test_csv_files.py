@@ -656,7 +656,12 @@ def test_index_reads_only_files_that_hold_the_window(folder, state):
     assert list(second.frame["source_ref"]) == [
         f"export_2026-11-10.csv:{n}" for n in (54, 55, 56, 57)
     ]
-    assert "1 parsed, 20 known from the index, 19 hold only other hours" in second.description
+    assert (
+        "0 parsed, 20 known from the index, 19 hold only other hours; 1 read from the rows "
+        "kept when they were parsed" in second.description
+    )
+    fresh = source(folder, state / "other", use_index=False).contacts(*hour)
+    pd.testing.assert_frame_equal(second.frame, fresh.frame)
 
     index = json.loads(csv_source.index_path().read_text())
     entry = index["files"]["contacts:export_2026-11-10.csv"]
@@ -836,3 +841,28 @@ def test_parallel_runs_share_the_indexing_of_a_new_folder(folder, state, monkeyp
         assert set(extract.frame["interval_start"]) == {
             pd.Timestamp(window[0]) + pd.Timedelta(minutes=m) for m in (0, 15, 30, 45)
         }
+
+
+def test_kept_rows_equal_a_fresh_parse_and_follow_file_changes(folder, state):
+    """The rows kept from parsing a file (good and rejected) are what parsing gives again; a
+    changed or removed file's kept rows are dropped with its index entry."""
+    path = day_file(folder, datetime(2026, 11, 16))
+    text = path.read_text(encoding="cp1252").replace(";07:15;5;4;1;", ";07:15;5;9;1;")
+    path.write_text(text, encoding="cp1252")  # answered > offered: one rejected row
+    csv_source = source(folder, state)
+    csv_source.contacts(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC))
+    kept = csv_source.contacts(*WINDOW)
+    assert "1 read from the rows kept" in kept.description
+    fresh = source(folder, state / "other", use_index=False).contacts(*WINDOW)
+    pd.testing.assert_frame_equal(kept.frame, fresh.frame)
+    pd.testing.assert_frame_equal(kept.rejected, fresh.rejected)
+    assert len(list(csv_source.parsed_dir().glob("*.parquet"))) == 2  # rows and rejects
+
+    path.write_text(text.replace(";08:00;5;4;1;", ";08:00;7;4;1;"), encoding="cp1252")
+    changed = csv_source.contacts(*WINDOW)
+    assert "1 parsed" in changed.description
+    assert changed.frame.set_index("interval_start").loc[utc("2026-11-16 07:00"), "offered"] == 7
+    assert len(list(csv_source.parsed_dir().glob("*.parquet"))) == 2  # the old version dropped
+    path.unlink()
+    csv_source.contacts(*WINDOW)
+    assert not list(csv_source.parsed_dir().glob("*.parquet"))
