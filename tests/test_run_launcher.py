@@ -71,8 +71,15 @@ def warehouse_rows(project: Path, integration_id: str) -> int:
     return warehouse.read_window("contact_intervals", integration_id, START, END).shape[0]
 
 
-def test_the_set_up_configures_the_warm_launcher():
-    assert instance_config({})["run_launcher"] == RUN_LAUNCHER
+def test_the_set_up_configures_the_warm_launcher_and_a_run_queue_per_core():
+    config = instance_config({})
+    assert config["run_launcher"] == RUN_LAUNCHER
+    assert config["run_queue"] == {"max_concurrent_runs": os.cpu_count()}
+    assert (
+        instance_config({"WFM_MAX_CONCURRENT_RUNS": "6"})["run_queue"]["max_concurrent_runs"] == 6
+    )
+    with pytest.raises(ValueError, match="WFM_MAX_CONCURRENT_RUNS must be a whole number"):
+        instance_config({"WFM_MAX_CONCURRENT_RUNS": "0"})
 
 
 def test_a_range_run_lands_its_rows_from_a_forked_process(project: Path):

@@ -344,26 +344,45 @@ class Warehouse(dg.ConfigurableResource):
 
     # -- registries (never deleted: queues stay when an integration goes) ---------------------
     def register_queues(self, integration_id: str, frame: pd.DataFrame) -> None:
+        """First and last interval seen per external queue (in Arrow: this runs every tick)."""
         if frame.empty:
             return
-        seen = (
-            frame.groupby("external_queue_id")["interval_start"]
-            .agg(first_seen="min", last_seen="max")
-            .reset_index()
+        schema = REGISTRY_SCHEMAS["queues"]
+        incoming = pa.table(
+            {
+                "external_queue_id": pa.array(frame["external_queue_id"], type=pa.string()),
+                "interval_start": pa.array(frame["interval_start"], type=TS),
+            }
         )
-        seen.insert(0, "integration_id", integration_id)
+        seen = incoming.group_by("external_queue_id").aggregate(
+            [("interval_start", "min"), ("interval_start", "max")]
+        )
+        seen = pa.table(
+            {
+                "integration_id": pa.array([integration_id] * seen.num_rows, pa.string()),
+                "external_queue_id": seen["external_queue_id"],
+                "first_seen": seen["interval_start_min"],
+                "last_seen": seen["interval_start_max"],
+            },
+            schema=schema,
+        )
         target = self.registry_file("queues", integration_id)
         with self._lock(target):
             if target.exists():
-                old = pq.read_table(target).to_pandas()
-                both = pd.concat([old, seen], ignore_index=True)
-                seen = (
-                    both.groupby(["integration_id", "external_queue_id"])
-                    .agg(first_seen=("first_seen", "min"), last_seen=("last_seen", "max"))
-                    .reset_index()
+                both = pa.concat_tables([pq.read_table(target, schema=schema), seen])
+                merged = both.group_by(["integration_id", "external_queue_id"]).aggregate(
+                    [("first_seen", "min"), ("last_seen", "max")]
                 )
-            table = _to_arrow(seen, REGISTRY_SCHEMAS["queues"])
-            replace_atomically(target, _write_parquet(table))
+                seen = pa.table(
+                    {
+                        "integration_id": merged["integration_id"],
+                        "external_queue_id": merged["external_queue_id"],
+                        "first_seen": merged["first_seen_min"],
+                        "last_seen": merged["last_seen_max"],
+                    },
+                    schema=schema,
+                ).sort_by([("external_queue_id", "ascending")])
+            replace_atomically(target, _write_parquet(seen))
 
     def register_integration(self, record: dict) -> None:
         """Keep what views need to know about an integration (timezone, interval) in a file,
