@@ -556,8 +556,6 @@ class CsvSource(SourceResource):
                     if index is not None and entry is not None:
                         self._drop_parsed(kind, entry)  # the file's previous version
                     entry = _entry(shaped, stat, digest, fingerprint)
-                    if index is not None:
-                        self._store_parsed(kind, entry, shaped)
                 if index is not None:
                     index.put(key, entry)
                     if len(index.claims) >= CLAIMS_PER_SAVE:
@@ -578,8 +576,8 @@ class CsvSource(SourceResource):
             if shaped is None:
                 shaped = self.parse_file(kind, name, _read_bytes(path), modified)
                 counts["parsed"] += 1
-                if index is not None:
-                    self._store_parsed(kind, entry, shaped)
+                if index is not None and not entry.within(start, end):
+                    self._store_parsed(kind, entry, shaped)  # other windows will want it
             window, _ = shaped.window(start, end)
             problems.extend(_file_problems(window, name))
             deliveries.append(_Delivery((stat.st_mtime_ns, name), window))
@@ -699,6 +697,12 @@ def _combine(kind: str, deliveries: list[_Delivery]) -> tuple[pd.DataFrame, pd.D
     key = list(shaping.KEYS[kind])
     key_columns = [f"key_{k}" for k in key]
     ranked = sorted(deliveries, key=lambda d: d.rank)
+    if len(ranked) > 1 and not _spans_overlap(kind, ranked):  # no shared key possible
+        frames = [d.shaped.frame for d in ranked if len(d.shaped.frame)]
+        rejects = [d.shaped.rejected for d in ranked if len(d.shaped.rejected)]
+        frame = pd.concat(frames, ignore_index=True) if frames else empty_frame(kind)
+        rejected = pd.concat(rejects, ignore_index=True) if rejects else shaping.empty_rejects()
+        return frame, rejected.drop(columns=key_columns, errors="ignore"), 0
     frames = [d.shaped.frame.assign(_rank=r) for r, d in enumerate(ranked) if len(d.shaped.frame)]
     rejects = [
         d.shaped.rejected.assign(_rank=r) for r, d in enumerate(ranked) if len(d.shaped.rejected)
@@ -715,7 +719,7 @@ def _combine(kind: str, deliveries: list[_Delivery]) -> tuple[pd.DataFrame, pd.D
             frame[name].dtype
         )
     superseded = 0
-    if len(ranked) > 1 and _spans_overlap(kind, ranked):
+    if len(ranked) > 1:
         mine = rejected[[*key_columns, "_rank"]].set_axis([*key, "_rank"], axis=1)
         parts = [part for part in (frame[[*key, "_rank"]], mine.dropna(subset=key)) if len(part)]
         if parts:

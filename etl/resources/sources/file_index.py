@@ -49,6 +49,13 @@ class FileEntry:
     def unchanged(self, size: int, mtime_ns: int, fingerprint: str) -> bool:
         return (self.size, self.mtime_ns, self.fingerprint) == (size, mtime_ns, fingerprint)
 
+    def within(self, start: datetime, end: datetime) -> bool:
+        """Whether everything the file holds belongs to [start, end)."""
+        if self.first is None:
+            return True
+        first, last = pd.Timestamp(self.first), pd.Timestamp(self.last)
+        return not self.open_ended and first >= pd.Timestamp(start) and last < pd.Timestamp(end)
+
     def overlaps(self, start: datetime, end: datetime) -> bool:
         if self.first is None:
             return False

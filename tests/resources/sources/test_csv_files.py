@@ -656,12 +656,16 @@ def test_index_reads_only_files_that_hold_the_window(folder, state):
     assert list(second.frame["source_ref"]) == [
         f"export_2026-11-10.csv:{n}" for n in (54, 55, 56, 57)
     ]
+    assert "1 parsed, 20 known from the index, 19 hold only other hours" in second.description
+    # The file holds more than that hour, so its parsed rows were kept for the next hours.
+    later = (hour[1], hour[1] + timedelta(hours=1))
+    third = csv_source.contacts(*later)
     assert (
         "0 parsed, 20 known from the index, 19 hold only other hours; 1 read from the rows "
-        "kept when they were parsed" in second.description
+        "kept when they were parsed" in third.description
     )
-    fresh = source(folder, state / "other", use_index=False).contacts(*hour)
-    pd.testing.assert_frame_equal(second.frame, fresh.frame)
+    fresh = source(folder, state / "other", use_index=False).contacts(*later)
+    pd.testing.assert_frame_equal(third.frame, fresh.frame)
 
     index = json.loads(csv_source.index_path().read_text())
     entry = index["files"]["contacts:export_2026-11-10.csv"]
@@ -851,6 +855,7 @@ def test_kept_rows_equal_a_fresh_parse_and_follow_file_changes(folder, state):
     path.write_text(text, encoding="cp1252")  # answered > offered: one rejected row
     csv_source = source(folder, state)
     csv_source.contacts(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC))
+    assert "1 parsed" in csv_source.contacts(*WINDOW).description  # indexed, not kept
     kept = csv_source.contacts(*WINDOW)
     assert "1 read from the rows kept" in kept.description
     fresh = source(folder, state / "other", use_index=False).contacts(*WINDOW)
@@ -862,7 +867,9 @@ def test_kept_rows_equal_a_fresh_parse_and_follow_file_changes(folder, state):
     changed = csv_source.contacts(*WINDOW)
     assert "1 parsed" in changed.description
     assert changed.frame.set_index("interval_start").loc[utc("2026-11-16 07:00"), "offered"] == 7
-    assert len(list(csv_source.parsed_dir().glob("*.parquet"))) == 2  # the old version dropped
+    assert not list(csv_source.parsed_dir().glob("*.parquet"))  # the old version dropped
+    csv_source.contacts(*WINDOW)
+    assert len(list(csv_source.parsed_dir().glob("*.parquet"))) == 2  # the new one kept
     path.unlink()
     csv_source.contacts(*WINDOW)
     assert not list(csv_source.parsed_dir().glob("*.parquet"))
