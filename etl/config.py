@@ -106,6 +106,10 @@ class Integration(BaseModel):
         return self.status == "paused"
 
 
+# Set by the project's run launcher in a run process: the job the process runs.
+RUN_JOB_ENV = "WFM_RUN_JOB"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Where things live. Read from the environment when definitions load, never at import."""
@@ -113,6 +117,9 @@ class Settings:
     integrations_path: Path
     warehouse_dir: Path
     mappings_dir: Path
+    # In a run process, the job it runs: only that integration's definitions are built there
+    # (building all of fifty integrations took 0.6 s of each tick's run).
+    run_job: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -122,6 +129,7 @@ class Settings:
             integrations_path=Path(env.get("WFM_INTEGRATIONS", home / "integrations.yaml")),
             warehouse_dir=Path(env.get("WFM_WAREHOUSE_DIR", home / "data" / "warehouse")),
             mappings_dir=Path(env.get("WFM_MAPPINGS_DIR", home / "mappings")),
+            run_job=env.get(RUN_JOB_ENV) or None,
         )
 
 

@@ -96,8 +96,18 @@ def build_definitions(
             ),
         },
     )
-    pieces = [integration_definitions(i, resources.get(source_key(i))) for i in integrations]
+    pieces = [
+        integration_definitions(i, resources.get(source_key(i)))
+        for i in run_scope(integrations, settings.run_job)
+    ]
     return dg.Definitions.merge(shared, *pieces)
+
+
+def run_scope(integrations: list[Integration], run_job: str | None) -> list[Integration]:
+    """The integrations a process needs: in a run process of an import job, only that job's
+    integration (its definitions are self-contained); everywhere else, all of them."""
+    own = [i for i in integrations if import_job_name(i) == run_job]
+    return own or integrations
 
 
 @dg.definitions

@@ -44,6 +44,8 @@ from dagster._core.storage.dagster_run import DagsterRun
 from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_value
 
+from etl.config import RUN_JOB_ENV
+
 PID_TAG = "wfm/run_pid"
 PEAK_RSS_TAG = "wfm/peak_rss_mib"
 # Third-party libraries every run imports; the project's own modules are not preloaded.
@@ -152,15 +154,18 @@ class PreloadedRunLauncher(RunLauncher, ConfigurableClass):
                 set_exit_code_on_failure=True,
             )
         )
+        # The run process builds only what its job needs (`Settings.run_job`).
+        environment = {**os.environ, RUN_JOB_ENV: run.job_name}
         if os.path.realpath(origin.executable_path) == os.path.realpath(sys.executable):
             process = self._forkserver().Process(
-                target=_execute_run, args=(args, dict(os.environ)), daemon=False
+                target=_execute_run, args=(args, environment), daemon=False
             )
             process.start()
             pid = process.pid
         else:  # another interpreter: the standard way, a new process of that interpreter
             process = subprocess.Popen(
-                [origin.executable_path, "-m", "dagster", "api", "execute_run", args]
+                [origin.executable_path, "-m", "dagster", "api", "execute_run", args],
+                env=environment,
             )
             pid = process.pid
         self._forget_finished()

@@ -1,7 +1,9 @@
-"""A code location for the run launcher's tests: a job that waits, so it can be terminated."""
+"""A code location for the run launcher's tests: a job that waits, so it can be terminated,
+and one that logs which job its process was told it runs."""
 
 from __future__ import annotations
 
+import os
 import time
 
 import dagster as dg
@@ -17,6 +19,16 @@ def waits() -> None:
     wait_long()
 
 
+@dg.op
+def log_scope() -> None:
+    dg.get_dagster_logger().info(f"run job: {os.environ.get('WFM_RUN_JOB')}")
+
+
+@dg.job(executor_def=dg.in_process_executor)
+def reports_scope() -> None:
+    log_scope()
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(jobs=[waits])
+    return dg.Definitions(jobs=[waits, reports_scope])

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from etl.config import Settings
-from etl.definitions import build_definitions
+from etl.config import RUN_JOB_ENV, Settings, load_integrations
+from etl.definitions import MAPPINGS_JOB, build_definitions
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,6 +24,27 @@ def test_shipped_config_builds_groups_jobs_and_schedules():
     key = dg.AssetKey(["kolkata_onprem", "contacts"])
     policy = graph.get(key).backfill_policy
     assert policy.max_partitions_per_run == 744
+
+
+def test_a_run_process_builds_only_its_integration():
+    everything = build_definitions(Settings.from_env({"WFM_HOME": str(ROOT)}))
+    scoped = build_definitions(
+        Settings.from_env({"WFM_HOME": str(ROOT), RUN_JOB_ENV: "newyork_cloud_import"})
+    )
+    keys = scoped.resolve_asset_graph().get_all_asset_keys()
+    left_out = everything.resolve_asset_graph().get_all_asset_keys() - keys
+    assert dg.AssetKey(["newyork_cloud", "contacts"]) in keys
+    others = {i.id for i in load_integrations(ROOT / "integrations.yaml")} - {"newyork_cloud"}
+    assert {k.path[0] for k in left_out} == others
+    assert not {k.path[0] for k in keys} & others
+    job = scoped.resolve_job_def("newyork_cloud_import")
+    assert job.partitions_def == everything.resolve_job_def("newyork_cloud_import").partitions_def
+    assert scoped.resolve_job_def(MAPPINGS_JOB) is not None  # shared pieces stay
+    # Any other job (the mappings job, an unknown name) gets every integration.
+    other = build_definitions(Settings.from_env({"WFM_HOME": str(ROOT), RUN_JOB_ENV: MAPPINGS_JOB}))
+    assert other.resolve_asset_graph().get_all_asset_keys() == (
+        everything.resolve_asset_graph().get_all_asset_keys()
+    )
 
 
 def test_dagster_definitions_validate_passes(tmp_path):

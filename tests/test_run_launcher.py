@@ -141,6 +141,15 @@ def test_a_failing_run_is_reported_failed(project: Path):
     assert any("no_such_folder" in m for m in failures), failures
 
 
+def test_a_run_process_is_told_its_job(project: Path):
+    """So it builds only that job's integration (`Settings.run_job`)."""
+    with launcher_instance(project / "home") as instance:
+        run = launch_and_wait(instance, "reports_scope", {}, module="tests.launcher_jobs")
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        messages = [e.user_message for e in instance.all_logs(run.run_id)]
+    assert "run job: reports_scope" in messages
+
+
 def test_a_run_can_be_terminated(project: Path):
     with launcher_instance(project / "home") as instance:
         run = create_run(instance, "waits", {}, module="tests.launcher_jobs")

@@ -105,6 +105,8 @@ SUMMARY_SCHEMAS: dict[str, pa.Schema] = {
     ),
 }
 SUMMARIES = {"contact_intervals": "contact_days"}  # fact table -> its summary
+# Each summary file records the hash of the SQL that wrote it: a changed query rewrites it.
+SUMMARY_VERSION_KEY = "wfm_summary_version"
 TIME_COLUMNS = {
     "contact_intervals": "interval_start",
     "agent_status_segments": "start_utc",
@@ -191,6 +193,25 @@ def _ordered(table: pa.Table, column: str) -> bool:
     return bool(np.all(values[1:] >= values[:-1]))
 
 
+def _summary_sql(name: str) -> str:
+    return (SQL_DIR / "summaries" / f"{name}.sql").read_text(encoding="utf-8")
+
+
+def _version(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _current_summary(summary: Path, facts: Path, version: str) -> bool:
+    """Whether a summary file was written after its fact file by this summary SQL."""
+    try:
+        if summary.stat().st_mtime_ns < facts.stat().st_mtime_ns:
+            return False
+        metadata = pq.read_schema(summary).metadata or {}
+    except (FileNotFoundError, pa.ArrowInvalid):
+        return False
+    return metadata.get(SUMMARY_VERSION_KEY.encode()) == version.encode()
+
+
 def _write_parquet(table: pa.Table) -> Callable[[Path], None]:
     def write(tmp: Path) -> None:
         pq.write_table(table, tmp, compression="zstd", row_group_size=256_000)
@@ -270,40 +291,31 @@ class Warehouse(dg.ConfigurableResource):
         name = SUMMARIES.get(table)
         if name is None:
             return
-        sql = (SQL_DIR / "summaries" / f"{name}.sql").read_text(encoding="utf-8")
+        sql = _summary_sql(name)
         with duckdb.connect() as con:
             con.register("facts", facts)
             summary = con.sql(sql).to_arrow_table().cast(SUMMARY_SCHEMAS[name])
+        summary = summary.replace_schema_metadata({SUMMARY_VERSION_KEY: _version(sql)})
         replace_atomically(self.fact_file(name, integration_id, month), _write_parquet(summary))
 
     def refresh_summaries(self) -> int:
-        """Write the summaries of fact files that have none or an older one (a warehouse made
-        before a summary existed, or a write interrupted between the two files), and all of
-        them when a summary's SQL changed."""
-        sql = "".join(
-            (SQL_DIR / "summaries" / f"{name}.sql").read_text(encoding="utf-8")
-            for name in SUMMARIES.values()
-        )
-        version = hashlib.sha256(sql.encode()).hexdigest()
-        stamp = self.path / "summaries.version"
-        everything = not stamp.exists() or stamp.read_text() != version
+        """Write the summaries of fact files that have none, an older one (a warehouse made
+        before a summary existed, or a write interrupted between the two files) or one made
+        by another version of the summary's SQL; returns how many were written."""
         refreshed = 0
         for table, name in SUMMARIES.items():
+            version = _version(_summary_sql(name))
             for target in sorted(self.fact_dir(table).glob("*/*.parquet")):
                 if target.parent.name == "_schema":
                     continue
                 month = datetime.strptime(target.stem, "%Y-%m").replace(tzinfo=UTC)
                 summary = self.fact_file(name, target.parent.name, month)
                 with self._lock(target):
-                    current = (
-                        summary.exists() and summary.stat().st_mtime_ns >= target.stat().st_mtime_ns
-                    )
-                    if current and not everything:
+                    if _current_summary(summary, target, version):
                         continue
                     facts = pq.read_table(target, schema=FACT_SCHEMAS[table])
                     self._write_summary(table, target.parent.name, month, facts)
                 refreshed += 1
-        replace_atomically(stamp, lambda tmp: tmp.write_text(version))
         return refreshed
 
     def _times(self, table: pa.Table, name: str) -> pa.ChunkedArray:
@@ -426,7 +438,8 @@ class Warehouse(dg.ConfigurableResource):
                     if not target.exists():
                         replace_atomically(target, _write_parquet(schema.empty_table()))
         sql = self.catalog_sql()
-        version = hashlib.sha256(sql.encode()).hexdigest()
+        # A changed summary query counts as a change: the rebuild rewrites the summaries.
+        version = _version(sql + "".join(_summary_sql(name) for name in SUMMARIES.values()))
         stamp = self.path / f"{CATALOG_NAME}.version"
         with self._lock(self.catalog_path):
             if self.catalog_path.exists() and stamp.exists() and stamp.read_text() == version:
