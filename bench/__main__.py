@@ -42,6 +42,7 @@ HISTORY_RUNS_AT_ONCE = 2
 # of them at once: the project sets one per core; Dagster's own default is 10.
 TICK_RUNS_AT_ONCE = max_concurrent_runs(os.environ)
 DAGSTER_DEFAULT_RUNS_AT_ONCE = 10
+ALL_PARTS = "floor,csv,db,tick,remap,queries"
 
 
 @dataclass
@@ -412,7 +413,8 @@ def write_results(report: Report, args: argparse.Namespace, workload: Workload) 
     suffix = "" if args.scale == 1 else f"-scale-{args.scale:g}"
     path = ROOT / "bench" / f"results{suffix}.md"
     previous = path.with_suffix(".json")
-    if previous.exists():  # a run of some parts keeps the other parts' last figures
+    partial = set(args.parts.split(",")) != set(ALL_PARTS.split(","))
+    if partial and previous.exists():  # a run of some parts keeps the other parts' figures
         fresh = {f.name for f in report.figures}
         kept = [
             Figure(**{**f, "passed": {"True": True, "False": False}.get(f["passed"], f["passed"])})
@@ -455,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the 500 queues")
     parser.add_argument("--years", type=int, default=3)
-    parser.add_argument("--parts", default="floor,csv,db,tick,remap,queries")
+    parser.add_argument("--parts", default=ALL_PARTS)
     args = parser.parse_args(argv)
     parts = set(args.parts.split(",")) - {""}
     queues = max(5, round(500 * args.scale))
