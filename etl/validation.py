@@ -85,7 +85,7 @@ def _coerce(frame: pd.DataFrame, schema: pa.DataFrameSchema, problems: Problems)
     Columns that already have the right type pass untouched (the fast path for sources that
     build typed frames); strings become Arrow-backed so pandera's checks are vectorised.
     """
-    typed = pd.DataFrame(index=frame.index)
+    typed: dict[str, pd.Series] = {}
     for name, column in schema.columns.items():
         if name not in frame.columns:
             continue
@@ -116,7 +116,8 @@ def _coerce(frame: pd.DataFrame, schema: pa.DataFrameSchema, problems: Problems)
         if not column.nullable:
             problems.flag(missing, f"{name}: not null")
         typed[name] = values
-    return typed
+    # Built at once, not column by column: pandas would copy the growing frame's blocks.
+    return pd.DataFrame(typed, index=frame.index)
 
 
 def _final_types(typed: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
@@ -127,13 +128,18 @@ def _final_types(typed: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFram
         and str(column.dtype) == "int64"
         and str(typed[name].dtype) != ("Int64" if column.nullable else "int64")
     }
-    return typed.assign(**casts) if casts else typed
+    if not casts:
+        return typed
+    typed = typed.copy(deep=False)  # new columns, the other columns' data shared
+    for name, values in casts.items():
+        typed[name] = values
+    return typed
 
 
 def _schema_problems(typed: pd.DataFrame, schema: pa.DataFrameSchema, where: str) -> pd.Series:
     """Rules broken per row index, from pandera's lazy validation."""
     try:
-        schema.validate(typed, lazy=True)
+        schema.validate(typed, lazy=True, inplace=True)  # nothing to coerce: no copy
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
         frame_level = cases[cases["index"].isna()]
@@ -205,7 +211,9 @@ def validate(
     missing = [c for c in spec.columns if c not in frame.columns and c != "integration_id"]
     if missing:
         raise SourceDataError(f"{where}: the source delivered no column(s) {', '.join(missing)}")
-    frame = frame.reset_index(drop=True)
+    # Row labels 0..n-1 (the rejected rows are found by label); no copy of the data.
+    frame = frame.copy(deep=False)
+    frame.index = pd.RangeIndex(len(frame))
     if "integration_id" not in frame.columns:
         frame.insert(0, "integration_id", integration_id)
     received = len(frame)
@@ -227,7 +235,9 @@ def validate(
     bad_index = problems.bad()
     good = _without(clean, bad_index)
     keep = [c for c in spec.all_columns if c in good.columns]
-    good = good[keep].reset_index(drop=True)
+    good = good[keep]
+    if len(bad_index):
+        good = good.reset_index(drop=True)
     rejected = _quarantine(
         frame, typed, problems, bad_index, integration_id, spec, start, end, run_id, source
     )

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from etl.partitions import months
+from etl.partitions import month_start, months, next_month
 from etl.resources.files import file_lock, replace_atomically
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
@@ -327,8 +327,8 @@ class Warehouse(dg.ConfigurableResource):
     def _read_outside(
         self, target: Path, table: str, start: datetime, end: datetime
     ) -> pa.Table | None:
-        if not target.exists():
-            return None
+        if not target.exists() or (start == month_start(start) and end == next_month(start)):
+            return None  # the window covers the file's whole month: nothing outside it
         existing = pq.read_table(target, schema=FACT_SCHEMAS[table])
         times = self._times(existing, table)
         inside = pc.and_(
