@@ -456,6 +456,42 @@ class CsvSource(SourceResource):
     # -- one file -----------------------------------------------------------------------------
     def parse_file(self, kind: str, name: str, data: bytes | OSError, modified: datetime) -> Shaped:
         """Everything one file holds: canonical rows and rejects (a bad file: one reject)."""
+        prepared = self._prepare(kind, name, data, modified)
+        if isinstance(prepared, Shaped):
+            return prepared
+        raw, context = prepared
+        section, fmt = self._section(kind), self._format(kind)
+        try:
+            if kind == "contacts":
+                return shaping.shape_contacts(raw, section, fmt, context)
+            return shaping.shape_agent_status(raw, section, fmt, context)
+        except MissingColumnsError as exc:
+            return self._missing_columns(kind, name, exc, data, context.fallback_time)
+
+    def file_coverage(
+        self, kind: str, name: str, data: bytes | OSError, modified: datetime
+    ) -> tuple[FileCoverage, Shaped | None]:
+        """What the index keeps of a file. Contact files are read for their times only (the
+        values are shaped when a window wants the file: a history import indexes years of
+        files to import one month); a file that cannot be read, and agent-status files (whose
+        open segments need the whole row), are parsed whole, and returned."""
+        prepared = self._prepare(kind, name, data, modified) if kind == "contacts" else None
+        if isinstance(prepared, tuple):
+            raw, context = prepared
+            try:
+                first, last = shaping.contact_coverage(
+                    raw, self._section(kind), self._format(kind), context
+                )
+                return FileCoverage(first, last, False, raw.table.num_rows, None), None
+            except MissingColumnsError:
+                pass  # the whole-file reject below names the missing columns
+        shaped = self.parse_file(kind, name, data, modified)
+        return FileCoverage.of(shaped), shaped
+
+    def _prepare(
+        self, kind: str, name: str, data: bytes | OSError, modified: datetime
+    ) -> tuple[RawRows, ShapeContext] | Shaped:
+        """The file's records ready to shape, or the whole file as one reject."""
         fmt = self._format(kind)
         delivered = pd.Timestamp(modified).tz_convert("UTC").floor("h")
         if isinstance(data, OSError):
@@ -482,17 +518,17 @@ class CsvSource(SourceResource):
             fallback_time=delivered,
             missing="reject",
         )
-        section = self._section(kind)
-        try:
-            if kind == "contacts":
-                return shaping.shape_contacts(raw, section, fmt, context)
-            return shaping.shape_agent_status(raw, section, fmt, context)
-        except MissingColumnsError as exc:
-            rule = str(exc)
-            found = exc.available
-            if len(found) == 1 and any(d in found[0] for d in ",;\t|" if d != fmt.delimiter):
-                rule += f" (one column only: is format.delimiter {fmt.delimiter!r} right?)"
-            return _file_reject(kind, name, fmt.header_row or 1, rule, len(data), delivered)
+        return raw, context
+
+    def _missing_columns(
+        self, kind: str, name: str, exc: MissingColumnsError, data: bytes, delivered: pd.Timestamp
+    ) -> Shaped:
+        fmt = self._format(kind)
+        rule = str(exc)
+        found = exc.available
+        if len(found) == 1 and any(d in found[0] for d in ",;\t|" if d != fmt.delimiter):
+            rule += f" (one column only: is format.delimiter {fmt.delimiter!r} right?)"
+        return _file_reject(kind, name, fmt.header_row or 1, rule, len(data), delivered)
 
     # -- one window ---------------------------------------------------------------------------
     def _extract(self, kind: str, start: datetime, end: datetime) -> Extract:
@@ -551,11 +587,17 @@ class CsvSource(SourceResource):
                         self._drop_parsed(kind, entry)
                     entry = replace(entry, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
                 else:
-                    shaped = self.parse_file(kind, name, data, modified)
+                    if index is None:  # every window parses every file anyway
+                        shaped = self.parse_file(kind, name, data, modified)
+                        coverage = FileCoverage.of(shaped)
+                    else:
+                        coverage, shaped = self.file_coverage(kind, name, data, modified)
                     counts["parsed"] += 1
                     if index is not None and entry is not None:
                         self._drop_parsed(kind, entry)  # the file's previous version
-                    entry = _entry(shaped, stat, digest, fingerprint)
+                    entry = _entry(coverage, stat, digest, fingerprint)
+                    if shaped is None and entry.overlaps(start, end):
+                        shaped = self.parse_file(kind, name, data, modified)  # rows wanted
                 if index is not None:
                     index.put(key, entry)
                     if len(index.claims) >= CLAIMS_PER_SAVE:
@@ -629,18 +671,35 @@ def _read_bytes(path: Path) -> bytes | OSError:
         return exc
 
 
-def _entry(shaped: Shaped, stat, digest: str, fingerprint: str) -> FileEntry:
-    first, last, is_open = shaped.coverage()
+@dataclass(frozen=True)
+class FileCoverage:
+    """The span a file's rows and rejects belong to, and its row counts (rejects: None when
+    only its times were read)."""
+
+    first: pd.Timestamp | None
+    last: pd.Timestamp | None
+    open_ended: bool
+    rows: int
+    rejected: int | None
+
+    @classmethod
+    def of(cls, shaped: Shaped) -> FileCoverage:
+        first, last, is_open = shaped.coverage()
+        rows = len(shaped.frame) + len(shaped.rejected)
+        return cls(first, last, is_open, rows, len(shaped.rejected))
+
+
+def _entry(coverage: FileCoverage, stat, digest: str, fingerprint: str) -> FileEntry:
     return FileEntry(
         size=stat.st_size,
         mtime_ns=stat.st_mtime_ns,
         sha256=digest,
         fingerprint=fingerprint,
-        first=first.isoformat() if first is not None else None,
-        last=last.isoformat() if last is not None else None,
-        open_ended=is_open,
-        rows=len(shaped.frame),
-        rejected=len(shaped.rejected),
+        first=coverage.first.isoformat() if coverage.first is not None else None,
+        last=coverage.last.isoformat() if coverage.last is not None else None,
+        open_ended=coverage.open_ended,
+        rows=coverage.rows,
+        rejected=coverage.rejected,
     )
 
 

@@ -1,7 +1,9 @@
 """What each delivered file covers, so an hourly import reads only the files that hold its hour.
 
 A drop folder fills with years of files; parsing all of them for every hourly partition would
-make each tick slower the longer the integration runs. The index keeps, per file, the key of
+make each tick slower the longer the integration runs. A contact file is indexed from its
+times alone (its values are shaped when a window wants it), which is what a history import
+pays for every file it does not import yet. The index keeps, per file, the key of
 its content (path, size, SHA-256) and the first and last instant its rows belong to. A file is
 read again only when it changed: same size and modification time means unchanged (as make and
 rsync assume), otherwise its content hash decides, and a changed file is parsed again. The
@@ -43,8 +45,8 @@ class FileEntry:
     first: str | None  # ISO instant (UTC) or None when the file holds nothing
     last: str | None
     open_ended: bool  # holds an agent-status segment without end: overlaps every later window
-    rows: int
-    rejected: int
+    rows: int  # records delivered, good and rejected
+    rejected: int | None  # None: indexed from its times only, rejects not counted
 
     def unchanged(self, size: int, mtime_ns: int, fingerprint: str) -> bool:
         return (self.size, self.mtime_ns, self.fingerprint) == (size, mtime_ns, fingerprint)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import dagster as dg
 import numpy as np
@@ -802,10 +802,26 @@ def _finish(
 
 
 # -- contacts -------------------------------------------------------------------------------
-def shape_contacts(
+class _ContactKeys(NamedTuple):
+    """What every contact row is keyed and placed by: its queue, channel and time."""
+
+    cols: _Columns
+    problems: _Problems
+    values: dict[str, pa.Array]
+    queue: np.ndarray
+    channel: np.ndarray
+    time: _Time
+
+    @property
+    def placed(self) -> pd.Series:
+        """The instant each row belongs to: its time, else the best guess at it (rows without
+        any take a neighbour's in `_finish`)."""
+        return self.time.utc.where(self.time.utc.notna(), self.time.guess)
+
+
+def _contact_keys(
     raw: RawRows, mapping: ContactMapping, fmt: ValueFormat, ctx: ShapeContext
-) -> Shaped:
-    """Delivered contact rows -> canonical contact rows and rejects."""
+) -> _ContactKeys:
     cols = _Columns(raw.table, mapping.columns, CONTACT_FIELDS)
     n = raw.table.num_rows
     problems = _Problems(n, raw.preset_rules)
@@ -814,7 +830,6 @@ def shape_contacts(
     if fmt.time == "local" and fmt.ambiguous_times == "offset":
         structural.append("utc_offset")
     values = _require(cols, list(CONTACT_VALUES), ctx, problems, structural)
-
     queue = to_text(cols.get("external_queue_id"))
     channel = _channels(cols, mapping, n)
     time = _read_time(
@@ -828,6 +843,29 @@ def shape_contacts(
         problems,
         order_keys=[queue, channel],
     )
+    return _ContactKeys(cols, problems, values, queue, channel, time)
+
+
+def contact_coverage(
+    raw: RawRows, mapping: ContactMapping, fmt: ValueFormat, ctx: ShapeContext
+) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """`shape_contacts(...).coverage()` without shaping the values: every row and reject
+    belongs to its own placed instant or to a neighbour's, so the span of the placed instants
+    is the span of the shaped file (the fallback hour when no row has a time)."""
+    if raw.table.num_rows == 0:
+        return None, None
+    placed = _contact_keys(raw, mapping, fmt, ctx).placed.dropna()
+    if placed.empty:
+        return ctx.fallback_time, ctx.fallback_time
+    return placed.min(), placed.max()
+
+
+def shape_contacts(
+    raw: RawRows, mapping: ContactMapping, fmt: ValueFormat, ctx: ShapeContext
+) -> Shaped:
+    """Delivered contact rows -> canonical contact rows and rejects."""
+    keys = _contact_keys(raw, mapping, fmt, ctx)
+    cols, problems, values, queue, channel, time = keys
     frame = pd.DataFrame(
         {
             "integration_id": ctx.integration_id,
@@ -862,9 +900,7 @@ def shape_contacts(
         time.utc.isna().to_numpy() & ~problems.any(),
         f"{_time_label(cols, 'interval_start', 'interval_date', 'interval_time')}: empty",
     )
-    return _finish(
-        "contacts", raw, frame, problems, time.utc.where(time.utc.notna(), time.guess), ctx
-    )
+    return _finish("contacts", raw, frame, problems, keys.placed, ctx)
 
 
 def _channels(cols: _Columns, mapping: ContactMapping, n: int) -> np.ndarray:

@@ -96,6 +96,26 @@ def state(tmp_path: Path) -> Path:
     return tmp_path / "state"
 
 
+@pytest.fixture(autouse=True)
+def indexed_spans_match_whole_parses(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every file a test here indexes from its times alone must span what a whole parse of it
+    spans; otherwise an import would skip a file that holds its hours."""
+    checked: list[str] = []
+    index_file = CsvSource.file_coverage
+
+    def checking(self: CsvSource, kind: str, name: str, data, modified: datetime):
+        coverage, shaped = index_file(self, kind, name, data, modified)
+        if shaped is None:
+            whole = self.parse_file(kind, name, data, modified)
+            assert (coverage.first, coverage.last, coverage.open_ended) == whole.coverage(), name
+            assert coverage.rows == len(whole.frame) + len(whole.rejected), name
+            checked.append(name)
+        return coverage, shaped
+
+    monkeypatch.setattr(CsvSource, "file_coverage", checking)
+    return checked
+
+
 def source(folder: Path, state: Path, **settings) -> CsvSource:
     return CsvSource.from_integration(csv_integration(folder, state, **settings))
 
@@ -675,6 +695,52 @@ def test_index_reads_only_files_that_hold_the_window(folder, state):
         96,
     )
     assert len(entry["sha256"]) == 64
+
+
+def test_files_outside_the_window_are_indexed_from_their_times(
+    folder, state, indexed_spans_match_whole_parses
+):
+    """The span a file covers, read from its times alone, around the rows that make it hard:
+    bad times first and last (placed at their neighbours'), a repeated local hour resolved by
+    file order, and a file with no readable time at all (placed at its delivery hour)."""
+    delivered = datetime(2026, 11, 20, 10, 40, tzinfo=UTC)
+    write(
+        folder / "edges.csv",
+        german(
+            "Q;Anrufe;xx.10.2026;02:00;1;1;0;00:01:00",
+            "Q;Anrufe;25.10.2026;02:15;1;1;0;00:01:00",
+            "Q;Anrufe;25.10.2026;02:15;2;2;0;00:01:00",  # the second 02:15 (CET)
+            "Q;Anrufe;25.10.2026;03:00;3;3;0;kaputt",
+            "Q;Anrufe;25.10.2026;25:00;1;1;0;00:01:00",
+        ),
+        "cp1252",
+    )
+    write(folder / "no_times.csv", german("Q;Anrufe;?;?;1;1;0;00:01:00"), "cp1252", delivered)
+    write(folder / "header_only.csv", german(), "cp1252")
+    fmt = {**GERMAN, "ambiguous_times": "order"}
+    csv_source = source(folder, state, format=fmt)
+    extract = csv_source.contacts(*WINDOW)  # holds none of them
+    assert "3 file(s), 0 hold the window; 3 parsed" in extract.description
+    assert sorted(indexed_spans_match_whole_parses) == [
+        "edges.csv",
+        "header_only.csv",
+        "no_times.csv",
+    ]
+    index = json.loads(csv_source.index_path().read_text())["files"]
+    edges = index["contacts:edges.csv"]
+    assert (edges["first"], edges["last"]) == (
+        "2026-10-25T00:15:00+00:00",  # 02:15 CEST
+        "2026-10-25T02:00:00+00:00",  # 03:00 CET
+    )
+    assert (edges["rows"], edges["rejected"]) == (5, None)  # rejects not counted from times
+    assert index["contacts:header_only.csv"]["first"] is None
+    no_times = index["contacts:no_times.csv"]  # no time at all: its delivery hour
+    assert no_times["first"] == no_times["last"] == "2026-11-20T10:00:00+00:00"
+    # The window that holds them reads them whole.
+    day = (datetime(2026, 10, 25, tzinfo=UTC), datetime(2026, 10, 25, 3, tzinfo=UTC))
+    again = csv_source.contacts(*day)
+    assert list(again.frame["offered"]) == [1, 2]
+    assert len(again.rejected) == 3
 
 
 def test_index_notices_changed_touched_and_removed_files(folder, state):
