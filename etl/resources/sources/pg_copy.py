@@ -10,19 +10,25 @@ does on every other database.
 
 The query is the integration's own, with its window bound by the driver (`mogrify`, the same
 client-side binding psycopg2 does for every `execute`), inside the read-only, time-limited
-transaction the source opened: COPY runs under the same statement timeout.
+transaction the source opened: COPY runs under the same statement timeout. The query is
+nested as a subquery (its closing semicolon dropped, on lines of its own so a trailing `--`
+comment ends there); one that cannot be nested is read through the cursor as written.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from typing import Any
 
+import psycopg2
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
+# A statement's closing semicolon, perhaps followed by `--` comments: no use in a subquery.
+TRAILING_SEMICOLON = re.compile(r";(\s*(?:--[^\n]*\s*)*)$")
 # PostgreSQL type OIDs and the Arrow type their text form is read as.
 BOOL, INT8, INT2, INT4, TEXT, NAME, FLOAT4, FLOAT8 = 16, 20, 21, 23, 25, 19, 700, 701
 BPCHAR, VARCHAR, DATE, TIMESTAMP, TIMESTAMPTZ, NUMERIC = 1042, 1043, 1082, 1114, 1184, 1700
@@ -56,16 +62,14 @@ def copy_rows(
     dialect = connection.dialect
     if dialect.name != "postgresql" or dialect.driver != "psycopg2":
         return None
-    import psycopg2
-
     compiled = statement.compile(dialect=dialect)
     cursor = connection.connection.dbapi_connection.cursor()
     try:
         query = cursor.mogrify(str(compiled), compiled.construct_params(params)).decode()
-        query = query.strip().rstrip(";")
+        query = TRAILING_SEMICOLON.sub(r"\1", query.strip())
         cursor.execute("SAVEPOINT wfm_copy_probe")
         try:
-            cursor.execute(f"SELECT * FROM ({query}) AS wfm_query LIMIT 0")
+            cursor.execute(f"SELECT * FROM ({_nested(query)}) AS wfm_query LIMIT 0")
         except psycopg2.Error:
             # Not usable as a subquery (or wrong): the cursor path runs it as written and
             # reports its error.
@@ -85,7 +89,8 @@ def copy_rows(
         )
         buffer = io.BytesIO()
         cursor.copy_expert(
-            f"COPY (SELECT {selected} FROM ({query}) AS wfm_query) TO STDOUT WITH (FORMAT csv)",
+            f"COPY (SELECT {selected} FROM ({_nested(query)}) AS wfm_query) TO STDOUT "
+            "WITH (FORMAT csv)",
             buffer,
         )
     except psycopg2.Error as exc:
@@ -113,6 +118,11 @@ def _arrow_type(description: Any) -> pa.DataType | None:
             return None  # numeric without a declared precision: the cursor path decides
         return pa.decimal128(precision, scale)
     return ARROW_TYPES.get(description.type_code)
+
+
+def _nested(query: str) -> str:
+    """The query as a subquery: on lines of its own, so a trailing `--` comment ends there."""
+    return f"\n{query}\n"
 
 
 def _quoted(name: str) -> str:
