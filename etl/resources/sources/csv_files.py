@@ -475,18 +475,21 @@ class CsvSource(SourceResource):
         values are shaped when a window wants the file: a history import indexes years of
         files to import one month); a file that cannot be read, and agent-status files (whose
         open segments need the whole row), are parsed whole, and returned."""
-        prepared = self._prepare(kind, name, data, modified) if kind == "contacts" else None
-        if isinstance(prepared, tuple):
-            raw, context = prepared
-            try:
-                first, last = shaping.contact_coverage(
-                    raw, self._section(kind), self._format(kind), context
-                )
-                return FileCoverage(first, last, False, raw.table.num_rows, None), None
-            except MissingColumnsError:
-                pass  # the whole-file reject below names the missing columns
-        shaped = self.parse_file(kind, name, data, modified)
-        return FileCoverage.of(shaped), shaped
+        if kind != "contacts":
+            shaped = self.parse_file(kind, name, data, modified)
+            return FileCoverage.of(shaped), shaped
+        prepared = self._prepare(kind, name, data, modified)
+        if isinstance(prepared, Shaped):  # unreadable: the whole file is one reject
+            return FileCoverage.of(prepared), prepared
+        raw, context = prepared
+        try:
+            first, last = shaping.contact_coverage(
+                raw, self._section(kind), self._format(kind), context
+            )
+        except MissingColumnsError as exc:  # what shaping the file would raise as well
+            shaped = self._missing_columns(kind, name, exc, data, context.fallback_time)
+            return FileCoverage.of(shaped), shaped
+        return FileCoverage(first, last, False, raw.table.num_rows, None), None
 
     def _prepare(
         self, kind: str, name: str, data: bytes | OSError, modified: datetime

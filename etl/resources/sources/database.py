@@ -226,46 +226,16 @@ class QuerySource(SourceResource):
         target = self._target()
         statement = self.statement(kind)
         params = self.parameters(kind, start, end)
-        fetched = chunks = 0
-        tables: list[pa.Table] = []
-        columns: list[str] = []
-        copied: tuple[list[str], pa.Table] | None = None
         with self._session(target, kind) as connection:
             failure: SourceError | None = None
             try:
-                if self.settings.use_copy:
-                    copied = copy_rows(
-                        connection,
-                        statement,
-                        params,
-                        lambda names: self._check_columns(kind, names, target),
-                    )
-                if copied is None:
-                    result = connection.execution_options(
-                        stream_results=True, yield_per=self.settings.chunk_rows
-                    ).execute(statement, params)
-                    columns = list(result.keys())
-                    try:
-                        self._check_columns(kind, columns, target)
-                    except SourceError:
-                        result.close()  # release the server-side cursor before failing
-                        raise
-                    for rows in result.partitions(self.settings.chunk_rows):
-                        tables.append(_columnar(columns, rows))
-                        fetched += len(rows)
-                        chunks += 1
+                table, read = self._rows(connection, kind, statement, params, target)
             except sa.exc.DBAPIError as exc:
                 failure = self._query_error(kind, target, exc)
             if failure is not None:
                 # Raised outside the handler: the driver's exception (which may quote the
                 # connection) is not chained to what Dagster shows.
                 raise failure
-        if copied is not None:
-            columns, table = copied
-            read = f"{table.num_rows} row(s) read with COPY"
-        else:
-            table = _concat(columns, tables)
-            read = f"{fetched} row(s) in {chunks} chunk(s)"
         shaped = self._shape(kind, table, pd.Timestamp(start))
         window, outside = shaped.window(start, end)
         frame = window.frame
@@ -276,6 +246,37 @@ class QuerySource(SourceResource):
             f", {outside} outside the window ignored" if outside else ""
         )
         return Extract(frame, rejected, description)
+
+    def _rows(
+        self,
+        connection: sa.Connection,
+        kind: str,
+        statement: sa.TextClause,
+        params: dict[str, Any],
+        target: _Target,
+    ) -> tuple[pa.Table, str]:
+        """The query's rows, and how they were read: with COPY where it applies, else from a
+        server-side cursor in chunks."""
+
+        def check(columns: list[str]) -> None:
+            self._check_columns(kind, columns, target)
+
+        if self.settings.use_copy:
+            copied = copy_rows(connection, statement, params, check)
+            if copied is not None:
+                return copied, f"{copied.num_rows} row(s) read with COPY"
+        result = connection.execution_options(
+            stream_results=True, yield_per=self.settings.chunk_rows
+        ).execute(statement, params)
+        columns = list(result.keys())
+        try:
+            check(columns)
+        except SourceError:
+            result.close()  # release the server-side cursor before failing
+            raise
+        tables = [_columnar(columns, rows) for rows in result.partitions(self.settings.chunk_rows)]
+        fetched = sum(t.num_rows for t in tables)
+        return _concat(columns, tables), f"{fetched} row(s) in {len(tables)} chunk(s)"
 
     def _check_columns(self, kind: str, columns: list[str], target: _Target) -> None:
         empty = pa.table({name: pa.array([], pa.null()) for name in columns})

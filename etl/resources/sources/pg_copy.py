@@ -54,10 +54,10 @@ def copy_rows(
     statement: sa.TextClause,
     params: dict[str, Any],
     check: Callable[[list[str]], None],
-) -> tuple[list[str], pa.Table] | None:
-    """The query's columns and rows, or None when COPY does not apply (another database, a
-    column type Arrow would read differently, duplicate column names). `check` sees the
-    column names before any row is read. Errors of the query are the driver's, wrapped as
+) -> pa.Table | None:
+    """The query's rows (named as its columns), or None when COPY does not apply (another
+    database, a column type Arrow would read differently, duplicate column names). `check`
+    sees the column names before any row is read. Errors of the query are the driver's, wrapped as
     SQLAlchemy's `DBAPIError` like those of the cursor path."""
     dialect = connection.dialect
     if dialect.name != "postgresql" or dialect.driver != "psycopg2":
@@ -101,14 +101,11 @@ def copy_rows(
         table = _parse(buffer.getvalue(), columns, types)  # type: ignore[arg-type]
     except pa.ArrowInvalid:
         return None  # a value Arrow reads differently (e.g. infinity): the cursor path reads it
-    zoned = [
-        table.column(i).cast(pa.timestamp("us", tz="UTC")) if d.type_code == TIMESTAMPTZ else None
-        for i, d in enumerate(description)
-    ]
-    for i, column in enumerate(zoned):
-        if column is not None:
-            table = table.set_column(i, columns[i], column)
-    return columns, table
+    for i, d in enumerate(description):
+        if d.type_code == TIMESTAMPTZ:
+            zoned = table.column(i).cast(pa.timestamp("us", tz="UTC"))
+            table = table.set_column(i, columns[i], zoned)
+    return table
 
 
 def _arrow_type(description: Any) -> pa.DataType | None:
