@@ -320,11 +320,16 @@ def _fast_rows(body: str, names: list[str], fmt: CsvFormat, first_line: int) -> 
 
 
 def _all_blank(table: pa.Table) -> np.ndarray:
-    """Rows where every field is empty (e.g. a line of delimiters only)."""
+    """Rows where every field is empty (e.g. a line of delimiters only). Only the rows whose
+    first field is empty are looked at further: usually none are."""
     blank = np.ones(table.num_rows, dtype=bool)
     for column in table.columns:
-        empty = pc.equal(pc.utf8_trim_whitespace(column), "")
-        blank &= np.asarray(pc.fill_null(empty, True).to_numpy(zero_copy_only=False), dtype=bool)
+        rows = np.flatnonzero(blank)
+        if rows.size == 0:
+            break
+        values = column if rows.size == table.num_rows else column.take(pa.array(rows))
+        empty = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(values), ""), True)
+        blank[rows] = np.asarray(empty.to_numpy(zero_copy_only=False), dtype=bool)
     return blank
 
 
@@ -504,10 +509,10 @@ class CsvSource(SourceResource):
             rows, _ = read_rows(data, fmt)
         except FileProblemError as exc:
             return _file_reject(kind, name, exc.line, exc.rule, len(data), delivered)
-        refs = (f"{name}:" + pd.Series(rows.lines, dtype="int64").astype(str)).to_numpy(object)
         raw = RawRows(
             rows.table,
-            refs,
+            f"{name}:",
+            rows.lines,
             preset_rules={row: rule for row, (rule, _) in rows.malformed.items()},
             preset_json={
                 row: json.dumps({"line": text}, ensure_ascii=False)

@@ -288,7 +288,6 @@ class QuerySource(SourceResource):
             ) from None
 
     def _shape(self, kind: str, table: pa.Table, fallback: pd.Timestamp) -> Shaped:
-        refs = np.asarray([f"query row {i}" for i in range(1, table.num_rows + 1)], dtype=object)
         context = ShapeContext(
             self.integration_id,
             self.timezone,
@@ -296,7 +295,7 @@ class QuerySource(SourceResource):
             fallback_time=fallback,
             missing="raise",
         )
-        raw = RawRows(table, refs)
+        raw = RawRows(table, "query row ", np.arange(1, table.num_rows + 1))
         fmt = self.value_format(kind)
         if kind == "contacts":
             return shaping.shape_contacts(raw, self.mapping(kind), fmt, context)

@@ -16,8 +16,10 @@ rows, and per-row Python would dominate the import.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache, cached_property
 from typing import Literal, NamedTuple
 
 import dagster as dg
@@ -201,13 +203,22 @@ class MissingColumnsError(ValueError):
 @dataclass
 class RawRows:
     """Rows as delivered: one Arrow column per delivered column (text for CSV, typed from a
-    database), where each row came from, and rows already known to be bad (malformed lines,
-    with their rule and raw text)."""
+    database), where each row came from (`ref_prefix` and the row's line or row number), and
+    rows already known to be bad (malformed lines, with their rule and raw text)."""
 
     table: pa.Table
-    refs: np.ndarray
+    ref_prefix: str
+    ref_numbers: np.ndarray
     preset_rules: dict[int, str] = field(default_factory=dict)
     preset_json: dict[int, str] = field(default_factory=dict)
+
+    @cached_property
+    def refs(self) -> np.ndarray:
+        """Each row's `source_ref` ("export.csv:12", "query row 3"), built when first asked
+        for: indexing a file reads its times only and never needs them."""
+        numbers = pc.cast(pa.array(self.ref_numbers, pa.int64()), pa.string())
+        refs = pc.binary_join_element_wise(self.ref_prefix, numbers, "")
+        return np.asarray(refs.to_numpy(zero_copy_only=False), dtype=object)
 
 
 @dataclass(frozen=True)
@@ -263,6 +274,8 @@ class Shaped:
         when = self.rejected["partition_time"]
         keep_rejected = (when >= lo) & (when < hi)
         outside = int((~keep).sum())
+        if not outside and keep_rejected.all():  # a file inside the window: no copy
+            return self, 0
         return (
             Shaped(
                 self.kind,
@@ -562,11 +575,13 @@ def localize(
     mode: AmbiguousTimes,
     label: str,
     offsets: np.ndarray | None = None,
-    order_keys: list[np.ndarray] | None = None,
+    order_keys: Callable[[], list[np.ndarray]] | None = None,
     not_before: pd.Series | None = None,
 ) -> Localized:
     """Wall-clock times in `timezone` to UTC. A time skipped by DST is rejected; a time that
-    occurs twice is resolved by its UTC offset or by order when configured, else rejected."""
+    occurs twice is resolved by its UTC offset or by order when configured, else rejected.
+    `order_keys` gives the columns that say which rows are "the same" for `order` (asked for
+    only when a time is ambiguous: building them costs more than the rest)."""
     n = len(naive)
     index = pd.DatetimeIndex(naive)
     early = index.tz_localize(timezone, ambiguous=np.ones(n, dtype=bool), nonexistent="NaT")
@@ -614,7 +629,7 @@ def localize(
             if not_before is not None:
                 utc[pending] = early_utc[pending]
             else:
-                keys = [pd.Series(k)[pending] for k in (order_keys or [])]
+                keys = [pd.Series(k)[pending] for k in (order_keys() if order_keys else [])]
                 frame = pd.DataFrame({f"k{i}": k.to_numpy() for i, k in enumerate(keys)})
                 frame["t"] = naive[pending].to_numpy()
                 occurrence = frame.groupby(list(frame.columns), dropna=False).cumcount().to_numpy()
@@ -669,7 +684,7 @@ def _read_time(
     fmt: ValueFormat,
     timezone: str,
     problems: _Problems,
-    order_keys: list[np.ndarray] | None = None,
+    order_keys: Callable[[], list[np.ndarray]] | None = None,
     not_before: pd.Series | None = None,
     instants: _Instants | None = None,
 ) -> _Time:
@@ -777,9 +792,9 @@ def _finish(
 ) -> Shaped:
     bad = problems.any()
     frame["source_ref"] = raw.refs
+    if not bad.any():  # the usual case: keep the frame rather than copy every column
+        return Shaped(kind, frame, empty_rejects())
     good = frame[~bad].reset_index(drop=True)
-    if not bad.any():
-        return Shaped(kind, good, empty_rejects())
     placed = when.ffill().bfill().fillna(ctx.fallback_time).astype("datetime64[ns, UTC]")
     rows = np.flatnonzero(bad)
     records = raw.table.take(pa.array(rows)).to_pylist()
@@ -803,13 +818,13 @@ def _finish(
 
 # -- contacts -------------------------------------------------------------------------------
 class _ContactKeys(NamedTuple):
-    """What every contact row is keyed and placed by: its queue, channel and time."""
+    """What every contact row is keyed and placed by: its queue and channel (`ids()`, built
+    when first asked for) and its time."""
 
     cols: _Columns
     problems: _Problems
     values: dict[str, pa.Array]
-    queue: np.ndarray
-    channel: np.ndarray
+    ids: Callable[[], list[np.ndarray]]
     time: _Time
 
     @property
@@ -830,8 +845,11 @@ def _contact_keys(
     if fmt.time == "local" and fmt.ambiguous_times == "offset":
         structural.append("utc_offset")
     values = _require(cols, list(CONTACT_VALUES), ctx, problems, structural)
-    queue = to_text(cols.get("external_queue_id"))
-    channel = _channels(cols, mapping, n)
+
+    @cache
+    def ids() -> list[np.ndarray]:
+        return [to_text(cols.get("external_queue_id")), _channels(cols, mapping, n)]
+
     time = _read_time(
         cols,
         "interval_start",
@@ -841,9 +859,9 @@ def _contact_keys(
         fmt,
         ctx.timezone,
         problems,
-        order_keys=[queue, channel],
+        order_keys=ids,
     )
-    return _ContactKeys(cols, problems, values, queue, channel, time)
+    return _ContactKeys(cols, problems, values, ids, time)
 
 
 def contact_coverage(
@@ -865,7 +883,8 @@ def shape_contacts(
 ) -> Shaped:
     """Delivered contact rows -> canonical contact rows and rejects."""
     keys = _contact_keys(raw, mapping, fmt, ctx)
-    cols, problems, values, queue, channel, time = keys
+    cols, problems, values, ids, time = keys
+    queue, channel = ids()
     frame = pd.DataFrame(
         {
             "integration_id": ctx.integration_id,
@@ -916,8 +935,10 @@ def _channels(cols: _Columns, mapping: ContactMapping, n: int) -> np.ndarray:
         text = str(value)
         return exact.get(text) or folded.get(text.strip().casefold()) or text
 
-    lookup = {v: canonical(v) for v in pd.unique(spelled)}
-    return np.asarray([lookup[v] for v in spelled], dtype=object)
+    codes, spellings = pd.factorize(spelled)
+    # Missing values get code -1: the last entry, canonical(None).
+    canonicals = [*(canonical(v) for v in spellings), canonical(None)]
+    return np.asarray(canonicals, dtype=object)[codes]
 
 
 def _decimal_hint(fmt: ValueFormat) -> str:
@@ -955,7 +976,7 @@ def shape_agent_status(
         fmt,
         ctx.timezone,
         problems,
-        order_keys=[user],
+        order_keys=lambda: [user],
     )
     end_field = ("end", "end_date", "end_time", "end_offset")
     if cols.has("end") or (cols.has("end_date") and cols.has("end_time")):

@@ -1,0 +1,85 @@
+"""Shaping delivered rows directly: the parts every source shares (row references, channel
+spellings, the times-only coverage an index builds from)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from etl.resources.sources.shaping import (
+    ContactMapping,
+    RawRows,
+    ShapeContext,
+    ValueFormat,
+    contact_coverage,
+    shape_contacts,
+)
+
+CONTEXT = ShapeContext(
+    "acme", "Europe/Berlin", 15, fallback_time=pd.Timestamp("2026-10-25 00:00", tz="UTC")
+)
+
+
+def contacts(**columns: list) -> RawRows:
+    n = len(next(iter(columns.values())))
+    values = {"offered": ["3"] * n, "answered": ["2"] * n, "abandoned": ["1"] * n}
+    table = pa.table({**columns, **values, "handle_time": ["60"] * n})
+    return RawRows(table, "export.csv:", np.arange(2, n + 2))
+
+
+def test_row_references_name_the_source_and_line():
+    raw = contacts(external_queue_id=["q1", "q2"], interval_start=["2026-10-25T00:00Z"] * 2)
+    assert raw.refs.tolist() == ["export.csv:2", "export.csv:3"]
+    assert raw.refs.dtype == object
+
+
+def test_channels_by_exact_then_folded_spelling_and_a_default_for_empty_ones():
+    spellings = ["Voice", " VOICE ", "Chat", "", None, "fax"]
+    raw = contacts(
+        external_queue_id=["q1"] * 6,
+        channel=spellings,
+        interval_start=[f"2026-10-24T{h:02d}:00Z" for h in range(6)],
+    )
+    mapping = ContactMapping(channels={"Voice": "calls", "chat": "chats"}, channel="emails")
+    shaped = shape_contacts(raw, mapping, ValueFormat(time="iso"), CONTEXT)
+    channels = dict(zip(shaped.frame["source_ref"], shaped.frame["channel"], strict=True))
+    assert channels == {
+        "export.csv:2": "calls",
+        "export.csv:3": "calls",
+        "export.csv:4": "chats",
+        "export.csv:5": "emails",
+        "export.csv:6": "emails",
+        "export.csv:7": "fax",  # kept as spelled: validation rejects an unknown channel
+    }
+    assert shaped.rejected.empty
+
+
+def test_coverage_from_times_alone_matches_the_shaped_file_at_a_dst_change():
+    # 02:30 occurs twice in Berlin on 25 Oct 2026; `order` takes the first per queue as CEST.
+    raw = contacts(
+        external_queue_id=["q1", "q2", "q1", "q2", "q1"],
+        interval_start=[
+            "2026-10-25 02:30",
+            "2026-10-25 02:30",
+            "2026-10-25 02:30",
+            "2026-10-25 02:30",
+            "2026-10-25 03:00",
+        ],
+    )
+    fmt = ValueFormat(time="local", ambiguous_times="order")
+    shaped = shape_contacts(raw, ContactMapping(channel="calls"), fmt, CONTEXT)
+    first, last = contact_coverage(raw, ContactMapping(channel="calls"), fmt, CONTEXT)
+    assert shaped.rejected.empty
+    assert sorted(shaped.frame["interval_start"].astype(str)) == [
+        "2026-10-25 00:30:00+00:00",
+        "2026-10-25 00:30:00+00:00",
+        "2026-10-25 01:30:00+00:00",
+        "2026-10-25 01:30:00+00:00",
+        "2026-10-25 02:00:00+00:00",
+    ]
+    assert (first, last) == shaped.coverage()[:2]
+    assert (first, last) == (
+        pd.Timestamp("2026-10-25 00:30", tz="UTC"),
+        pd.Timestamp("2026-10-25 02:00", tz="UTC"),
+    )
