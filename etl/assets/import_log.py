@@ -37,7 +37,12 @@ def import_log_frame(
     starts = list(hours(start, end))
     index = pd.DatetimeIndex(starts)
     if len(stored) and time_column in stored:
-        written = pd.to_datetime(stored[time_column], utc=True).dt.floor("h").value_counts()
+        times = stored[time_column]
+        if isinstance(times.dtype, pd.DatetimeTZDtype):  # as validated: no parsing pass
+            times = times.dt.tz_convert("UTC")
+        else:
+            times = pd.to_datetime(times, utc=True)
+        written = times.dt.floor("h").value_counts()
     else:
         written = pd.Series(dtype="int64")
     if len(rejected) and "partition_key" in rejected:

@@ -273,7 +273,9 @@ class Warehouse(dg.ConfigurableResource):
                 pc.greater_equal(times, pa.scalar(month_from, TS)),
                 pc.less(times, pa.scalar(month_to, TS)),
             )
-            rows = incoming.filter(mask)
+            # A window within one month (every tick, every monthly history run) keeps all.
+            whole = pc.all(mask, skip_nulls=False).as_py()
+            rows = incoming if whole else incoming.filter(mask)
             with self._lock(target):
                 kept = self._read_outside(target, table, month_from, month_to)
                 merged = pa.concat_tables([kept, rows]) if kept is not None else rows
