@@ -764,7 +764,7 @@ def _combine(kind: str, deliveries: list[_Delivery]) -> tuple[pd.DataFrame, pd.D
     key = list(shaping.KEYS[kind])
     key_columns = [f"key_{k}" for k in key]
     ranked = sorted(deliveries, key=lambda d: d.rank)
-    if len(ranked) > 1 and not _spans_overlap(kind, ranked):  # no shared key possible
+    if len(ranked) < 2 or not _spans_overlap(kind, ranked):  # no shared key possible
         frames = [d.shaped.frame for d in ranked if len(d.shaped.frame)]
         rejects = [d.shaped.rejected for d in ranked if len(d.shaped.rejected)]
         frame = pd.concat(frames, ignore_index=True) if frames else empty_frame(kind)
