@@ -60,6 +60,7 @@ from etl.resources.sources.shaping import (
     Shaped,
     ValueFormat,
 )
+from etl.schemas import STRING
 
 # Unknown files a run parses for the index before saving it and releasing them to other runs.
 CLAIMS_PER_SAVE = 16
@@ -433,7 +434,7 @@ class CsvSource(SourceResource):
         target = self._parsed_path(kind, entry)
         try:
             frame, rejected = (
-                pq.read_table(target.with_name(f"{target.name}.{part}.parquet")).to_pandas()
+                _as_parsed(pq.read_table(target.with_name(f"{target.name}.{part}.parquet")))
                 for part in ("frame", "rejected")
             )
         except (FileNotFoundError, pa.ArrowException):
@@ -669,6 +670,16 @@ class CsvSource(SourceResource):
         if problems:
             text += "; unreadable: " + "; ".join(problems[:5])
         return text
+
+
+def _as_parsed(table: pa.Table) -> pd.DataFrame:
+    """Kept rows as parsing gave them: text that was kept in Arrow comes back in Arrow (pandas
+    would restore it as Python strings)."""
+    frame = table.to_pandas()
+    for name, dtype in frame.dtypes.items():
+        if isinstance(dtype, pd.StringDtype) and dtype != STRING:
+            frame[name] = pd.arrays.ArrowStringArray(table.column(name).combine_chunks())
+    return frame
 
 
 def _read_bytes(path: Path) -> bytes | OSError:

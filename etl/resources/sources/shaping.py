@@ -213,12 +213,11 @@ class RawRows:
     preset_json: dict[int, str] = field(default_factory=dict)
 
     @cached_property
-    def refs(self) -> np.ndarray:
+    def refs(self) -> pd.arrays.ArrowStringArray:
         """Each row's `source_ref` ("export.csv:12", "query row 3"), built when first asked
         for: indexing a file reads its times only and never needs them."""
         numbers = pc.cast(pa.array(self.ref_numbers, pa.int64()), pa.string())
-        refs = pc.binary_join_element_wise(self.ref_prefix, numbers, "")
-        return np.asarray(refs.to_numpy(zero_copy_only=False), dtype=object)
+        return pd.arrays.ArrowStringArray(pc.binary_join_element_wise(self.ref_prefix, numbers, ""))
 
 
 @dataclass(frozen=True)
@@ -413,6 +412,21 @@ def to_seconds(
         )
     values, bad = to_numbers(array, fmt)
     return (values / 1000.0 if unit == "ms" else values), bad
+
+
+def to_strings(array: pa.Array) -> pd.arrays.ArrowStringArray:
+    """Values as delivered, as text kept in Arrow (what the warehouse and validation use: no
+    Python object per value); identifiers are never trimmed."""
+    return pd.arrays.ArrowStringArray(_string(array))
+
+
+def _string(array: pa.Array) -> pa.Array:
+    return array if pa.types.is_string(array.type) else pc.cast(array, pa.string())
+
+
+def repeated(value: str | None, n: int) -> pd.arrays.ArrowStringArray:
+    """One text value for `n` rows, kept in Arrow."""
+    return pd.arrays.ArrowStringArray(pa.repeat(pa.scalar(value, pa.string()), n))
 
 
 def to_text(array: pa.Array) -> np.ndarray:
@@ -848,7 +862,7 @@ def _contact_keys(
 
     @cache
     def ids() -> list[np.ndarray]:
-        return [to_text(cols.get("external_queue_id")), _channels(cols, mapping, n)]
+        return [to_strings(cols.get("external_queue_id")), _channels(cols, mapping, n)]
 
     time = _read_time(
         cols,
@@ -887,7 +901,7 @@ def shape_contacts(
     queue, channel = ids()
     frame = pd.DataFrame(
         {
-            "integration_id": ctx.integration_id,
+            "integration_id": repeated(ctx.integration_id, len(queue)),
             "external_queue_id": queue,
             "channel": channel,
             "interval_start": time.utc,
@@ -922,10 +936,11 @@ def shape_contacts(
     return _finish("contacts", raw, frame, problems, keys.placed, ctx)
 
 
-def _channels(cols: _Columns, mapping: ContactMapping, n: int) -> np.ndarray:
+def _channels(cols: _Columns, mapping: ContactMapping, n: int) -> pd.arrays.ArrowStringArray:
+    """Each row's canonical channel: looked up once per distinct spelling."""
     if not cols.has("channel"):
-        return np.full(n, mapping.channel, dtype=object)
-    spelled = to_text(cols.get("channel"))
+        return repeated(mapping.channel, n)
+    spelled = pc.dictionary_encode(_string(cols.get("channel")))
     exact = mapping.channels
     folded = {k.casefold(): v for k, v in exact.items()}
 
@@ -935,10 +950,11 @@ def _channels(cols: _Columns, mapping: ContactMapping, n: int) -> np.ndarray:
         text = str(value)
         return exact.get(text) or folded.get(text.strip().casefold()) or text
 
-    codes, spellings = pd.factorize(spelled)
-    # Missing values get code -1: the last entry, canonical(None).
-    canonicals = [*(canonical(v) for v in spellings), canonical(None)]
-    return np.asarray(canonicals, dtype=object)[codes]
+    canonicals = pa.array([canonical(v) for v in spelled.dictionary.to_pylist()], pa.string())
+    channels = canonicals.take(spelled.indices)
+    if (default := canonical(None)) is not None and channels.null_count:
+        channels = pc.fill_null(channels, default)
+    return pd.arrays.ArrowStringArray(channels)
 
 
 def _decimal_hint(fmt: ValueFormat) -> str:

@@ -15,6 +15,7 @@ from etl.resources.sources.shaping import (
     contact_coverage,
     shape_contacts,
 )
+from etl.schemas import STRING
 
 CONTEXT = ShapeContext(
     "acme", "Europe/Berlin", 15, fallback_time=pd.Timestamp("2026-10-25 00:00", tz="UTC")
@@ -31,7 +32,7 @@ def contacts(**columns: list) -> RawRows:
 def test_row_references_name_the_source_and_line():
     raw = contacts(external_queue_id=["q1", "q2"], interval_start=["2026-10-25T00:00Z"] * 2)
     assert raw.refs.tolist() == ["export.csv:2", "export.csv:3"]
-    assert raw.refs.dtype == object
+    assert raw.refs.dtype == STRING  # kept in Arrow, as validation and the warehouse want
 
 
 def test_channels_by_exact_then_folded_spelling_and_a_default_for_empty_ones():
@@ -53,6 +54,21 @@ def test_channels_by_exact_then_folded_spelling_and_a_default_for_empty_ones():
         "export.csv:7": "fax",  # kept as spelled: validation rejects an unknown channel
     }
     assert shaped.rejected.empty
+    text = ["integration_id", "external_queue_id", "channel", "source_ref"]
+    assert (shaped.frame.dtypes[text] == STRING).all()
+    assert set(shaped.frame["integration_id"]) == {"acme"}
+
+
+def test_channels_without_a_default_stay_missing_for_validation_to_reject():
+    raw = contacts(
+        external_queue_id=["q1", "q1"],
+        channel=["Voice", None],
+        interval_start=["2026-10-24T06:00Z", "2026-10-24T06:15Z"],
+    )
+    mapping = ContactMapping(channels={"Voice": "calls"})
+    shaped = shape_contacts(raw, mapping, ValueFormat(time="iso"), CONTEXT)
+    assert shaped.frame["channel"].tolist()[0] == "calls"
+    assert shaped.frame["channel"].isna().tolist() == [False, True]
 
 
 def test_coverage_from_times_alone_matches_the_shaped_file_at_a_dst_change():
