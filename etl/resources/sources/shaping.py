@@ -466,7 +466,27 @@ def _nat(n: int, tz: str | None = None) -> pd.Series:
 
 
 def parse_instants(array: pa.Array, fmt: ValueFormat, label: str) -> _Instants:
-    """One column holding a point in time, read according to `fmt.time`."""
+    """One column holding a point in time, read according to `fmt.time`. Text is read once
+    per distinct value: an export repeats each interval's time for every queue."""
+    if not _is_text(array) or len(array) < 2:
+        return _parse_instants(array, fmt, label)
+    encoded = pc.dictionary_encode(array)
+    distinct = len(encoded.dictionary)
+    if distinct * 2 > len(array):
+        return _parse_instants(array, fmt, label)
+    # Missing values point at one more entry, a null, so they read as missing do.
+    values = pa.concat_arrays([encoded.dictionary, pa.nulls(1, array.type)])
+    rows = np.asarray(pc.fill_null(encoded.indices, distinct).to_numpy(zero_copy_only=False))
+    read = _parse_instants(values, fmt, label)
+    return _Instants(
+        pd.Series(read.utc.array.take(rows), index=range(len(rows))),
+        pd.Series(read.naive.array.take(rows), index=range(len(rows))),
+        read.bad[rows],
+        read.rule,
+    )
+
+
+def _parse_instants(array: pa.Array, fmt: ValueFormat, label: str) -> _Instants:
     n = len(array)
     utc, naive, bad = _nat(n, "UTC"), _nat(n), np.zeros(n, dtype=bool)
     kind = array.type

@@ -6,13 +6,16 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pytest
 
 from etl.resources.sources.shaping import (
     ContactMapping,
     RawRows,
     ShapeContext,
     ValueFormat,
+    _parse_instants,
     contact_coverage,
+    parse_instants,
     shape_contacts,
 )
 from etl.schemas import STRING
@@ -99,3 +102,25 @@ def test_coverage_from_times_alone_matches_the_shaped_file_at_a_dst_change():
         pd.Timestamp("2026-10-25 00:30", tz="UTC"),
         pd.Timestamp("2026-10-25 02:00", tz="UTC"),
     )
+
+
+@pytest.mark.parametrize("mode", ["iso", "local", "utc", "epoch"])
+def test_repeated_times_are_read_once_each_with_the_same_result(mode):
+    values = [
+        "2026-10-25T01:30:00+02:00",
+        "2026-10-25 02:30",
+        None,
+        " 2026-10-25T00:15:00Z ",
+        "",
+        "not a time",
+        "1793062800",
+    ]
+    column = pa.array(values * 50, pa.string())
+    fmt = ValueFormat(time=mode)
+    once = parse_instants(column, fmt, "interval_start")
+    each = _parse_instants(column, fmt, "interval_start")  # every row read on its own
+    pd.testing.assert_series_equal(once.utc, each.utc)
+    pd.testing.assert_series_equal(once.naive, each.naive)
+    assert once.bad.tolist() == each.bad.tolist()
+    assert once.rule == each.rule
+    assert once.bad.sum() > 0  # the sample holds values each mode cannot read
