@@ -705,8 +705,27 @@ def localize(
 @dataclass
 class _Time:
     utc: pd.Series
-    wall: pd.Series  # naive local wall-clock (for end-time-of-day arithmetic)
-    guess: pd.Series
+    guess: pd.Series  # where a row whose time is not an instant belongs
+    naive: pd.Series  # wall-clock values as delivered (NaT where one came as an instant)
+    timezone: str
+
+    @cached_property
+    def wall(self) -> pd.Series:
+        """Naive local wall-clock of every row, for end-time-of-day arithmetic (built when
+        first asked for: contact rows never need it)."""
+        wall = self.naive.copy()
+        fill = (self.naive.isna() & self.utc.notna()).to_numpy()
+        if fill.any():
+            wall[fill] = self.utc[fill].dt.tz_convert(self.timezone).dt.tz_localize(None)
+        return wall
+
+    @property
+    def placed(self) -> pd.Series:
+        """The instant each row belongs to: its time, else the best guess at it (rows without
+        any take a neighbour's in `_finish`)."""
+        if self.guess is self.utc:
+            return self.utc
+        return self.utc.where(self.utc.notna(), self.guess)
 
 
 def _read_time(
@@ -733,13 +752,12 @@ def _read_time(
     elif cols.has(clock_name) and cols.has(date_name):
         instants = parse_wall_clock(cols.get(date_name), cols.get(clock_name), fmt, label)
     else:
-        return _Time(_nat(n, "UTC"), _nat(n), _nat(n, "UTC"))
+        return _Time(_nat(n, "UTC"), _nat(n, "UTC"), _nat(n), timezone)
     problems.add(instants.bad, instants.rule)
-    utc = instants.utc.copy()
-    guess = instants.utc.copy()
-    wall = instants.naive.copy()
+    utc = guess = instants.utc.astype("datetime64[ns, UTC]")
     waiting = instants.naive.notna().to_numpy()
-    if waiting.any():
+    if waiting.any():  # wall-clock values: to UTC (the usual instants need nothing more)
+        guess = utc.copy()
         if fmt.time == "utc":
             utc[waiting] = instants.naive[waiting].dt.tz_localize("UTC")
             guess = utc.copy()
@@ -764,10 +782,7 @@ def _read_time(
                 problems.add(mask & waiting, rule)
             utc[waiting] = local.utc[waiting]
             guess[waiting] = local.guess[waiting]
-    known = utc.notna().to_numpy()
-    if (~waiting & known).any():
-        wall[~waiting & known] = utc[~waiting & known].dt.tz_convert(timezone).dt.tz_localize(None)
-    return _Time(utc.astype("datetime64[ns, UTC]"), wall, guess.astype("datetime64[ns, UTC]"))
+    return _Time(utc, guess, instants.naive, timezone)
 
 
 def _time_label(cols: _Columns, name: str, date_name: str, clock_name: str) -> str:
@@ -863,9 +878,7 @@ class _ContactKeys(NamedTuple):
 
     @property
     def placed(self) -> pd.Series:
-        """The instant each row belongs to: its time, else the best guess at it (rows without
-        any take a neighbour's in `_finish`)."""
-        return self.time.utc.where(self.time.utc.notna(), self.time.guess)
+        return self.time.placed
 
 
 def _contact_keys(
@@ -1049,9 +1062,7 @@ def shape_agent_status(
             "end_utc": pd.Series(end_utc, index=range(n)).astype("datetime64[ns, UTC]"),
         }
     )
-    return _finish(
-        "agent_status", raw, frame, problems, start.utc.where(start.utc.notna(), start.guess), ctx
-    )
+    return _finish("agent_status", raw, frame, problems, start.placed, ctx)
 
 
 def data_section(settings: dg.Config, kind: str, integration_id: str, holds: str):
