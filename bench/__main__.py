@@ -260,7 +260,7 @@ def part_history(
             f"history {kind}: creating the {len(results)} runs (Dagster's run records and "
             f"planned events of 744 partitions each) took {created['created_s']:.1f} s, "
             f"{created['created_before_first_s']:.1f} s of it before the first started (the "
-            "rest while the first ran, as Dagster's backfill and run queue daemons overlap); "
+            "rest while earlier runs ran, as Dagster's backfill and run queue daemons overlap); "
             f"the runs took {busy:.0f} s from start to end, summed "
             f"({busy / HISTORY_RUNS_AT_ONCE:.0f} s for {HISTORY_RUNS_AT_ONCE} at a time)"
         )
