@@ -2,7 +2,7 @@
 tick, remapping and analyst queries. Prints a table and writes bench/results.md (full scale)
 or bench/results-scale-<s>.md.
 
-    python -m bench [--scale 0.02] [--years 3] [--parts floor,csv,db,tick,remap,queries]
+    python -m bench [--scale 0.02] [--years 3] [--parts floor,bookkeeping,csv,db,tick,...]
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ HISTORY_RUNS_AT_ONCE = 2
 # of them at once: the project sets one per core; Dagster's own default is 10.
 TICK_RUNS_AT_ONCE = max_concurrent_runs(os.environ)
 DAGSTER_DEFAULT_RUNS_AT_ONCE = 10
-ALL_PARTS = "floor,csv,db,tick,remap,queries"
+ALL_PARTS = "floor,bookkeeping,csv,db,tick,remap,queries"
 
 
 @dataclass
@@ -162,6 +162,41 @@ def part_floor(report: Report, csv_dir: Path, rows: int) -> float:
     seconds = time.perf_counter() - started
     report.add("floor: DuckDB read_csv -> Parquet", seconds, "s", note=f"{rows:,} rows")
     return seconds
+
+
+def part_bookkeeping(report: Report, workload: Workload, floor: float | None) -> None:
+    """Dagster's own share of a monthly history run: range runs of a no-op asset with the fact
+    asset's partitions, check and metadata (bench/bookkeeping.py), and that for the history."""
+    dagster_pg = fresh_pg_database("wfm_bench_bookkeeping")
+    env = project_env(WORK / "project_bookkeeping", [], dagster_pg)
+    start, end = max(workload.months(), key=lambda m: m[1] - m[0])  # a whole month
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.bookkeeping", start.isoformat(), end.isoformat()],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode:
+            raise RuntimeError(
+                f"bookkeeping runs failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            )
+        runs = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+    finally:
+        drop_pg_database(dagster_pg)
+    seconds = statistics.median(runs)
+    months = len(workload.months())
+    history = months * seconds / HISTORY_RUNS_AT_ONCE
+    share = f" = {history / floor:.2f}x the floor" if floor else ""
+    hours = int((end - start) / timedelta(hours=1))
+    report.add(
+        f"Dagster alone: one monthly range run of a no-op asset ({hours} hours)",
+        seconds,
+        "s",
+        note=f"median of {len(runs)}, in process; x {months} months / {HISTORY_RUNS_AT_ONCE} at "
+        f"a time = {history:.1f} s{share}",
+    )
 
 
 def history_integration(kind: str, workload: Workload, csv_dir: Path, db_url_env: str) -> dict:
@@ -475,6 +510,8 @@ def main(argv: list[str] | None = None) -> int:
         "(set-up, not timed; reused when present)"
     )
     floor = part_floor(report, csv_dir, workload.rows) if "floor" in parts else None
+    if "bookkeeping" in parts:
+        part_bookkeeping(report, workload, floor)
     project = None
     if "csv" in parts:
         project = part_history(report, "csv", workload, csv_dir, floor)

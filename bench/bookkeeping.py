@@ -1,0 +1,81 @@
+"""What Dagster itself costs a monthly history run: range runs of an asset that reads nothing
+and writes nothing, but has the fact asset's hourly partitions, backfill policy, schema check
+and materialization metadata, on the benchmark's PostgreSQL instance.
+
+Run as its own process with the project's environment (DAGSTER_HOME):
+
+    python -m bench.bookkeeping <month start ISO> <month end ISO> [--runs 5]
+
+Prints one JSON line: the seconds of each run, in process (creating the run and recording one
+materialization per hour included).
+"""
+# No `from __future__ import annotations`: Dagster reads the asset's context annotation.
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime
+
+import dagster as dg
+
+from etl.schedules.ticks import range_tags
+
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def noop_job(start: datetime) -> dg.JobDefinition:
+    partitions = dg.HourlyPartitionsDefinition(start_date=start.strftime("%Y-%m-%d-%H:%M"))
+
+    @dg.asset(
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.multi_run(744),
+        check_specs=[dg.AssetCheckSpec("schema", asset="noop")],
+    )
+    def noop(context: dg.AssetExecutionContext):
+        window = context.partition_time_window
+        yield dg.MaterializeResult(
+            metadata={
+                "rows_received": 0,
+                "rows_written": 0,
+                "rows_rejected": 0,
+                "top_rejection_rules": dg.MetadataValue.json({}),
+                "window_start": dg.MetadataValue.timestamp(window.start),
+                "window_end": dg.MetadataValue.timestamp(window.end),
+                "imported_at": dg.MetadataValue.timestamp(window.end),
+                "complete": True,
+                "open_partitions": dg.MetadataValue.json([]),
+                "source": "nothing read",
+            }
+        )
+        yield dg.AssetCheckResult(check_name="schema", passed=True)
+
+    job = dg.define_asset_job("noop_import", selection=[noop], partitions_def=partitions)
+    defs = dg.Definitions(assets=[noop], jobs=[job], executor=dg.in_process_executor)
+    return defs.resolve_job_def("noop_import")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("start")
+    parser.add_argument("end")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args(argv)
+    start, end = datetime.fromisoformat(args.start), datetime.fromisoformat(args.end)
+    job = noop_job(start)
+    seconds = []
+    with dg.DagsterInstance.get() as instance:
+        for _ in range(args.runs):
+            began = time.perf_counter()
+            result = job.execute_in_process(
+                instance=instance, tags=range_tags(start, end), run_config=QUIET
+            )
+            seconds.append(time.perf_counter() - began)
+            if not result.success:
+                return 1
+    print(json.dumps({"seconds": seconds}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
