@@ -10,7 +10,9 @@ against the rejected-share threshold of the right hour; everything else (answere
 whole numbers, the interval grid, ...) is left to the pandera schema.
 
 Values are parsed with pyarrow compute kernels on whole columns: a source may deliver years of
-rows, and per-row Python would dominate the import.
+rows, and per-row Python would dominate the import. For the same reason the text that keys a
+contact row (queue, channel, the row's reference) stays Arrow-backed, the string type that
+validation and the warehouse use, and times given as text are parsed once per distinct value.
 """
 
 from __future__ import annotations
