@@ -1,5 +1,5 @@
 """Shaping delivered rows directly: the parts every source shares (row references, channel
-spellings, the times-only coverage an index builds from)."""
+spellings, times read once per distinct value, the times-only coverage an index builds from)."""
 
 from __future__ import annotations
 
