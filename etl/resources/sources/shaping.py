@@ -416,6 +416,11 @@ def to_seconds(
     return (values / 1000.0 if unit == "ms" else values), bad
 
 
+# A row's text keys (queue, channel; user), as built when first asked for.
+TextColumn = np.ndarray | pd.arrays.ArrowStringArray
+KeyColumns = Callable[[], list[TextColumn]]
+
+
 def to_strings(array: pa.Array) -> pd.arrays.ArrowStringArray:
     """Values as delivered, as text kept in Arrow (what the warehouse and validation use: no
     Python object per value); identifiers are never trimmed."""
@@ -423,7 +428,7 @@ def to_strings(array: pa.Array) -> pd.arrays.ArrowStringArray:
 
 
 def _string(array: pa.Array) -> pa.Array:
-    return array if pa.types.is_string(array.type) else pc.cast(array, pa.string())
+    return array if _is_text(array) else pc.cast(array, pa.string())
 
 
 def repeated(value: str | None, n: int) -> pd.arrays.ArrowStringArray:
@@ -433,9 +438,7 @@ def repeated(value: str | None, n: int) -> pd.arrays.ArrowStringArray:
 
 def to_text(array: pa.Array) -> np.ndarray:
     """Values as delivered, as text (None where missing): identifiers are never trimmed."""
-    if not _is_text(array):
-        array = pc.cast(array, pa.string())
-    return np.asarray(array.to_numpy(zero_copy_only=False), dtype=object)
+    return np.asarray(_string(array).to_numpy(zero_copy_only=False), dtype=object)
 
 
 def to_offsets(array: pa.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -611,7 +614,7 @@ def localize(
     mode: AmbiguousTimes,
     label: str,
     offsets: np.ndarray | None = None,
-    order_keys: Callable[[], list[np.ndarray]] | None = None,
+    order_keys: KeyColumns | None = None,
     not_before: pd.Series | None = None,
 ) -> Localized:
     """Wall-clock times in `timezone` to UTC. A time skipped by DST is rejected; a time that
@@ -739,7 +742,7 @@ def _read_time(
     fmt: ValueFormat,
     timezone: str,
     problems: _Problems,
-    order_keys: Callable[[], list[np.ndarray]] | None = None,
+    order_keys: KeyColumns | None = None,
     not_before: pd.Series | None = None,
     instants: _Instants | None = None,
 ) -> _Time:
@@ -875,12 +878,8 @@ class _ContactKeys(NamedTuple):
     cols: _Columns
     problems: _Problems
     values: dict[str, pa.Array]
-    ids: Callable[[], list[np.ndarray]]
+    ids: KeyColumns
     time: _Time
-
-    @property
-    def placed(self) -> pd.Series:
-        return self.time.placed
 
 
 def _contact_keys(
@@ -896,7 +895,7 @@ def _contact_keys(
     values = _require(cols, list(CONTACT_VALUES), ctx, problems, structural)
 
     @cache
-    def ids() -> list[np.ndarray]:
+    def ids() -> list[TextColumn]:
         return [to_strings(cols.get("external_queue_id")), _channels(cols, mapping, n)]
 
     time = _read_time(
@@ -921,7 +920,7 @@ def contact_coverage(
     is the span of the shaped file (the fallback hour when no row has a time)."""
     if raw.table.num_rows == 0:
         return None, None
-    placed = _contact_keys(raw, mapping, fmt, ctx).placed.dropna()
+    placed = _contact_keys(raw, mapping, fmt, ctx).time.placed.dropna()
     if placed.empty:
         return ctx.fallback_time, ctx.fallback_time
     return placed.min(), placed.max()
@@ -931,8 +930,7 @@ def shape_contacts(
     raw: RawRows, mapping: ContactMapping, fmt: ValueFormat, ctx: ShapeContext
 ) -> Shaped:
     """Delivered contact rows -> canonical contact rows and rejects."""
-    keys = _contact_keys(raw, mapping, fmt, ctx)
-    cols, problems, values, ids, time = keys
+    cols, problems, values, ids, time = _contact_keys(raw, mapping, fmt, ctx)
     queue, channel = ids()
     frame = pd.DataFrame(
         {
@@ -968,7 +966,7 @@ def shape_contacts(
         time.utc.isna().to_numpy() & ~problems.any(),
         f"{_time_label(cols, 'interval_start', 'interval_date', 'interval_time')}: empty",
     )
-    return _finish("contacts", raw, frame, problems, keys.placed, ctx)
+    return _finish("contacts", raw, frame, problems, time.placed, ctx)
 
 
 def _channels(cols: _Columns, mapping: ContactMapping, n: int) -> pd.arrays.ArrowStringArray:
