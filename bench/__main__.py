@@ -130,23 +130,28 @@ def range_runs(
     would; one dict per run, and the seconds spent creating them (`created_s` in all,
     `created_before_first_s` before the first run started)."""
     payload = json.dumps([(f"{i}_import", s.isoformat(), e.isoformat()) for i, s, e in requests])
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.launch", payload, "--concurrency", str(at_once)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    lines = [json.loads(ln) for ln in done.stdout.splitlines() if ln.startswith("{")]
+    done, lines = bench_process(env, "bench.launch", payload, "--concurrency", str(at_once))
     results = [line for line in lines if "run_id" in line]
     created = next((line for line in lines if "created_s" in line), {})
     if done.returncode or len(results) != len(requests):
         failed = [r["run_id"] for r in results if not r["ok"]]
-        raise RuntimeError(
-            f"range runs failed ({failed or 'launcher error'}):\n{done.stdout[-3000:]}\n"
-            f"{done.stderr[-3000:]}"
-        )
+        raise failure(f"range runs failed ({failed or 'launcher error'})", done)
     return results, created
+
+
+def bench_process(
+    env: dict[str, str], module: str, *args: str
+) -> tuple[subprocess.CompletedProcess, list[dict]]:
+    """One of the benchmark's modules as its own process with a project's environment (as
+    Dagster's processes would have it), and the JSON lines it printed."""
+    done = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    return done, [json.loads(ln) for ln in done.stdout.splitlines() if ln.startswith("{")]
+
+
+def failure(what: str, done: subprocess.CompletedProcess) -> RuntimeError:
+    return RuntimeError(f"{what}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
 
 
 # -- parts ---------------------------------------------------------------------------------------
@@ -171,18 +176,10 @@ def part_bookkeeping(report: Report, workload: Workload, floor: float | None) ->
     env = project_env(WORK / "project_bookkeeping", [], dagster_pg)
     start, end = max(workload.months(), key=lambda m: m[1] - m[0])  # a whole month
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "bench.bookkeeping", start.isoformat(), end.isoformat()],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        if done.returncode:
-            raise RuntimeError(
-                f"bookkeeping runs failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-            )
-        runs = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+        done, lines = bench_process(env, "bench.bookkeeping", start.isoformat(), end.isoformat())
+        if done.returncode or not lines:
+            raise failure("bookkeeping runs failed", done)
+        runs = lines[-1]["seconds"]
     finally:
         drop_pg_database(dagster_pg)
     seconds = statistics.median(runs)
