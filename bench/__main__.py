@@ -171,29 +171,37 @@ def part_floor(report: Report, csv_dir: Path, rows: int) -> float:
 
 def part_bookkeeping(report: Report, workload: Workload, floor: float | None) -> None:
     """Dagster's own share of a monthly history run: range runs of a no-op asset with the fact
-    asset's partitions, check and metadata (bench/bookkeeping.py), and that for the history."""
+    asset's partitions, check and metadata (bench/bookkeeping.py), and that for the history;
+    then the same with daily partitions, what coarser history partitions would cost."""
     dagster_pg = fresh_pg_database("wfm_bench_bookkeeping")
     env = project_env(WORK / "project_bookkeeping", [], dagster_pg)
     start, end = max(workload.months(), key=lambda m: m[1] - m[0])  # a whole month
+    months = len(workload.months())
     try:
-        done, lines = bench_process(env, "bench.bookkeeping", start.isoformat(), end.isoformat())
-        if done.returncode or not lines:
-            raise failure("bookkeeping runs failed", done)
-        runs = lines[-1]["seconds"]
+        for grain, label in (
+            ("hour", "Dagster alone: one monthly range run of a no-op asset ({} hours)"),
+            ("day", "Dagster alone, daily partitions instead: a monthly run ({} days)"),
+        ):
+            done, lines = bench_process(
+                env, "bench.bookkeeping", start.isoformat(), end.isoformat(), "--grain", grain
+            )
+            if done.returncode or not lines:
+                raise failure(f"bookkeeping runs ({grain}) failed", done)
+            runs = lines[-1]["seconds"]
+            seconds = statistics.median(runs)
+            history = months * seconds / HISTORY_RUNS_AT_ONCE
+            share = f" = {history / floor:.2f}x the floor" if floor else ""
+            partitions = (end - start) // timedelta(**{f"{grain}s": 1})
+            report.add(
+                label.format(partitions),
+                seconds,
+                "s",
+                note=f"median of {len(runs)}, in process; x {months} months / "
+                f"{HISTORY_RUNS_AT_ONCE} at a time = {history:.1f} s{share}"
+                + ("; for comparison, the contract is hourly" if grain == "day" else ""),
+            )
     finally:
         drop_pg_database(dagster_pg)
-    seconds = statistics.median(runs)
-    months = len(workload.months())
-    history = months * seconds / HISTORY_RUNS_AT_ONCE
-    share = f" = {history / floor:.2f}x the floor" if floor else ""
-    hours = int((end - start) / timedelta(hours=1))
-    report.add(
-        f"Dagster alone: one monthly range run of a no-op asset ({hours} hours)",
-        seconds,
-        "s",
-        note=f"median of {len(runs)}, in process; x {months} months / {HISTORY_RUNS_AT_ONCE} at "
-        f"a time = {history:.1f} s{share}",
-    )
 
 
 def history_integration(kind: str, workload: Workload, csv_dir: Path, db_url_env: str) -> dict:
