@@ -377,6 +377,11 @@ def to_numbers(array: pa.Array, fmt: ValueFormat) -> tuple[np.ndarray, np.ndarra
         return np.asarray(values, dtype=float), np.zeros(n, dtype=bool)
     if not _is_text(array):
         return np.full(n, np.nan), ~np.asarray(array.is_null().to_numpy(zero_copy_only=False))
+    # Digits only read the same in every format and need no pattern: usually every value.
+    digits = _np_bool(pc.ascii_is_decimal(array))
+    if digits.all():
+        values = pc.cast(array, pa.float64()).to_numpy(zero_copy_only=False)
+        return np.asarray(values, dtype=float), np.zeros(n, dtype=bool)
     text, empty = _stripped(array)
     if fmt.thousands:
         text = pc.replace_substring(text, fmt.thousands, "")
@@ -384,7 +389,11 @@ def to_numbers(array: pa.Array, fmt: ValueFormat) -> tuple[np.ndarray, np.ndarra
     if fmt.decimal != ".":
         foreign = _np_bool(pc.match_substring(text, "."))
         text = pc.replace_substring(text, fmt.decimal, ".")
-    ok = _np_bool(pc.match_substring_regex(text, NUMBER_RE)) & ~foreign
+    ok = digits.copy()
+    rest = np.flatnonzero(~digits & ~empty)
+    if rest.size:
+        matched = _np_bool(pc.match_substring_regex(text.take(pa.array(rest)), NUMBER_RE))
+        ok[rest] = matched & ~foreign[rest]
     values = pc.cast(pc.if_else(pa.array(ok), text, pa.scalar(None, pa.string())), pa.float64())
     return np.asarray(values.to_numpy(zero_copy_only=False), dtype=float), ~ok & ~empty
 

@@ -1,5 +1,6 @@
 """Shaping delivered rows directly: the parts every source shares (row references, channel
-spellings, times read once per distinct value, the times-only coverage an index builds from)."""
+spellings, numbers in a file's format, times read once per distinct value, the times-only
+coverage an index builds from)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from etl.resources.sources.shaping import (
     contact_coverage,
     parse_instants,
     shape_contacts,
+    to_numbers,
 )
 from etl.schemas import STRING
 
@@ -72,6 +74,30 @@ def test_channels_without_a_default_stay_missing_for_validation_to_reject():
     shaped = shape_contacts(raw, mapping, ValueFormat(time="iso"), CONTEXT)
     assert shaped.frame["channel"].tolist()[0] == "calls"
     assert shaped.frame["channel"].isna().tolist() == [False, True]
+
+
+NUMBER_CASES = [  # text, value in a German export (thousands ".", decimal ","), unreadable
+    ("1234", 1234.0, False),
+    ("007", 7.0, False),
+    (" 12 ", 12.0, False),
+    ("1.234,5", 1234.5, False),
+    ("-3", -3.0, False),
+    ("", np.nan, False),
+    (None, np.nan, False),
+    ("1,5e3", 1500.0, False),
+    ("zwölf", np.nan, True),
+    ("١٢", np.nan, True),  # digits, but not ASCII ones
+    ("0x1F", np.nan, True),
+]
+
+
+@pytest.mark.parametrize("digits_only", [True, False], ids=["digits only", "mixed"])
+def test_numbers_read_the_same_whether_a_column_is_digits_only_or_not(digits_only):
+    cases = [c for c in NUMBER_CASES if not digits_only or c[0] in ("1234", "007")]
+    german = ValueFormat(thousands=".", decimal=",")
+    values, unreadable = to_numbers(pa.array([c[0] for c in cases], pa.string()), german)
+    np.testing.assert_array_equal(values, [c[1] for c in cases])
+    assert unreadable.tolist() == [c[2] for c in cases]
 
 
 def test_coverage_from_times_alone_matches_the_shaped_file_at_a_dst_change():
