@@ -17,6 +17,7 @@ import pandera.pandas as pa
 STRING = pd.StringDtype("pyarrow")  # vectorised checks; object strings are checked per element
 CHANNELS = ("calls", "chats", "emails", "tickets", "social", "documents")
 INTERVALS = (15, 30, 60)
+DAY_NS = 24 * 3600 * 10**9
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,15 @@ def _on_grid(interval_minutes: int, timezone: str):
     """Interval starts fall on the integration's grid in its own local time (e.g. :30 UTC
     for a 60-minute integration in Asia/Kolkata)."""
 
+    step = interval_minutes * 60 * 10**9
+
     def check(series: pd.Series) -> pd.Series:
-        local = series.dt.tz_convert(timezone)
-        minutes = local.dt.hour * 60 + local.dt.minute
-        return (
-            (minutes % interval_minutes == 0) & (local.dt.second == 0) & (local.dt.microsecond == 0)
-        )
+        # On the wall clock's nanoseconds since midnight, in one pass instead of one per field:
+        # less than a microsecond past a multiple of the interval is minutes on the grid with
+        # no seconds and no microseconds.
+        wall = series.dt.tz_convert(timezone).dt.tz_localize(None).to_numpy("datetime64[ns]")
+        since_midnight = wall.view("i8") % DAY_NS
+        return pd.Series((since_midnight % step < 1000) & ~np.isnat(wall), index=series.index)
 
     return pa.Check(
         check, name="on_interval_grid", error=f"on the {interval_minutes}-minute local grid"
