@@ -12,12 +12,13 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 import yaml
+from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.launcher.base import WorkerStatus
 
 from etl.instance import RUN_LAUNCHER, instance_config
 from etl.resources.sources import build_source
 from etl.resources.warehouse import Warehouse
-from etl.run_launcher import PEAK_RSS_TAG, PID_TAG, PreloadedRunLauncher, create_run
+from etl.run_launcher import PEAK_RSS_TAG, PID_TAG, PreloadedRunLauncher, RunFactory, create_run
 from etl.schedules.ticks import range_tags
 from tests.conftest import make_integration
 
@@ -113,6 +114,36 @@ def test_runs_on_a_postgres_instance_and_see_config_changes(project: Path, pg_ur
         statuses = con.execute(sa.text("SELECT status FROM runs ORDER BY id")).scalars().all()
     engine.dispose()
     assert statuses == ["SUCCESS", "SUCCESS"]
+
+
+def test_a_factory_loads_the_definitions_once_for_runs_of_many_jobs(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+):
+    sim30 = {**SIM, "id": "sim30", "interval_minutes": 30}
+    write_config(project / "integrations.yaml", SIM, sim30)
+    loads = []
+    load = ReconstructableRepository.get_definition
+    monkeypatch.setattr(
+        ReconstructableRepository,
+        "get_definition",
+        lambda self: loads.append(self) or load(self),
+    )
+    with launcher_instance(project / "home") as instance:
+        factory = RunFactory()
+        runs = [
+            factory.create(instance, f"{i}_import", range_tags(START, END))
+            for i in ("sim15", "sim30")
+        ]
+        assert len(loads) == 1  # in this process; each run process loads its own
+        for run in runs:
+            instance.launch_run(run.run_id, workspace=None)
+        instance.run_launcher.join(120)
+        statuses = [instance.get_run_by_id(r.run_id).status for r in runs]
+    assert statuses == [dg.DagsterRunStatus.SUCCESS] * 2
+    assert [r.job_name for r in runs] == ["sim15_import", "sim30_import"]
+    for config in (SIM, sim30):
+        expected = build_source(make_integration(**config)).contacts(START, END).frame
+        assert warehouse_rows(project, config["id"]) == len(expected) > 0
 
 
 def test_a_failing_run_is_reported_failed(project: Path):
