@@ -51,6 +51,41 @@ def test_replace_window_is_idempotent_and_keeps_other_windows(warehouse):
     assert not list(warehouse.fact_dir("contact_intervals").rglob(".tmp-*"))
 
 
+def rejects(*hours: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "integration_id": "sim15",
+            "data_kind": "contact_intervals",
+            "partition_key": [f"2026-11-02-{hour}:00" for hour in hours],
+            "source_ref": [f"export.csv:{n}" for n in range(2, len(hours) + 2)],
+            "row_json": "{}",
+            "rules": [["offered: >= 0"]] * len(hours),
+            "run_id": "r1",
+            "rejected_at": pd.Timestamp("2026-11-02 12:00", tz="UTC"),
+        }
+    )
+
+
+def test_replace_window_keeps_the_rows_around_it_in_a_file_out_of_time_order(warehouse):
+    # Quarantined rows are stored as they came, not in time order: the window is not a slice.
+    warehouse.replace_window(
+        "rejected_rows",
+        "sim15",
+        datetime(2026, 11, 2, tzinfo=UTC),
+        datetime(2026, 11, 3, tzinfo=UTC),
+        rejects("09", "03", "05", "04", "01"),
+    )
+    window = datetime(2026, 11, 2, 3, tzinfo=UTC), datetime(2026, 11, 2, 5, tzinfo=UTC)
+    warehouse.replace_window("rejected_rows", "sim15", *window, rejects("04"))
+    kept = warehouse.read_window(
+        "rejected_rows",
+        "sim15",
+        datetime(2026, 11, 2, tzinfo=UTC),
+        datetime(2026, 11, 3, tzinfo=UTC),
+    )
+    assert sorted(kept["partition_key"].str[-5:-3]) == ["01", "04", "05", "09"]
+
+
 DAY_SUMS_FROM_INTERVALS = """
     SELECT external_queue_id, channel, CAST(interval_start_local AS DATE) AS day_local,
            SUM(offered) AS offered, SUM(answered) AS answered, SUM(abandoned) AS abandoned,
