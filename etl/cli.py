@@ -23,7 +23,7 @@ from etl.demo_sources import DEMO_DB_ENV, demo_db_url, prepare_demo_sources
 from etl.instance import prepare_dagster_home
 from etl.partitions import HOUR, floor_hour
 from etl.resources.sources import locations
-from etl.resources.warehouse import Warehouse
+from etl.resources.warehouse import Warehouse, read_retrying
 from etl.schedules.ticks import TRIGGER_TAG, range_tags
 
 EXAMPLE_QUERY = (
@@ -57,7 +57,12 @@ def run_import(
 
 
 def summary(warehouse: Warehouse) -> str:
-    """What the warehouse holds, per integration and table, as a few printable lines."""
+    """What the warehouse holds, per integration and table, as a few printable lines (read
+    again when an import replaced a file under the query)."""
+    return read_retrying(lambda: _summary(warehouse))
+
+
+def _summary(warehouse: Warehouse) -> str:
     with warehouse.connect() as con:
         rows = con.execute(
             """
@@ -128,8 +133,7 @@ def demo(args: argparse.Namespace) -> int:
     print("Example query:")
     print(f"  duckdb -readonly {warehouse.catalog_path}")
     print("  " + EXAMPLE_QUERY.replace("\n", "\n  "))
-    with warehouse.connect() as con:
-        print(con.execute(EXAMPLE_QUERY).df().to_string(index=False))
+    print(warehouse.query(EXAMPLE_QUERY).to_string(index=False))
     print(f"\nDemo finished in {time.monotonic() - started:.1f} s.")
     return 1 if failed or not mappings.success else 0
 

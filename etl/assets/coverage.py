@@ -14,7 +14,7 @@ import pandas as pd
 from etl.assets.facts import FactKind, asset_key
 from etl.config import Integration
 from etl.partitions import HOUR
-from etl.resources.warehouse import Warehouse
+from etl.resources.warehouse import Warehouse, read_retrying
 
 CHECK_NAME = "coverage"
 NAMED_GAPS = 20
@@ -59,7 +59,12 @@ def _ts(value) -> datetime | None:
 
 def coverage_of(warehouse: Warehouse, integration: Integration, data_kind: str) -> Coverage:
     """Holes in one integration's data kind older than its revision window (relative to its
-    last import, so a paused integration is judged on what it had when it stopped)."""
+    last import, so a paused integration is judged on what it had when it stopped). Read again
+    when another import replaced a file under the query."""
+    return read_retrying(lambda: _coverage(warehouse, integration, data_kind))
+
+
+def _coverage(warehouse: Warehouse, integration: Integration, data_kind: str) -> Coverage:
     with warehouse.connect() as con:
         last = con.execute(
             "SELECT max(imported_at) FROM imports WHERE integration_id = ? AND data_kind = ?",

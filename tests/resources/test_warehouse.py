@@ -7,10 +7,12 @@ import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
 
+import duckdb
 import pandas as pd
+import pytest
 
 from etl.resources.sources import build_source
-from etl.resources.warehouse import SQL_DIR
+from etl.resources.warehouse import REOPEN_RACE_MESSAGES, SQL_DIR, read_retrying
 from tests.conftest import make_integration
 from tests.helpers import definitions, import_range
 
@@ -154,12 +156,6 @@ def test_catalog_rebuilt_only_when_views_change(warehouse, monkeypatch, tmp_path
     assert warehouse.query("SELECT n FROM answer")["n"][0] == 42
 
 
-DUCKDB_REOPEN_RACE = (
-    "TProtocolException",
-    "don't know what type",
-    "invalid TType",
-    "Could not read enough bytes",
-)
 READER = textwrap.dedent(
     """
     import json, sys, time, duckdb
@@ -215,9 +211,32 @@ def test_reader_holding_catalog_never_blocks_or_sees_half_windows(
     report = json.loads(out)
     # The one known failure: DuckDB opens a Parquet file again by name when a scan starts, and
     # a rename in between fails that query (README, known limitation; bench/reader_race.py).
-    unexpected = [e for e in report["errors"] if not any(m in e for m in DUCKDB_REOPEN_RACE)]
+    unexpected = [e for e in report["errors"] if not any(m in e for m in REOPEN_RACE_MESSAGES)]
     assert unexpected == []
     assert len(report["errors"]) <= max(1, report["queries"] // 100)
     assert report["queries"] > 0
     assert report["hour_counts"] == [12]  # every hour seen complete: 3 queues x 4 intervals
     assert report["reconnected"] == 3 * 4 * 48
+
+
+def test_a_read_is_repeated_only_when_a_file_was_replaced_under_it():
+    failures = [duckdb.Error("TProtocolException: Invalid data")]
+
+    def read() -> int:
+        if failures:
+            raise failures.pop()
+        return 42
+
+    assert read_retrying(read) == 42
+    assert not failures  # failed once, then read again
+    with pytest.raises(duckdb.CatalogException, match="no_such_view"):
+        read_retrying(lambda: duckdb.connect().execute("SELECT * FROM no_such_view"))
+    calls = []
+
+    def always_racing() -> None:
+        calls.append(1)
+        raise duckdb.IOException('IO Error: Could not read enough bytes from file "m.parquet"')
+
+    with pytest.raises(duckdb.IOException):
+        read_retrying(always_racing)
+    assert len(calls) == 3
