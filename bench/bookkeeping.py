@@ -17,36 +17,26 @@ import argparse
 import json
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 
 import dagster as dg
 
-from etl.schedules.ticks import RANGE_END_TAG, RANGE_START_TAG, range_tags
+from etl.schedules.ticks import RANGE_END_TAG, RANGE_START_TAG
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-GRAINS = {
-    "hour": (dg.HourlyPartitionsDefinition, "%Y-%m-%d-%H:%M", timedelta(hours=1)),
-    "day": (dg.DailyPartitionsDefinition, "%Y-%m-%d", timedelta(days=1)),
-}
+GRAINS = {"hour": dg.HourlyPartitionsDefinition, "day": dg.DailyPartitionsDefinition}
 
 
-def grain_range_tags(grain: str, start: datetime, end: datetime) -> dict[str, str]:
-    """Range-run tags over the partitions of one grain in [start, end) (hourly as the
-    project's range runs tag them)."""
-    if grain == "hour":
-        return range_tags(start, end)
-    _, key_format, step = GRAINS[grain]
-    return {
-        RANGE_START_TAG: start.strftime(key_format),
-        RANGE_END_TAG: (end - step).strftime(key_format),
-    }
+def range_run_tags(job: dg.JobDefinition, start: datetime, end: datetime) -> dict[str, str]:
+    """Range-run tags over the job's partitions in [start, end), as the project tags them."""
+    keys = job.partitions_def.get_partition_key_range_for_time_window(dg.TimeWindow(start, end))
+    return {RANGE_START_TAG: keys.start, RANGE_END_TAG: keys.end}
 
 
 def noop_job(start: datetime, grain: str = "hour") -> dg.JobDefinition:
-    kind, key_format, _ = GRAINS[grain]
-    partitions = kind(start_date=start.strftime(key_format))
+    partitions = GRAINS[grain](start_date=start)
 
     @dg.asset(
         partitions_def=partitions,
@@ -85,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     start, end = datetime.fromisoformat(args.start), datetime.fromisoformat(args.end)
     job = noop_job(start, args.grain)
-    tags = grain_range_tags(args.grain, start, end)
+    tags = range_run_tags(job, start, end)
     seconds = []
     with dg.DagsterInstance.get() as instance:
         for _ in range(args.runs):
