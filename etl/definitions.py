@@ -12,7 +12,6 @@ import dagster as dg
 from etl.assets.agent_mappings import AGENT_MAPPING_ASSETS
 from etl.assets.agent_status import AGENT_STATUS_KIND
 from etl.assets.contacts import CONTACTS_KIND
-from etl.assets.coverage import build_coverage_check
 from etl.assets.facts import FactKind, asset_key, build_fact_asset, source_key
 from etl.assets.mappings import MAPPING_ASSETS, MappingFiles
 from etl.config import Integration, Settings, load_integrations
@@ -38,7 +37,7 @@ def import_job_name(integration: Integration) -> str:
 def integration_definitions(
     integration: Integration, source: SourceResource | None = None
 ) -> dg.Definitions:
-    """Assets, coverage checks, job, schedule, gap sensor and source of one integration."""
+    """Assets (with their checks), job, schedule, gap sensor and source of one integration."""
     kinds = [FACT_KINDS[name] for name in integration.data if name in FACT_KINDS]
     assets = [build_fact_asset(integration, kind) for kind in kinds]
     job = dg.define_asset_job(
@@ -53,7 +52,6 @@ def integration_definitions(
     keys = [asset_key(integration, k) for k in kinds]
     return dg.Definitions(
         assets=assets,
-        asset_checks=[build_coverage_check(integration, k) for k in kinds],
         jobs=[job],
         schedules=[build_schedule(integration, job)],
         sensors=[build_gap_sensor(integration, job, keys, hourly_partitions(integration))],

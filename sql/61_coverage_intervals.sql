@@ -6,10 +6,13 @@
 --   missing     its hour was never imported
 -- Intervals follow the integration's own grid in its local time (a 60-minute integration in
 -- Asia/Kolkata has intervals starting at :30 UTC); times are UTC unless named _local.
-CREATE OR REPLACE VIEW coverage_intervals AS
+-- coverage_intervals_of(files): the same from the import-log files given (see imports_of);
+-- with only_holes, only the hours that can hold an interval not loaded (no log row, or
+-- imported before their last interval could end), which is all coverage_gaps needs.
+CREATE OR REPLACE MACRO coverage_intervals_of(files, only_holes := false) AS TABLE
 WITH kinds AS (
     SELECT l.integration_id, l.data_kind, max(l.imported_at) AS last_import
-    FROM imports AS l
+    FROM imports_of(files) AS l
     GROUP BY ALL
 ),
 hours AS (
@@ -18,9 +21,22 @@ hours AS (
     FROM kinds AS k
     JOIN integrations AS i USING (integration_id)
 ),
+wanted AS (
+    SELECT h.*
+    FROM hours AS h
+    WHERE NOT only_holes OR NOT EXISTS (
+        SELECT 1
+        FROM imports_of(files) AS l
+        WHERE l.integration_id = h.integration_id
+          AND l.data_kind = h.data_kind
+          AND l.partition_start = h.hour_start
+          -- an hour's last interval starts by :45 and ends interval_minutes later
+          AND l.imported_at >= h.hour_start + to_minutes(45 + h.interval_minutes)
+    )
+),
 grid AS (
     SELECT h.*, h.hour_start + to_minutes(q.quarter * 15) AS interval_start
-    FROM hours AS h
+    FROM wanted AS h
     CROSS JOIN (SELECT unnest([0, 1, 2, 3]) AS quarter) AS q
 ),
 expected AS (
@@ -46,8 +62,11 @@ SELECT e.integration_id,
            ELSE 'loaded'
        END AS status
 FROM expected AS e
-LEFT JOIN imports AS l
+LEFT JOIN imports_of(files) AS l
     ON l.integration_id = e.integration_id
     AND l.data_kind = e.data_kind
     AND l.partition_start = e.hour_start
 WHERE e.interval_end <= e.last_import;
+
+CREATE OR REPLACE VIEW coverage_intervals AS
+SELECT * FROM coverage_intervals_of(import_log_files());

@@ -1,11 +1,12 @@
 -- coverage_gaps: runs of consecutive intervals that are not loaded (missing or incomplete),
 -- per integration and data kind: what the gap sensor re-imports and the coverage check names.
-CREATE OR REPLACE VIEW coverage_gaps AS
+-- coverage_gaps_of(files): the same from the import-log files given (see imports_of).
+CREATE OR REPLACE MACRO coverage_gaps_of(files) AS TABLE
 WITH holes AS (
     SELECT integration_id, data_kind, interval_minutes, interval_start, interval_end, status,
            lag(interval_end) OVER (PARTITION BY integration_id, data_kind ORDER BY interval_start)
                AS previous_end
-    FROM coverage_intervals
+    FROM coverage_intervals_of(files, only_holes := true)
     WHERE status <> 'loaded'
 ),
 islands AS (
@@ -23,3 +24,6 @@ SELECT integration_id,
        count(*) FILTER (WHERE status = 'incomplete') AS incomplete_intervals
 FROM islands
 GROUP BY integration_id, data_kind, island;
+
+CREATE OR REPLACE VIEW coverage_gaps AS
+SELECT * FROM coverage_gaps_of(import_log_files());

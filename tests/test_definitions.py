@@ -24,6 +24,13 @@ def test_shipped_config_builds_groups_jobs_and_schedules():
     key = dg.AssetKey(["kolkata_onprem", "contacts"])
     policy = graph.get(key).backfill_policy
     assert policy.max_partitions_per_run == 744
+    # Both checks are specs of the fact asset, evaluated in its step: unpartitioned, and
+    # no check step that depends on (and makes Dagster list) every hourly partition.
+    checks = {k for k in graph.asset_check_keys if k.asset_key == key}
+    assert {k.name for k in checks} == {"rows_valid", "coverage"}
+    assert {graph.get(k).partitions_def for k in checks} == {None}
+    job = defs.resolve_job_def("kolkata_onprem_import")
+    assert [node.name for node in job.nodes] == ["kolkata_onprem__contacts"]
 
 
 def test_a_run_process_builds_only_its_integration():

@@ -18,6 +18,7 @@ from dagster._utils.warnings import BetaWarning, PreviewWarning
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from etl import clock
+from etl.assets.coverage import check_coverage, coverage_check_spec
 from etl.assets.import_log import import_log_frame, log_import
 from etl.config import Integration
 from etl.partitions import HOUR, KEY_FORMAT, hourly_partitions, hours, key_of
@@ -231,6 +232,7 @@ def import_window(
             "top_rules": dg.MetadataValue.json(dict(top)),
         },
     )
+    yield check_coverage(warehouse, integration, kind.name)
 
 
 def registry_record(integration: Integration) -> dict:
@@ -269,7 +271,10 @@ def _build_fact_asset(integration: Integration, kind: FactKind) -> dg.AssetsDefi
         partitions_def=partitions,
         backfill_policy=dg.BackfillPolicy.multi_run(integration.max_partitions_per_run),
         required_resource_keys={source, "warehouse"},
-        check_specs=[schema_check_spec(integration, kind)],
+        check_specs=[
+            schema_check_spec(integration, kind),
+            coverage_check_spec(integration, asset_key(integration, kind), kind.name),
+        ],
         description=f"{kind.description} Integration {integration.id!r} ({integration.vendor}, "
         f"{integration.interval_minutes}-minute intervals, {integration.timezone}).",
         kinds={"pandas", "parquet"},

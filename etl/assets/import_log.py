@@ -65,9 +65,20 @@ def import_log_frame(
     )
 
 
+def _owner(integration_id: str, data_kind: str) -> str:
+    return f"{integration_id}.{data_kind}"
+
+
 def log_import(warehouse: Warehouse, frame: pd.DataFrame, start: datetime, end: datetime) -> None:
     """Replace the log of [start, end) for the frame's integration and data kind."""
     if frame.empty:
         return
-    owner = f"{frame['integration_id'].iloc[0]}.{frame['data_kind'].iloc[0]}"
+    owner = _owner(frame["integration_id"].iloc[0], frame["data_kind"].iloc[0])
     warehouse.replace_window(TABLE, owner, start, end, frame)
+
+
+def import_log_files(warehouse: Warehouse, integration_id: str, data_kind: str) -> list[str]:
+    """The files holding one integration's log of one data kind (for `imports_of` and the
+    coverage macros): reading only these keeps the coverage check's cost independent of how
+    many other integrations there are and how much history they have."""
+    return [str(path) for path in warehouse.owner_files(TABLE, _owner(integration_id, data_kind))]

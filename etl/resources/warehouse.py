@@ -272,6 +272,19 @@ class Warehouse(dg.ConfigurableResource):
     def fact_file(self, table: str, integration_id: str, month: datetime) -> Path:
         return self.fact_dir(table) / integration_id / f"{month:%Y-%m}.parquet"
 
+    def placeholder_file(self, table: str) -> Path:
+        """An empty file with the table's columns, so the table's views read no rows rather
+        than fail before the first import."""
+        return self.fact_dir(table) / "_schema" / "empty.parquet"
+
+    def owner_files(self, table: str, owner: str) -> list[Path]:
+        """One owner's month files of a fact table, after the table's placeholder: what a
+        query about one integration reads instead of every integration's files."""
+        return [
+            self.placeholder_file(table),
+            *sorted((self.fact_dir(table) / owner).glob("*.parquet")),
+        ]
+
     def mapping_file(self, name: str) -> Path:
         return self.path / "mappings" / f"{name}.parquet"
 
@@ -457,7 +470,7 @@ class Warehouse(dg.ConfigurableResource):
     # -- catalog ------------------------------------------------------------------------------
     def _placeholder_files(self) -> Iterable[tuple[Path, pa.Schema]]:
         for table, schema in {**FACT_SCHEMAS, **SUMMARY_SCHEMAS}.items():
-            yield self.fact_dir(table) / "_schema" / "empty.parquet", schema
+            yield self.placeholder_file(table), schema
         for name, schema in REGISTRY_SCHEMAS.items():
             yield self.path / "registry" / name / "_empty.parquet", schema
         for name, schema in MAPPING_SCHEMAS.items():

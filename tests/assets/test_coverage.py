@@ -135,3 +135,28 @@ def test_coverage_check_warns_while_history_is_on_its_way(settings, warehouse, i
     assert check.severity == dg.AssetCheckSeverity.WARN
     assert "(history not imported yet)" in check.description
     assert "2026-10-30 00:00..2026-11-01 00:00 UTC (192 intervals)" in check.description
+
+
+def test_coverage_of_one_integration_reads_its_own_log(settings, warehouse, instance):
+    """The check reads only its integration's import-log files (the views' macros on them) and
+    finds what the views find for it; an integration without imports has nothing to judge."""
+    holey = make_integration(id="holey", history_start="2026-11-01T00:00")
+    whole = make_integration(id="whole", history_start="2026-11-01T00:00")
+    never = make_integration(id="never", history_start="2026-11-01T00:00")
+    defs = definitions(settings, holey, whole, never)
+    imported(defs, instance, holey, at(1, 0), at(1, 3), at(1, 9, 5))
+    imported(defs, instance, holey, at(1, 5), at(1, 9), at(1, 9, 5))
+    imported(defs, instance, whole, at(1, 0), at(1, 9), at(1, 9, 5))
+
+    files = warehouse.owner_files("import_log", "holey.contacts")
+    assert [f.name for f in files] == ["empty.parquet", "2026-11.parquet"]
+    view = warehouse.query(
+        "SELECT gap_start, gap_end, intervals FROM coverage_gaps WHERE integration_id = 'holey'"
+    )
+    assert view.values.tolist() == [[pd.Timestamp(at(1, 3)), pd.Timestamp(at(1, 5)), 8]]
+    holes = coverage_of(warehouse, holey, "contacts")
+    assert [(g.start, g.end, g.intervals) for g in holes.gaps] == [(at(1, 3), at(1, 5), 8)]
+    assert holes.first_loaded == at(1, 0)
+    assert coverage_of(warehouse, whole, "contacts").gaps == []
+    nothing = coverage_of(warehouse, never, "contacts")
+    assert (nothing.last_import, nothing.gaps) == (None, [])
