@@ -80,5 +80,5 @@ def log_import(warehouse: Warehouse, frame: pd.DataFrame, start: datetime, end: 
 def import_log_files(warehouse: Warehouse, integration_id: str, data_kind: str) -> list[str]:
     """The files holding one integration's log of one data kind (for `imports_of` and the
     coverage macros): reading only these keeps the coverage check's cost independent of how
-    many other integrations there are and how much history they have."""
+    many other integrations there are and how much history each of them has."""
     return [str(path) for path in warehouse.owner_files(TABLE, _owner(integration_id, data_kind))]
