@@ -160,3 +160,39 @@ def test_coverage_of_one_integration_reads_its_own_log(settings, warehouse, inst
     assert coverage_of(warehouse, whole, "contacts").gaps == []
     nothing = coverage_of(warehouse, never, "contacts")
     assert (nothing.last_import, nothing.gaps) == (None, [])
+
+
+def test_holes_only_keeps_every_interval_not_loaded(settings, warehouse, instance):
+    """`only_holes` skips hours whose every interval ended before their import: the intervals
+    not loaded are the same as in the full expansion, on a 15-minute grid and on a 60-minute
+    grid at :30 UTC (whose last interval ends 90 minutes after its hour starts)."""
+    berlin = make_integration(id="berlin", history_start="2026-11-01T00:00")
+    kolkata = make_integration(
+        id="kolkata", interval_minutes=60, timezone="Asia/Kolkata", history_start="2026-11-01"
+    )
+    defs = definitions(settings, berlin, kolkata)
+    imported(defs, instance, berlin, at(1, 0), at(1, 4), at(1, 3, 20))  # 03:00 open
+    imported(defs, instance, berlin, at(1, 6), at(1, 8), at(1, 9))
+    imported(defs, instance, kolkata, at(1, 0), at(1, 3), at(1, 3, 10))  # 02:30 ends 03:30
+    imported(defs, instance, kolkata, at(1, 5), at(1, 8), at(1, 9, 40))
+
+    for integration in (berlin, kolkata):
+        files = [str(f) for f in warehouse.owner_files("import_log", f"{integration.id}.contacts")]
+        columns = "interval_start, interval_end, status"
+        full = warehouse.query(
+            f"SELECT {columns} FROM coverage_intervals_of(?) WHERE status <> 'loaded' "
+            "ORDER BY interval_start",
+            [files],
+        )
+        holes = warehouse.query(
+            f"SELECT {columns} FROM coverage_intervals_of(?, only_holes := true) "
+            "WHERE status <> 'loaded' ORDER BY interval_start",
+            [files],
+        )
+        assert len(full) > 0
+        assert holes.values.tolist() == full.values.tolist()
+    kolkata_holes = warehouse.query(
+        "SELECT interval_start, status FROM coverage_intervals WHERE integration_id = 'kolkata' "
+        "AND status <> 'loaded' ORDER BY interval_start"
+    ).values.tolist()
+    assert kolkata_holes[0] == [pd.Timestamp(at(1, 2, 30)), "incomplete"]
