@@ -12,7 +12,7 @@ export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 # The demo's database integration (london_db) reads the SQLite file `make demo` writes.
 export WFM_DEMO_DB_URL ?= sqlite:///$(WFM_HOME)/data/demo/crm.sqlite
 
-.PHONY: setup demo dev test lint format bench clean
+.PHONY: setup bytecode demo dev test lint format bench clean
 
 setup: $(STAMP)
 
@@ -22,10 +22,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-demo: setup
+# Every run process imports the project's modules afresh (etl/run_launcher.py): compile them
+# once, so runs load bytecode even where PYTHONDONTWRITEBYTECODE stops Python from caching it
+# (0.1-0.2 s a run, bench/). Only changed files are compiled again.
+bytecode: setup
+	$(BIN)/python -m compileall -q etl
+
+demo: bytecode
 	$(BIN)/wfm-etl demo
 
-dev: setup
+dev: bytecode
 	$(BIN)/wfm-etl init-home
 	$(BIN)/dagster dev -w workspace.yaml
 
@@ -40,8 +46,9 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: setup
+bench: bytecode
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .dagster_home data
+	find etl -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -6,7 +6,9 @@ Fifty integrations ticking every 15 minutes spend most of their time there (benc
 launcher starts each run in a process forked from a server process (Python's `forkserver`)
 that has already imported the heavy third-party libraries, so a run pays only for the
 project's own modules, which it imports fresh: a changed integrations config or a new release
-of the project is picked up by the next run without restarting anything. Upgrading one of the
+of the project is picked up by the next run without restarting anything. (It loads them from
+bytecode the Makefile compiles; where PYTHONDONTWRITEBYTECODE is set and nothing compiled
+them, every run compiles them again.) Upgrading one of the
 preloaded libraries needs a restart of the process that launches runs (the daemon or the UI).
 
 A run whose code location uses another Python interpreter is started the standard way
