@@ -28,7 +28,8 @@ import sqlalchemy as sa
 import yaml
 
 from bench.workloads import Workload, history_workload, load_postgres_table, write_csv_files
-from etl.assets.import_log import log_import
+from etl.assets.contacts import CONTACTS_KIND
+from etl.assets.import_log import import_log_frame, log_import
 from etl.instance import RANGE_RUN_ENV, RUN_LAUNCHER, max_concurrent_runs
 from etl.partitions import months
 from etl.resources.warehouse import Warehouse
@@ -320,25 +321,17 @@ def import_log_history(
     """The import log a history import and earlier ticks would have left for [start, end):
     every hour imported once, complete. The coverage check reads it with every import."""
     for month_from, month_to in months(start, end):
-        hours = pd.date_range(month_from, month_to, freq="h", inclusive="left")
-        log_import(
-            warehouse,
-            pd.DataFrame(
-                {
-                    "integration_id": integration_id,
-                    "data_kind": "contacts",
-                    "table_name": "contact_intervals",
-                    "partition_start": hours,
-                    "imported_at": pd.Timestamp(month_to),
-                    "complete": True,
-                    "rows_written": rows_per_hour,
-                    "rows_rejected": 0,
-                    "run_id": "bench-history",
-                }
-            ),
+        log = import_log_frame(
+            integration_id,
+            CONTACTS_KIND,
             month_from,
             month_to,
+            stored=pd.DataFrame(),
+            rejected=pd.DataFrame(),
+            imported_at=month_to,
+            run_id="bench-history",
         )
+        log_import(warehouse, log.assign(rows_written=rows_per_hour), month_from, month_to)
 
 
 def part_tick(report: Report, queues: int, integrations: int, history_start: datetime) -> None:
