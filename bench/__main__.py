@@ -404,7 +404,7 @@ def part_tick(report: Report, queues: int, integrations: int, history_start: dat
 
 
 def newest_year(source: Path, target: Path, months: int = 12) -> Warehouse:
-    """A warehouse holding only the newest `months` month files of each fact folder of
+    """A warehouse holding only the newest `months` month folders of each fact folder of
     `source` (hard links, no copies) and its registries, with mappings and a catalog of its
     own: the same layout with a third of the history."""
     if target.exists():
@@ -412,10 +412,11 @@ def newest_year(source: Path, target: Path, months: int = 12) -> Warehouse:
     for folder in (source / "facts").glob("*/*"):
         if folder.name == "_schema":
             continue
-        linked = target / folder.relative_to(source)
-        linked.mkdir(parents=True)
-        for month in sorted(folder.glob("*.parquet"))[-months:]:
-            os.link(month, linked / month.name)
+        for month in sorted(m for m in folder.iterdir() if m.is_dir())[-months:]:
+            linked = target / month.relative_to(source)
+            linked.mkdir(parents=True)
+            for file in month.glob("*.parquet"):
+                os.link(file, linked / file.name)
     shutil.copytree(source / "registry", target / "registry")
     return Warehouse(root=str(target))
 

@@ -7,7 +7,7 @@ windows and key ranges computed here, never with `get_partition_keys()`, which i
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -61,10 +61,25 @@ def next_month(moment: datetime) -> datetime:
     return (first + timedelta(days=32)).replace(day=1)
 
 
+def next_day(moment: datetime) -> datetime:
+    return floor_hour(moment).replace(hour=0) + timedelta(days=1)
+
+
 def months(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
     """The calendar months (UTC) that [start, end) touches, clipped to it."""
+    return _spans(start, end, next_month)
+
+
+def days(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
+    """The calendar days (UTC) that [start, end) touches, clipped to it."""
+    return _spans(start, end, next_day)
+
+
+def _spans(
+    start: datetime, end: datetime, following: Callable[[datetime], datetime]
+) -> Iterator[tuple[datetime, datetime]]:
     cursor = start
     while cursor < end:
-        boundary = min(next_month(cursor), end)
+        boundary = min(following(cursor), end)
         yield cursor, boundary
         cursor = boundary

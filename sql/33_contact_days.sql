@@ -12,5 +12,5 @@ SELECT integration_id,
        SUM(abandoned) AS abandoned,
        SUM(handle_time_s) AS handle_time_s,
        SUM(answered_in_sl) AS answered_in_sl
-FROM read_parquet('{warehouse}/facts/contact_days/*/*.parquet')
+FROM read_parquet('{warehouse}/facts/contact_days/*/*/*.parquet')
 GROUP BY ALL;

@@ -3,10 +3,10 @@
 -- rejected. An hour imported with no rows (a quiet night) is not a hole; an hour not here is.
 --
 -- import_log_files(): where the log of every integration lies. imports_of(files) reads the
--- log from the given files: the coverage check passes its own integration's month files, so
+-- log from the given files: the coverage check passes its own integration's files, so
 -- what it reads does not grow with the other integrations' history (every integration's log
--- is a file a month).
-CREATE OR REPLACE MACRO import_log_files() AS '{warehouse}/facts/import_log/*/*.parquet';
+-- is a file per closed month and per day of the open month).
+CREATE OR REPLACE MACRO import_log_files() AS '{warehouse}/facts/import_log/*/*/*.parquet';
 
 CREATE OR REPLACE MACRO imports_of(files) AS TABLE
 SELECT integration_id, data_kind, table_name, partition_start, imported_at, complete,

@@ -167,6 +167,7 @@ def import_window(
         ignore_index=True,
     )
     received = len(validated.good) + len(rejected)
+    warehouse.ensure_catalog()  # first: a new version may move files before anything writes
     warehouse.replace_window("rejected_rows", f"{integration.id}.{kind.name}", start, end, rejected)
 
     good_per_hour = (
@@ -199,7 +200,6 @@ def import_window(
     log_import(warehouse, log, start, end)
     extra = kind.after_write(warehouse, integration.id, stored) if kind.after_write else {}
     warehouse.register_integration(registry_record(integration))
-    warehouse.ensure_catalog()
 
     open_hours = [key_of(h) for h in hours(start, end) if h + HOUR > imported_at]
     context.log.info(

@@ -2,13 +2,17 @@
 
 DuckDB allows one writing process per database file and an analyst's open connection blocks a
 writer, so imports never write the DuckDB file. They replace Parquet files atomically under a
-per-file lock; the catalog (`wfm.duckdb`) holds only views over those files and is rebuilt
-under a temporary name and renamed into place when the view definitions change.
+per-month lock: a closed month is one file, the open month one file per UTC day (a tick
+rewrites its day, not the month to date), and a month's day files become its month file in
+one atomic swap of the month's directory once no tick writes it any more. The catalog
+(`wfm.duckdb`) holds only views over those files and is rebuilt under a temporary name and
+renamed into place when the view definitions change.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,13 +26,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from etl.partitions import month_start, months, next_month
-from etl.resources.files import file_lock, replace_atomically
+from etl.partitions import days, month_start, months, next_day, next_month
+from etl.resources.files import file_lock, replace_atomically, replace_directory
 
 T = TypeVar("T")
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 CATALOG_NAME = "wfm.duckdb"
+FACT_FILES = "*.parquet"  # temporary files (`.tmp-*.part`) never match
 TS = pa.timestamp("us", tz="UTC")
 
 FACT_SCHEMAS: dict[str, pa.Schema] = {
@@ -174,12 +179,15 @@ MAPPING_SCHEMAS: dict[str, pa.Schema] = {
 
 # DuckDB (2.0.0) opens a Parquet file again by name when a scan starts, after reading its
 # footer: an import renaming a new version into place in between fails that one query with one
-# of these messages (README, known limitation; bench/reader_race.py). Reading again succeeds.
+# of these messages (README, known limitation; bench/reader_race.py). Likewise a day file that
+# was listed by a query's glob and then swapped out by the month file that replaced it ("No
+# such file"). Reading again succeeds.
 REOPEN_RACE_MESSAGES = (
     "TProtocolException",
     "don't know what type",
     "invalid TType",
     "Could not read enough bytes",
+    "No such file or directory",
 )
 READ_ATTEMPTS = 3
 
@@ -216,6 +224,55 @@ def _ordered(table: pa.Table, column: str) -> bool:
     if column not in table.column_names or table.num_rows < 2:
         return True
     return _ascending(_micros(table.column(column)))
+
+
+def _sorted(table: pa.Table, column: str) -> pa.Table:
+    return table if _ordered(table, column) else table.sort_by([(column, "ascending")])
+
+
+def _inside(times: pa.ChunkedArray, start: datetime, end: datetime) -> pa.ChunkedArray:
+    return pc.and_(
+        pc.greater_equal(times, pa.scalar(start, TS)), pc.less(times, pa.scalar(end, TS))
+    )
+
+
+def _within(table: pa.Table, times: pa.ChunkedArray, start: datetime, end: datetime) -> pa.Table:
+    """The rows whose time lies in [start, end); all of them without a copy when all do (a
+    window within one month or day: every tick, every monthly history run)."""
+    inside = _inside(times, start, end)
+    return table if pc.all(inside, skip_nulls=False).as_py() else table.filter(inside)
+
+
+def _files_in(month_dir: Path) -> list[Path]:
+    return sorted(month_dir.glob(FACT_FILES))
+
+
+def _is_month(name: str) -> bool:
+    try:
+        datetime.strptime(name, "%Y-%m")
+    except ValueError:
+        return False
+    return True
+
+
+def _has_day_files(month_dir: Path) -> bool:
+    return any(f.stem != month_dir.name for f in _files_in(month_dir))
+
+
+def _covers(target: Path, start: datetime, end: datetime) -> bool:
+    """Whether [start, end) holds the whole span a month (`YYYY-MM`) or day file is for."""
+    span_start = datetime.fromisoformat(
+        target.stem if len(target.stem) > 7 else f"{target.stem}-01"
+    ).replace(tzinfo=UTC)
+    span_end = next_day(span_start) if len(target.stem) > 7 else next_month(span_start)
+    return start <= span_start and end >= span_end
+
+
+def _fill(name: str, table: pa.Table) -> Callable[[Path], None]:
+    def fill(directory: Path) -> None:
+        _write_parquet(table)(directory / name)
+
+    return fill
 
 
 def _micros(times: pa.ChunkedArray) -> np.ndarray:
@@ -269,21 +326,36 @@ class Warehouse(dg.ConfigurableResource):
     def fact_dir(self, table: str) -> Path:
         return self.path / "facts" / table
 
-    def fact_file(self, table: str, integration_id: str, month: datetime) -> Path:
-        return self.fact_dir(table) / integration_id / f"{month:%Y-%m}.parquet"
+    def month_dir(self, table: str, owner: str, month: datetime) -> Path:
+        """Where one owner's rows of one UTC month are: its month file once the month is
+        closed, day files while it is open (a tick rewrites a day, not the month to date)."""
+        return self.fact_dir(table) / owner / f"{month:%Y-%m}"
+
+    def fact_file(self, table: str, owner: str, month: datetime) -> Path:
+        """The month file of a closed month (and of a month a history run wrote whole)."""
+        return self.month_dir(table, owner, month) / f"{month:%Y-%m}.parquet"
+
+    def day_file(self, table: str, owner: str, day: datetime) -> Path:
+        return self.month_dir(table, owner, day) / f"{day:%Y-%m-%d}.parquet"
 
     def placeholder_file(self, table: str) -> Path:
         """An empty file with the table's columns, so the table's views read no rows rather
         than fail before the first import."""
-        return self.fact_dir(table) / "_schema" / "empty.parquet"
+        return self.fact_dir(table) / "_schema" / "empty" / "empty.parquet"
 
     def owner_files(self, table: str, owner: str) -> list[Path]:
-        """One owner's month files of a fact table, after the table's placeholder: what a
-        query about one integration reads instead of every integration's files."""
+        """One owner's fact files, after the table's placeholder: what a query about one
+        integration reads instead of every integration's files."""
         return [
             self.placeholder_file(table),
-            *sorted((self.fact_dir(table) / owner).glob("*.parquet")),
+            *sorted((self.fact_dir(table) / owner).glob(f"*/{FACT_FILES}")),
         ]
+
+    @property
+    def staging_dir(self) -> Path:
+        """Where a month's new directory is built before it is swapped in (outside the views'
+        globs, on the warehouse's file system)."""
+        return self.path / "staging"
 
     def mapping_file(self, name: str) -> Path:
         return self.path / "mappings" / f"{name}.parquet"
@@ -298,73 +370,160 @@ class Warehouse(dg.ConfigurableResource):
     def replace_window(
         self,
         table: str,
-        integration_id: str,
+        owner: str,
         start: datetime,
         end: datetime,
         frame: pd.DataFrame,
     ) -> int:
-        """Replace exactly [start, end) of one integration's rows in `table` with `frame`.
+        """Replace exactly [start, end) of one owner's rows in `table` with `frame`.
 
-        Idempotent: importing the same window twice leaves the same rows. Each month file is
-        swapped atomically; rows of other windows in the same file are kept as they were.
+        Idempotent: importing the same window twice leaves the same rows. Each file is swapped
+        atomically; rows of other windows in the same file are kept as they were. A window of
+        a whole month (history runs) writes the month file; a smaller one writes the day files
+        of its days, unless the month already has its month file; months that end before the
+        window starts are closed: their day files become one month file.
         """
         schema = FACT_SCHEMAS[table]
-        time_column = TIME_COLUMNS[table]
         incoming = _to_arrow(frame, schema) if len(frame) else schema.empty_table()
         times = self._times(incoming, table)
         written = 0
         for month_from, month_to in months(start, end):
-            target = self.fact_file(table, integration_id, month_from)
-            mask = pc.and_(
-                pc.greater_equal(times, pa.scalar(month_from, TS)),
-                pc.less(times, pa.scalar(month_to, TS)),
-            )
-            # A window within one month (every tick, every monthly history run) keeps all.
-            whole = pc.all(mask, skip_nulls=False).as_py()
-            rows = incoming if whole else incoming.filter(mask)
-            with self._lock(target):
-                kept = self._read_outside(target, table, month_from, month_to)
-                merged = pa.concat_tables([kept, rows]) if kept is not None else rows
-                if not _ordered(merged, time_column):
-                    merged = merged.sort_by([(time_column, "ascending")])
-                replace_atomically(target, _write_parquet(merged))
-                self._write_summary(table, integration_id, month_from, merged)
+            rows = _within(incoming, times, month_from, month_to)
+            with self._lock(self.month_dir(table, owner, month_from)):
+                self._replace_in_month(table, owner, month_from, month_to, rows)
             written += rows.num_rows
+        self._close_months(table, owner, before=start)
         return written
 
-    def _write_summary(
-        self, table: str, integration_id: str, month: datetime, facts: pa.Table
+    def _replace_in_month(
+        self, table: str, owner: str, start: datetime, end: datetime, rows: pa.Table
     ) -> None:
-        """Replace the summary of one fact file (called under the fact file's lock)."""
+        """[start, end) lies in one month; called under the month's lock."""
+        month = month_start(start)
+        month_file = self.fact_file(table, owner, month)
+        files = _files_in(self.month_dir(table, owner, month))
+        if start == month and end == next_month(month) and files and files != [month_file]:
+            self._write_month(table, owner, month, rows)  # a whole month over day files
+        elif month_file.exists() or (start == month and end == next_month(month)):
+            self._replace_in_file(table, month_file, start, end, rows)
+        else:
+            times = self._times(rows, table)
+            for day_from, day_to in days(start, end):
+                target = self.day_file(table, owner, day_from)
+                self._replace_in_file(
+                    table, target, day_from, day_to, _within(rows, times, day_from, day_to)
+                )
+
+    def _replace_in_file(
+        self, table: str, target: Path, start: datetime, end: datetime, rows: pa.Table
+    ) -> None:
+        """Replace [start, end) of one file (a window within its month or day) and its sums."""
+        if not target.exists() and rows.num_rows == 0:
+            return  # no file and nothing to put in it: a day with no rows has no file
+        kept = self._read_outside(target, table, start, end)
+        merged = pa.concat_tables([kept, rows]) if kept is not None else rows
+        merged = _sorted(merged, TIME_COLUMNS[table])
+        replace_atomically(target, _write_parquet(merged))
+        self._write_summary(table, target, merged)
+
+    def _close_months(self, table: str, owner: str, before: datetime) -> None:
+        """Turn the day files of each month that ends by `before` into one month file (the
+        open month's ticks wrote them; no tick writes that month again)."""
+        owner_dir = self.fact_dir(table) / owner
+        if not owner_dir.is_dir():
+            return
+        limit = f"{month_start(before):%Y-%m}"
+        for month_dir in sorted(owner_dir.iterdir()):
+            if month_dir.name >= limit or not _is_month(month_dir.name):
+                continue
+            month = datetime.strptime(month_dir.name, "%Y-%m").replace(tzinfo=UTC)
+            if not _has_day_files(month_dir):
+                continue
+            with self._lock(month_dir):
+                if _has_day_files(month_dir):  # another writer may have closed it meanwhile
+                    files = _files_in(month_dir)
+                    rows = [pq.read_table(f, schema=FACT_SCHEMAS[table]) for f in files]
+                    self._write_month(table, owner, month, pa.concat_tables(rows))
+
+    def _write_month(self, table: str, owner: str, month: datetime, rows: pa.Table) -> None:
+        """Make a month's directory hold one month file with `rows`, whatever it held before,
+        in one atomic swap per table (the day sums first: if the facts' swap never happens,
+        the day files are still there and the next write closes the month again)."""
+        rows = _sorted(rows, TIME_COLUMNS[table])
+        name = f"{month:%Y-%m}.parquet"
+        summary = self._summary_of(table, rows)
+        if summary is not None:
+            summary_dir = self.month_dir(SUMMARIES[table], owner, month)
+            replace_directory(summary_dir, _fill(name, summary), self.staging_dir)
+        replace_directory(self.month_dir(table, owner, month), _fill(name, rows), self.staging_dir)
+
+    def _summary_file(self, table: str, facts_file: Path) -> Path:
+        return self.fact_dir(SUMMARIES[table]) / facts_file.relative_to(self.fact_dir(table))
+
+    def _summary_of(self, table: str, facts: pa.Table) -> pa.Table | None:
         name = SUMMARIES.get(table)
         if name is None:
-            return
+            return None
         sql = _summary_sql(name)
         with duckdb.connect() as con:
             con.register("facts", facts)
             summary = con.sql(sql).to_arrow_table().cast(SUMMARY_SCHEMAS[name])
-        summary = summary.replace_schema_metadata({SUMMARY_VERSION_KEY: _version(sql)})
-        replace_atomically(self.fact_file(name, integration_id, month), _write_parquet(summary))
+        return summary.replace_schema_metadata({SUMMARY_VERSION_KEY: _version(sql)})
+
+    def _write_summary(self, table: str, facts_file: Path, facts: pa.Table) -> None:
+        """Replace the summary of one fact file (called under the fact file's month lock)."""
+        summary = self._summary_of(table, facts)
+        if summary is not None:
+            replace_atomically(self._summary_file(table, facts_file), _write_parquet(summary))
 
     def refresh_summaries(self) -> int:
         """Write the summaries of fact files that have none, an older one (a warehouse made
         before a summary existed, or a write interrupted between the two files) or one made
-        by another version of the summary's SQL; returns how many were written."""
+        by another version of the summary's SQL, and remove summaries whose fact file is gone;
+        returns how many were written."""
         refreshed = 0
         for table, name in SUMMARIES.items():
             version = _version(_summary_sql(name))
-            for target in sorted(self.fact_dir(table).glob("*/*.parquet")):
-                if target.parent.name == "_schema":
+            for target in sorted(self.fact_dir(table).glob(f"*/*/{FACT_FILES}")):
+                if target.parent.parent.name == "_schema":
                     continue
-                month = datetime.strptime(target.stem, "%Y-%m").replace(tzinfo=UTC)
-                summary = self.fact_file(name, target.parent.name, month)
-                with self._lock(target):
+                summary = self._summary_file(table, target)
+                with self._lock(target.parent):
                     if _current_summary(summary, target, version):
                         continue
                     facts = pq.read_table(target, schema=FACT_SCHEMAS[table])
-                    self._write_summary(table, target.parent.name, month, facts)
+                    self._write_summary(table, target, facts)
                 refreshed += 1
+            for summary in sorted(self.fact_dir(name).glob(f"*/*/{FACT_FILES}")):
+                facts_file = self.fact_dir(table) / summary.relative_to(self.fact_dir(name))
+                if summary.parent.parent.name != "_schema" and not facts_file.exists():
+                    with self._lock(facts_file.parent):
+                        if not facts_file.exists():
+                            summary.unlink(missing_ok=True)
         return refreshed
+
+    def migrate_layout(self) -> int:
+        """Move month files of the earlier layout (`<owner>/<YYYY-MM>.parquet`) into their
+        month's directory; returns how many were moved. Run before any write of this version."""
+        moved = 0
+        for table in {**FACT_SCHEMAS, **SUMMARY_SCHEMAS}:
+            for old in sorted(self.fact_dir(table).glob(f"*/{FACT_FILES}")):
+                if old.parent.name == "_schema":
+                    old.unlink(missing_ok=True)  # the earlier placeholder
+                    continue
+                if not _is_month(old.stem):
+                    continue
+                month_dir = old.parent / old.stem
+                with self._lock(month_dir):
+                    if _files_in(month_dir):
+                        raise RuntimeError(
+                            f"warehouse layout: both {old} (earlier layout) and files in "
+                            f"{month_dir} exist; move the rows of one into the other by hand"
+                        )
+                    month_dir.mkdir(parents=True, exist_ok=True)
+                    os.replace(old, month_dir / old.name)
+                moved += 1
+        return moved
 
     def _times(self, table: pa.Table, name: str) -> pa.ChunkedArray:
         if name == "rejected_rows":
@@ -375,8 +534,8 @@ class Warehouse(dg.ConfigurableResource):
     def _read_outside(
         self, target: Path, table: str, start: datetime, end: datetime
     ) -> pa.Table | None:
-        if not target.exists() or (start == month_start(start) and end == next_month(start)):
-            return None  # the window covers the file's whole month: nothing outside it
+        if not target.exists() or _covers(target, start, end):
+            return None  # the window covers the file's whole span: nothing outside it
         existing = pq.read_table(target, schema=FACT_SCHEMAS[table])
         times = self._times(existing, table)
         values = _micros(times)
@@ -386,28 +545,19 @@ class Warehouse(dg.ConfigurableResource):
             bounds = [pa.scalar(t, TS).cast(pa.int64()).as_py() for t in (start, end)]
             first, last = np.searchsorted(values, bounds, side="left")
             return pa.concat_tables([existing.slice(0, first), existing.slice(last)])
-        inside = pc.and_(
-            pc.greater_equal(times, pa.scalar(start, TS)), pc.less(times, pa.scalar(end, TS))
-        )
-        return existing.filter(pc.invert(inside))
+        return existing.filter(pc.invert(_inside(times, start, end)))
 
-    def read_window(
-        self, table: str, integration_id: str, start: datetime, end: datetime
-    ) -> pd.DataFrame:
-        """Rows of one integration in [start, end), straight from the Parquet files."""
-        tables = []
-        for month_from, _ in months(start, end):
-            target = self.fact_file(table, integration_id, month_from)
-            if target.exists():
-                tables.append(pq.read_table(target, schema=FACT_SCHEMAS[table]))
+    def read_window(self, table: str, owner: str, start: datetime, end: datetime) -> pd.DataFrame:
+        """Rows of one owner in [start, end), straight from the Parquet files."""
+        tables = [
+            pq.read_table(target, schema=FACT_SCHEMAS[table])
+            for month_from, _ in months(start, end)
+            for target in _files_in(self.month_dir(table, owner, month_from))
+        ]
         if not tables:
             return FACT_SCHEMAS[table].empty_table().to_pandas()
         merged = pa.concat_tables(tables)
-        times = self._times(merged, table)
-        inside = pc.and_(
-            pc.greater_equal(times, pa.scalar(start, TS)), pc.less(times, pa.scalar(end, TS))
-        )
-        return merged.filter(inside).to_pandas()
+        return _within(merged, self._times(merged, table), start, end).to_pandas()
 
     # -- registries (never deleted: queues stay when an integration goes) ---------------------
     def register_queues(self, integration_id: str, frame: pd.DataFrame) -> None:
@@ -505,6 +655,7 @@ class Warehouse(dg.ConfigurableResource):
                     con.execute(sql)
                     con.execute("CHECKPOINT")
 
+            self.migrate_layout()  # before the views that read the layout it moves files to
             self.refresh_summaries()  # new views may read summaries older files lack
             replace_atomically(self.catalog_path, build)
             replace_atomically(stamp, lambda tmp: tmp.write_text(version))

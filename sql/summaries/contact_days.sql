@@ -1,6 +1,6 @@
 -- Day sums of one contact_intervals file (`facts`: the file's rows), stored beside it as
--- facts/contact_days/<integration>/<month>.parquet and re-summed by the contact_days view
--- (a local day can straddle two UTC-month files). Written with every fact file, so day-level
+-- facts/contact_days/<integration>/<month>/<the fact file's name> and re-summed by the
+-- contact_days view (a local day can straddle two UTC-day or UTC-month files). Written with every fact file, so day-level
 -- queries over years read thousands of rows per queue instead of every interval.
 SELECT integration_id,
        external_queue_id,

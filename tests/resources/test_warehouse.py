@@ -1,5 +1,6 @@
 """The Parquet warehouse and its read-only catalog, with real files and real DuckDB."""
 
+import itertools
 import json
 import shutil
 import subprocess
@@ -9,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import duckdb
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from etl.resources.sources import build_source
@@ -26,6 +28,14 @@ def count(warehouse) -> int:
     return int(warehouse.query("SELECT count(*) AS n FROM contact_intervals")["n"][0])
 
 
+def files(warehouse, table: str = "contact_intervals") -> list[str]:
+    """The table's files, relative to its folder, placeholder aside."""
+    folder = warehouse.fact_dir(table)
+    return sorted(
+        str(p.relative_to(folder)) for p in folder.rglob("*.parquet") if "_schema" not in p.parts
+    )
+
+
 def test_empty_warehouse_has_queryable_views(warehouse):
     warehouse.ensure_catalog()
     for view in ("contact_intervals", "queue_intervals", "queue_days", "rejected_rows", "queues"):
@@ -34,11 +44,13 @@ def test_empty_warehouse_has_queryable_views(warehouse):
 
 def test_replace_window_is_idempotent_and_keeps_other_windows(warehouse):
     a = datetime(2026, 10, 31, 22, tzinfo=UTC)
-    b = a + timedelta(hours=4)  # crosses into November: two month files
+    b = a + timedelta(hours=4)  # crosses into November: a day file in each month
     warehouse.replace_window("contact_intervals", "sim15", a, b, frame(a, b))
     assert count(warehouse) == 2 * 16
-    months = sorted(p.name for p in warehouse.fact_dir("contact_intervals").glob("sim15/*"))
-    assert months == ["2026-10.parquet", "2026-11.parquet"]
+    assert files(warehouse) == [
+        "sim15/2026-10/2026-10-31.parquet",
+        "sim15/2026-11/2026-11-01.parquet",
+    ]
     middle = a + timedelta(hours=1), a + timedelta(hours=3)
     changed = frame(*middle, seed=99)
     for _ in range(2):
@@ -109,7 +121,7 @@ def stored_frame(warehouse, start: datetime, end: datetime, seed: int = 7) -> pd
     return rows
 
 
-def test_day_summaries_equal_the_intervals_across_month_files(warehouse):
+def test_day_summaries_equal_the_intervals_across_files(warehouse):
     # Berlin's 1 November starts at 23:00 UTC on 31 October: one local day, two month files.
     a = datetime(2026, 10, 31, 12, tzinfo=UTC)
     b = datetime(2026, 11, 2, 0, tzinfo=UTC)
@@ -118,8 +130,15 @@ def test_day_summaries_equal_the_intervals_across_month_files(warehouse):
     warehouse.replace_window(
         "contact_intervals", "sim15", *revised, stored_frame(warehouse, *revised, seed=99)
     )
-    summaries = sorted(p.name for p in warehouse.fact_dir("contact_days").glob("sim15/*"))
-    assert summaries == ["2026-10.parquet", "2026-11.parquet"]
+    summaries = files(warehouse, "contact_days")
+    assert (
+        summaries
+        == files(warehouse)
+        == [
+            "sim15/2026-10/2026-10-31.parquet",
+            "sim15/2026-11/2026-11-01.parquet",
+        ]
+    )
     expected = warehouse.query(DAY_SUMS_FROM_INTERVALS)
     assert len(expected) == 2 * 3  # 2 queues x 31 Oct, 1 Nov, 2 Nov (local)
     pd.testing.assert_frame_equal(warehouse.query(DAY_SUMS), expected, check_dtype=False)
@@ -130,7 +149,7 @@ def test_missing_or_stale_summaries_are_rebuilt_with_the_catalog(warehouse, monk
     warehouse.replace_window("contact_intervals", "sim15", a, b, stored_frame(warehouse, a, b))
     assert warehouse.refresh_summaries() == 0  # written with the facts: nothing to redo
     expected = warehouse.query(DAY_SUMS_FROM_INTERVALS)
-    summary = warehouse.fact_file("contact_days", "sim15", datetime(2026, 11, 1, tzinfo=UTC))
+    summary = warehouse.day_file("contact_days", "sim15", datetime(2026, 11, 3, tzinfo=UTC))
     summary.unlink()  # as in a warehouse written before summaries existed
     assert warehouse.refresh_summaries() == 1
     assert warehouse.refresh_summaries() == 0  # nothing stale: nothing rewritten
@@ -240,3 +259,154 @@ def test_a_read_is_repeated_only_when_a_file_was_replaced_under_it():
     with pytest.raises(duckdb.IOException):
         read_retrying(always_racing)
     assert len(calls) == 3
+
+
+NOVEMBER = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+def write_hours(warehouse, start: datetime, hours: int = 2, seed: int = 7) -> None:
+    end = start + timedelta(hours=hours)
+    warehouse.replace_window(
+        "contact_intervals", "sim15", start, end, stored_frame(warehouse, start, end, seed)
+    )
+
+
+NOVEMBER_ROWS = """
+    SELECT * FROM contact_intervals WHERE interval_start < TIMESTAMPTZ '2026-12-01 00:00+00'
+    ORDER BY ALL
+"""
+
+
+def test_the_open_month_is_written_as_days_and_closed_into_one_month_file(warehouse):
+    for day, hour in ((0, 3), (14, 10), (29, 22)):  # ticks through November
+        write_hours(warehouse, NOVEMBER + timedelta(days=day, hours=hour))
+    days = ["2026-11-01", "2026-11-15", "2026-11-30"]
+    assert files(warehouse) == [f"sim15/2026-11/{day}.parquet" for day in days]
+    assert files(warehouse, "contact_days") == files(warehouse)
+    # A December tick whose revision window reaches back into November writes a November day.
+    write_hours(warehouse, datetime(2026, 11, 30, 23, tzinfo=UTC), seed=8)
+    assert files(warehouse)[-2:] == [
+        "sim15/2026-11/2026-11-30.parquet",
+        "sim15/2026-12/2026-12-01.parquet",
+    ]
+    november = warehouse.query(NOVEMBER_ROWS)
+    assert len(november) == 3 * 2 * 8  # the re-imported hour replaced, not added
+    # The first write that starts after November closes it: one month file, the same rows.
+    write_hours(warehouse, datetime(2026, 12, 1, 1, tzinfo=UTC))
+    expected = ["sim15/2026-11/2026-11.parquet", "sim15/2026-12/2026-12-01.parquet"]
+    assert files(warehouse) == files(warehouse, "contact_days") == expected
+    pd.testing.assert_frame_equal(warehouse.query(NOVEMBER_ROWS), november)
+    assert count(warehouse) == len(november) + 3 * 8
+    pd.testing.assert_frame_equal(
+        warehouse.query(DAY_SUMS), warehouse.query(DAY_SUMS_FROM_INTERVALS), check_dtype=False
+    )
+    month = pq.read_table(warehouse.fact_file("contact_intervals", "sim15", NOVEMBER))
+    times = month.column("interval_start").to_pylist()
+    assert len(times) == len(november)
+    assert times == sorted(times)
+    assert not list(warehouse.staging_dir.iterdir())
+    # A closed month takes later re-imports (the sensor filling a hole) in its month file.
+    write_hours(warehouse, NOVEMBER + timedelta(days=20), seed=9)
+    assert files(warehouse) == expected
+    assert count(warehouse) == len(november) + 3 * 8 + 2 * 8
+
+
+def test_a_whole_month_replaces_its_day_files_with_a_month_file(warehouse):
+    write_hours(warehouse, NOVEMBER + timedelta(days=3))
+    write_hours(warehouse, NOVEMBER + timedelta(days=4))
+    december = datetime(2026, 12, 1, tzinfo=UTC)
+    whole = stored_frame(warehouse, NOVEMBER, NOVEMBER + timedelta(days=2), seed=3)
+    warehouse.replace_window("contact_intervals", "sim15", NOVEMBER, december, whole)
+    assert files(warehouse) == files(warehouse, "contact_days") == ["sim15/2026-11/2026-11.parquet"]
+    assert count(warehouse) == len(whole) == 2 * 24 * 8
+    stored = warehouse.read_window("contact_intervals", "sim15", NOVEMBER, december)
+    assert stored["offered"].sum() == whole["offered"].sum()
+
+
+def test_month_files_of_the_earlier_layout_are_moved_when_the_catalog_is_built(warehouse):
+    write_hours(warehouse, datetime(2026, 10, 31, 23, tzinfo=UTC))  # Oct 31 and Nov 1
+    expected = warehouse.query(DAY_SUMS_FROM_INTERVALS)
+    # Put the files where the earlier layout kept them: <owner>/<YYYY-MM>.parquet.
+    for table in ("contact_intervals", "contact_days"):
+        for path in warehouse.fact_dir(table).glob("sim15/*/*.parquet"):
+            path.rename(path.parent.parent / f"{path.parent.name}.parquet")
+            path.parent.rmdir()
+        placeholder = warehouse.placeholder_file(table)
+        placeholder.rename(warehouse.fact_dir(table) / "_schema" / "empty.parquet")
+        placeholder.parent.rmdir()
+    (warehouse.path / "wfm.duckdb.version").unlink()  # as a new version's views would
+    assert warehouse.ensure_catalog()
+    assert files(warehouse) == ["sim15/2026-10/2026-10.parquet", "sim15/2026-11/2026-11.parquet"]
+    assert files(warehouse, "contact_days") == files(warehouse)
+    assert not list(warehouse.fact_dir("contact_intervals").glob("_schema/*.parquet"))
+    assert count(warehouse) == 2 * 8
+    pd.testing.assert_frame_equal(warehouse.query(DAY_SUMS), expected, check_dtype=False)
+    # The next import writes in the new layout beside the moved files.
+    write_hours(warehouse, datetime(2026, 11, 2, tzinfo=UTC))
+    assert count(warehouse) == 4 * 8
+
+
+MONTH_READER = textwrap.dedent(
+    """
+    import json, os, sys, time, duckdb
+    path, stop = sys.argv[1], sys.argv[2]
+    con = duckdb.connect(path, read_only=True)
+    out = {"queries": 0, "errors": [], "seen": []}
+    while not os.path.exists(stop):
+        try:
+            rows = con.execute(
+                "SELECT strftime(interval_start, '%Y-%m') AS m, count(*) FROM contact_intervals "
+                "GROUP BY m ORDER BY m"
+            ).fetchall()
+            out["seen"].append(rows)
+            out["queries"] += 1
+        except Exception as exc:
+            out["errors"].append(repr(exc))
+    print(json.dumps(out))
+    """
+)
+
+
+def test_a_reader_never_sees_a_month_twice_or_partly_while_it_is_closed(warehouse, tmp_path):
+    # Each month gets three one-hour day writes; the first write into the next month closes
+    # it. Every count a reader sees must be one the writes left: a closed month has all three
+    # hours (never six: day files and month file together; never fewer: neither), a month
+    # being written has one, two or three.
+    def write(start: datetime) -> None:
+        end = start + timedelta(hours=1)
+        warehouse.replace_window("contact_intervals", "sim15", start, end, frame(start, end))
+
+    first = datetime(2024, 1, 1, tzinfo=UTC)
+    write(first)
+    warehouse.ensure_catalog()
+    stop = tmp_path / "stop"
+    reader = subprocess.Popen(
+        [sys.executable, "-c", MONTH_READER, str(warehouse.catalog_path), str(stop)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    months = [first.replace(year=2024 + m // 12, month=m % 12 + 1) for m in range(24)]
+    try:
+        for month, following in itertools.pairwise(months):
+            write(month + timedelta(days=1))
+            write(month + timedelta(days=2))
+            write(following)  # closes `month`
+    finally:
+        stop.touch()
+        out, err = reader.communicate(timeout=60)
+    assert reader.returncode == 0, err
+    report = json.loads(out)
+    assert report["queries"] > 20
+    unexpected = [e for e in report["errors"] if not any(m in e for m in REOPEN_RACE_MESSAGES)]
+    assert unexpected == []
+    names = [f"{m:%Y-%m}" for m in months]
+    for seen in report["seen"]:
+        got = [name for name, _ in seen]
+        assert got == names[: len(got)]  # no month missing
+        assert all(n == 3 * 8 for _, n in seen[:-1]), seen  # closed months: whole, once
+        assert seen[-1][1] in (8, 16, 24)
+    assert len(report["errors"]) <= max(1, report["queries"] // 20), report["errors"]
+    closed = [f"sim15/{name}/{name}.parquet" for name in names[:-1]]
+    assert files(warehouse) == [*closed, f"sim15/{names[-1]}/{names[-1]}-01.parquet"]
+    print(f"{report['queries']} queries, {len(report['errors'])} repeated")
