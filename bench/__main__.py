@@ -31,7 +31,7 @@ from bench.workloads import Workload, history_workload, load_postgres_table, wri
 from etl.assets.contacts import CONTACTS_KIND
 from etl.assets.import_log import import_log_frame, log_import
 from etl.instance import RANGE_RUN_ENV, RUN_LAUNCHER, max_concurrent_runs
-from etl.partitions import months
+from etl.partitions import month_start, months
 from etl.resources.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -334,6 +334,18 @@ def import_log_history(
         log_import(warehouse, log.assign(rows_written=rows_per_hour), month_from, month_to)
 
 
+def load_contacts(
+    warehouse: Warehouse, integration_id: str, frame: pd.DataFrame, start: datetime, end: datetime
+) -> None:
+    """Store the simulator's rows of [start, end) as one of the tick's integrations."""
+    times = frame["interval_start"]
+    rows = frame[(times >= start) & (times < end)].assign(integration_id=integration_id)
+    rows["interval_start_local"] = (
+        rows["interval_start"].dt.tz_convert("Europe/Berlin").dt.tz_localize(None)
+    )
+    warehouse.replace_window("contact_intervals", integration_id, start, end, rows)
+
+
 def part_tick(report: Report, queues: int, integrations: int, history_start: datetime) -> None:
     """`integrations` simulator integrations of `queues` queues, each one 15-minute tick
     (current hour + 2 h revision window) as its own run process. Each has its history behind
@@ -365,15 +377,10 @@ def part_tick(report: Report, queues: int, integrations: int, history_start: dat
 
         warehouse = Warehouse(root=env["WFM_WAREHOUSE_DIR"])
         parsed = parse_integrations({"integrations": configs})
-        first = build_source(parsed[0]).contacts(month, now.replace(minute=0)).frame
+        source = build_source(parsed[0])
+        first = source.contacts(month, now.replace(minute=0)).frame
         for integration in parsed:  # month to date, as earlier ticks would have left it
-            frame = first.assign(integration_id=integration.id)
-            frame["interval_start_local"] = (
-                frame["interval_start"].dt.tz_convert("Europe/Berlin").dt.tz_localize(None)
-            )
-            warehouse.replace_window(
-                "contact_intervals", integration.id, month, now.replace(minute=0), frame
-            )
+            load_contacts(warehouse, integration.id, first, month, now.replace(minute=0))
             import_log_history(
                 warehouse, integration.id, history_start, now.replace(minute=0), queues * 4
             )
@@ -387,8 +394,9 @@ def part_tick(report: Report, queues: int, integrations: int, history_start: dat
             "<= 60 s",
             wall <= 60,
             note=f"history from {history_start:%Y-%m-%d} in each import log, month to date "
-            f"loaded: {len(first):,} rows per integration; {TICK_RUNS_AT_ONCE} runs at a time "
-            "(the project's run queue limit: one per core)",
+            f"loaded: {len(first):,} rows per integration (a file per day, as ticks leave "
+            f"it); {TICK_RUNS_AT_ONCE} runs at a time (the project's run queue limit: one per "
+            "core)",
         )
         # The same ticks again (re-imports: the same work) with Dagster's default limit.
         results, _ = range_runs(env, requests, DAGSTER_DEFAULT_RUNS_AT_ONCE)
@@ -398,6 +406,30 @@ def part_tick(report: Report, queues: int, integrations: int, history_start: dat
             wall,
             "s",
             note="for comparison: Dagster's default max_concurrent_runs",
+        )
+        # The tick after a month's end, once its window has left the month: every integration
+        # closes the month (its day files become the month file) in the same tick.
+        previous = month_start(month - timedelta(days=1))
+        last_month = source.contacts(previous, month).frame
+        halfway = previous + timedelta(days=15)
+        for integration in parsed:  # as the previous month's ticks left it: a file per day
+            load_contacts(warehouse, integration.id, last_month, previous, halfway)
+            load_contacts(warehouse, integration.id, last_month, halfway, month)
+        closing = month.replace(hour=2, minute=20)
+        requests = [(i.id, *tick_window(i, closing)) for i in parsed]
+        results, _ = range_runs(env, requests, TICK_RUNS_AT_ONCE)
+        wall = max(r["ended"] for r in results) - min(r["started"] for r in results)
+        closed = len(list(warehouse.fact_dir("contact_intervals").glob(f"*/{previous:%Y-%m}/*")))
+        report.add(
+            "tick closing the month: every integration closes the previous month",
+            wall,
+            "s",
+            "<= 60 s",
+            wall <= 60 and closed == len(parsed),
+            note=f"the tick of {closing:%H:%M} on the 1st ({TICK_RUNS_AT_ONCE} at a time): its "
+            f"window starts at the month's start, so each run turns the {len(last_month):,} "
+            f"rows of {previous:%B}'s day files into one month file; {closed} of "
+            f"{len(parsed)} month folders hold one file after it",
         )
     finally:
         drop_pg_database(dagster_pg)
