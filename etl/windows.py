@@ -78,9 +78,9 @@ def of_hours(hours: Iterable[datetime]) -> list[Window]:
 
 def chunks(windows: Iterable[Window], max_hours: int) -> Iterator[Window]:
     """Split windows at UTC month boundaries (the warehouse's file grain, so a chunk of a whole
-    month writes its month file once) and into pieces of at most `max_hours` (the backfill policy's chunk),
-    newest first. Pieces of a month are cut from the month's start, so chunk boundaries stay
-    the same from one sensor tick to the next."""
+    month writes its month file once) and into pieces of at most `max_hours` (the backfill
+    policy's chunk), newest first. Pieces of a month are cut from the month's start, so chunk
+    boundaries stay the same from one sensor tick to the next."""
     pieces: list[Window] = []
     for start, end in normalize(windows):
         cursor = start

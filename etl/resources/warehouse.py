@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zlib
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -313,6 +314,9 @@ class Warehouse(dg.ConfigurableResource):
     """Where facts, mappings and the analysts' catalog live (one folder, one catalog file)."""
 
     root: str
+    # A month is closed by the owner's first write that starts at least this many hours after
+    # its end, spread by owner (see `closes_at`); 0 closes at the first write after its end.
+    close_spread_hours: int = 24
 
     # -- layout -------------------------------------------------------------------------------
     @property
@@ -380,8 +384,8 @@ class Warehouse(dg.ConfigurableResource):
         Idempotent: importing the same window twice leaves the same rows. Each file is swapped
         atomically; rows of other windows in the same file are kept as they were. A window of
         a whole month (history runs) writes the month file; a smaller one writes the day files
-        of its days, unless the month already has its month file; months that end before the
-        window starts are closed: their day files become one month file.
+        of its days, unless the month already has its month file; earlier months whose time to
+        close has come by the window's start are closed: their day files become a month file.
         """
         schema = FACT_SCHEMAS[table]
         incoming = _to_arrow(frame, schema) if len(frame) else schema.empty_table()
@@ -392,7 +396,7 @@ class Warehouse(dg.ConfigurableResource):
             with self._lock(self.month_dir(table, owner, month_from)):
                 self._replace_in_month(table, owner, month_from, month_to, rows)
             written += rows.num_rows
-        self._close_months(table, owner, before=start)
+        self.close_months(table, owner, now=start)
         return written
 
     def _replace_in_month(
@@ -426,24 +430,38 @@ class Warehouse(dg.ConfigurableResource):
         replace_atomically(target, _write_parquet(merged))
         self._write_summary(table, target, merged)
 
-    def _close_months(self, table: str, owner: str, before: datetime) -> None:
-        """Turn the day files of each month that ends by `before` into one month file (the
-        open month's ticks wrote them; no tick writes that month again)."""
+    def closes_at(self, owner: str, month: datetime) -> datetime:
+        """When `owner`'s writes start closing `month`: its end plus an hour fixed per owner,
+        from 0 to `close_spread_hours` - 1. Closing a month of 500 queues takes about a second;
+        spread, the integrations' closes fall into different ticks of the next month's first
+        day instead of all into the first tick whose window has left the month."""
+        spread = (
+            zlib.crc32(owner.encode()) % self.close_spread_hours if self.close_spread_hours else 0
+        )
+        return next_month(month) + timedelta(hours=spread)
+
+    def close_months(self, table: str, owner: str, now: datetime) -> int:
+        """Turn the day files of each of `owner`'s months that `closes_at` by `now` into one
+        month file (the open month's ticks wrote them; no tick writes that month again);
+        returns how many months were closed. Every write calls it with its window's start."""
         owner_dir = self.fact_dir(table) / owner
         if not owner_dir.is_dir():
-            return
-        limit = f"{month_start(before):%Y-%m}"
+            return 0
+        limit = f"{month_start(now):%Y-%m}"
+        closed = 0
         for month_dir in sorted(owner_dir.iterdir()):
             if month_dir.name >= limit or not _is_month(month_dir.name):
                 continue
             month = datetime.strptime(month_dir.name, "%Y-%m").replace(tzinfo=UTC)
-            if not _has_day_files(month_dir):
+            if self.closes_at(owner, month) > now or not _has_day_files(month_dir):
                 continue
             with self._lock(month_dir):
                 if _has_day_files(month_dir):  # another writer may have closed it meanwhile
                     files = _files_in(month_dir)
                     rows = [pq.read_table(f, schema=FACT_SCHEMAS[table]) for f in files]
                     self._write_month(table, owner, month, pa.concat_tables(rows))
+                    closed += 1
+        return closed
 
     def _write_month(self, table: str, owner: str, month: datetime, rows: pa.Table) -> None:
         """Make a month's directory hold one month file with `rows`, whatever it held before,

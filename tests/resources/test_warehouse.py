@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -14,7 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from etl.resources.sources import build_source
-from etl.resources.warehouse import REOPEN_RACE_MESSAGES, SQL_DIR, read_retrying
+from etl.resources.warehouse import REOPEN_RACE_MESSAGES, SQL_DIR, Warehouse, read_retrying
 from tests.conftest import make_integration
 from tests.helpers import definitions, import_range
 
@@ -277,7 +278,13 @@ NOVEMBER_ROWS = """
 """
 
 
+def closing_at_once(warehouse: Warehouse) -> Warehouse:
+    """The same warehouse, closing a month at the first write that starts after its end."""
+    return Warehouse(root=warehouse.root, close_spread_hours=0)
+
+
 def test_the_open_month_is_written_as_days_and_closed_into_one_month_file(warehouse):
+    warehouse = closing_at_once(warehouse)
     for day, hour in ((0, 3), (14, 10), (29, 22)):  # ticks through November
         write_hours(warehouse, NOVEMBER + timedelta(days=day, hours=hour))
     days = ["2026-11-01", "2026-11-15", "2026-11-30"]
@@ -309,6 +316,21 @@ def test_the_open_month_is_written_as_days_and_closed_into_one_month_file(wareho
     write_hours(warehouse, NOVEMBER + timedelta(days=20), seed=9)
     assert files(warehouse) == expected
     assert count(warehouse) == len(november) + 3 * 8 + 2 * 8
+
+
+def test_months_close_at_an_hour_spread_by_owner_over_the_next_day(warehouse):
+    owners = [f"tick_{n:02d}" for n in range(50)]
+    hours = Counter(warehouse.closes_at(owner, NOVEMBER).hour for owner in owners)
+    assert all(warehouse.closes_at(o, NOVEMBER).date().isoformat() == "2026-12-01" for o in owners)
+    assert max(hours.values()) <= 6  # fifty integrations: a handful close in any one hour
+    assert len(hours) >= 16
+    write_hours(warehouse, NOVEMBER + timedelta(days=3))
+    due = warehouse.closes_at("sim15", NOVEMBER)
+    write_hours(warehouse, due - timedelta(hours=1))  # its window has left November: not yet
+    assert files(warehouse)[0] == "sim15/2026-11/2026-11-04.parquet"
+    write_hours(warehouse, due)
+    assert files(warehouse)[0] == "sim15/2026-11/2026-11.parquet"
+    assert warehouse.close_months("contact_intervals", "sim15", due) == 0  # nothing left to do
 
 
 def test_a_whole_month_replaces_its_day_files_with_a_month_file(warehouse):
@@ -372,6 +394,8 @@ def test_a_reader_never_sees_a_month_twice_or_partly_while_it_is_closed(warehous
     # it. Every count a reader sees must be one the writes left: a closed month has all three
     # hours (never six: day files and month file together; never fewer: neither), a month
     # being written has one, two or three.
+    warehouse = closing_at_once(warehouse)
+
     def write(start: datetime) -> None:
         end = start + timedelta(hours=1)
         warehouse.replace_window("contact_intervals", "sim15", start, end, frame(start, end))
