@@ -434,3 +434,23 @@ def test_a_reader_never_sees_a_month_twice_or_partly_while_it_is_closed(warehous
     closed = [f"sim15/{name}/{name}.parquet" for name in names[:-1]]
     assert files(warehouse) == [*closed, f"sim15/{names[-1]}/{names[-1]}-01.parquet"]
     print(f"{report['queries']} queries, {len(report['errors'])} repeated")
+
+
+def test_day_sums_are_mended_after_a_close_stopped_between_its_two_swaps(warehouse):
+    # A close swaps the day sums' folder first, then the facts': a crash in between leaves the
+    # month's sums beside the facts' day files. Building the catalog mends it, and so would the
+    # next close (the day files are still there).
+    for day in (3, 4):
+        write_hours(warehouse, NOVEMBER + timedelta(days=day))
+    expected = warehouse.query(DAY_SUMS_FROM_INTERVALS)
+    sums = warehouse.month_dir("contact_days", "sim15", NOVEMBER)
+    month_sums = warehouse._summary_of(
+        "contact_intervals",
+        pq.read_table(warehouse.month_dir("contact_intervals", "sim15", NOVEMBER)),
+    )
+    for old in sums.iterdir():
+        old.unlink()
+    pq.write_table(month_sums, sums / "2026-11.parquet")
+    assert warehouse.refresh_summaries() == 2  # the two days' sums written again
+    assert files(warehouse, "contact_days") == files(warehouse)  # the month's sum removed
+    pd.testing.assert_frame_equal(warehouse.query(DAY_SUMS), expected, check_dtype=False)
