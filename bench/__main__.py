@@ -564,11 +564,28 @@ def missed_by(figure: Figure) -> str:
     return f"+{figure.value - bound:,.2f} ({figure.value / bound:.1f}x the target)"
 
 
+def previous_run(path: Path) -> tuple[str, list[str]]:
+    """When the results file `path` was written and its notes, so a run of some parts can say
+    where the figures it keeps come from and keep their notes."""
+    if not path.exists():
+        return "", []
+    text = path.read_text()
+    when = re.search(r"^Run (\d{4}-\d\d-\d\d \d\d:\d\d UTC)", text, re.MULTILINE)
+    notes = [
+        line
+        for section in re.findall(r"^## Notes[^\n]*\n\n((?:- [^\n]*\n)+)", text, re.MULTILINE)
+        for line in section.splitlines()
+    ]
+    return (when.group(1) if when else "an earlier run"), notes
+
+
 def write_results(report: Report, args: argparse.Namespace, workload: Workload) -> Path:
     suffix = "" if args.scale == 1 else f"-scale-{args.scale:g}"
     path = ROOT / "bench" / f"results{suffix}.md"
     previous = path.with_suffix(".json")
     partial = set(args.parts.split(",")) != set(ALL_PARTS.split(","))
+    kept_from = ""
+    kept_notes: list[str] = []
     if partial and previous.exists():  # a run of some parts keeps the other parts' figures
         fresh = {f.name for f in report.figures}
         kept = [
@@ -577,10 +594,17 @@ def write_results(report: Report, args: argparse.Namespace, workload: Workload) 
             if f["name"] not in fresh
         ]
         report.figures[:0] = kept
+        kept_from, kept_notes = previous_run(path)
     lines = [
         f"# Benchmark results{' (scale ' + format(args.scale, 'g') + ')' if suffix else ''}",
         "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}.",
+        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}"
+        + (
+            f" (parts {args.parts}; the other figures and their notes are kept from the "
+            f"results file written at {kept_from})."
+            if kept_from
+            else "."
+        ),
         f"Workload: {workload.queues} queues x {workload.days} days x 15-minute intervals, one "
         f"channel = {workload.rows:,} contact rows, as {workload.days} daily CSV files and one "
         "PostgreSQL table. Dagster instance on PostgreSQL, DAGSTER_EVENT_BATCH_SIZE="
@@ -599,6 +623,10 @@ def write_results(report: Report, args: argparse.Namespace, workload: Workload) 
         )
     if report.notes:
         lines += ["", "## Notes from this run", ""] + [f"- {n}" for n in report.notes]
+    fresh_notes = {re.sub(r"[\d.,]+", "#", n) for n in report.notes}
+    kept_notes = [n for n in kept_notes if re.sub(r"[\d.,]+", "#", n[2:]) not in fresh_notes]
+    if kept_notes:
+        lines += ["", f"## Notes kept from the results file of {kept_from}", "", *kept_notes]
     if ANALYSIS.exists():
         lines += ["", ANALYSIS.read_text().strip()]
     path.write_text("\n".join(lines) + "\n")
