@@ -339,6 +339,8 @@ def load_contacts(
     warehouse: Warehouse, integration_id: str, frame: pd.DataFrame, start: datetime, end: datetime
 ) -> None:
     """Store the simulator's rows of [start, end) as one of the tick's integrations."""
+    if start >= end:  # the first hour of a month: nothing of it before this tick
+        return
     times = frame["interval_start"]
     rows = frame[(times >= start) & (times < end)].assign(integration_id=integration_id)
     rows["interval_start_local"] = (
@@ -379,7 +381,11 @@ def part_tick(report: Report, queues: int, integrations: int, history_start: dat
         warehouse = Warehouse(root=env["WFM_WAREHOUSE_DIR"])
         parsed = parse_integrations({"integrations": configs})
         source = build_source(parsed[0])
-        first = source.contacts(month, now.replace(minute=0)).frame
+        first = (
+            source.contacts(month, now.replace(minute=0)).frame
+            if now.replace(minute=0) > month
+            else pd.DataFrame()
+        )
         for integration in parsed:  # month to date, as earlier ticks would have left it
             load_contacts(warehouse, integration.id, first, month, now.replace(minute=0))
             import_log_history(
