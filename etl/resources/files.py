@@ -15,6 +15,7 @@ import fcntl
 import os
 import shutil
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -93,12 +94,19 @@ def exchange(a: Path, b: Path) -> None:
         raise OSError(code, f"cannot exchange {a} and {b}: {os.strerror(code)}", a)
 
 
-def replace_directory(target: Path, fill: Callable[[Path], None], staging: Path) -> None:
+RETIRED_PREFIX = "retired-"
+
+
+def replace_directory(
+    target: Path, fill: Callable[[Path], None], staging: Path, keep_old_seconds: float = 60.0
+) -> None:
     """Give `target` the contents `fill(tmp)` puts in a new directory, in one atomic step.
 
     The new directory is built under `staging` (the same file system, outside every view's
-    glob), fsynced, then swapped with `target` (or renamed into place if there is none); the
-    old contents are removed after the swap.
+    glob), fsynced, then swapped with `target` (or renamed into place if there is none). The
+    old contents stay under `staging` for `keep_old_seconds`: a reader that opened the old
+    directory just before the swap still lists its files (and fails opening them by name,
+    which a retry mends) instead of an emptied folder, which would hide them without an error.
     """
     tmp = staging / uuid.uuid4().hex
     tmp.mkdir(parents=True)
@@ -114,8 +122,20 @@ def replace_directory(target: Path, fill: Callable[[Path], None], staging: Path)
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
             exchange(tmp, target)
+            if keep_old_seconds > 0:
+                os.rename(tmp, staging / f"{RETIRED_PREFIX}{time.time():.0f}-{tmp.name}")
         else:
             os.rename(tmp, target)
         _fsync_dir(target.parent)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        _remove_retired(staging, time.time() - keep_old_seconds)
+
+
+def _remove_retired(staging: Path, before: float) -> None:
+    """Remove the old contents that `replace_directory` kept and that were retired before
+    `before` (seconds since the epoch)."""
+    for child in staging.glob(f"{RETIRED_PREFIX}*"):
+        retired_at = child.name.removeprefix(RETIRED_PREFIX).split("-", 1)[0]
+        if retired_at.isdigit() and int(retired_at) < before:
+            shutil.rmtree(child, ignore_errors=True)

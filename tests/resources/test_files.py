@@ -2,7 +2,7 @@
 
 import pytest
 
-from etl.resources.files import exchange, replace_directory
+from etl.resources.files import RETIRED_PREFIX, exchange, replace_directory
 
 
 def test_replace_directory_swaps_the_whole_contents_and_leaves_no_staging(tmp_path):
@@ -17,6 +17,11 @@ def test_replace_directory_swaps_the_whole_contents_and_leaves_no_staging(tmp_pa
     replace_directory(target, fill, staging)
     assert sorted(p.name for p in target.iterdir()) == ["2026-11.parquet"]
     assert (target / "2026-11.parquet").read_text() == "month"
+    # The old contents stay a while, for a reader that opened the old directory just before.
+    (retired,) = staging.iterdir()
+    assert retired.name.startswith(RETIRED_PREFIX)
+    assert sorted(p.name for p in retired.iterdir()) == ["2026-11-01.parquet", "2026-11-02.parquet"]
+    replace_directory(target, fill, staging, keep_old_seconds=0)  # removes what is kept
     assert list(staging.iterdir()) == []
     fresh = tmp_path / "2026-12"  # no directory yet: renamed into place
     replace_directory(fresh, fill, staging)

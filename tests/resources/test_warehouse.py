@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from etl.resources.files import RETIRED_PREFIX
 from etl.resources.sources import build_source
 from etl.resources.warehouse import REOPEN_RACE_MESSAGES, SQL_DIR, Warehouse, read_retrying
 from tests.conftest import make_integration
@@ -311,7 +312,7 @@ def test_the_open_month_is_written_as_days_and_closed_into_one_month_file(wareho
     times = month.column("interval_start").to_pylist()
     assert len(times) == len(november)
     assert times == sorted(times)
-    assert not list(warehouse.staging_dir.iterdir())
+    assert all(p.name.startswith(RETIRED_PREFIX) for p in warehouse.staging_dir.iterdir())
     # A closed month takes later re-imports (the sensor filling a hole) in its month file.
     write_hours(warehouse, NOVEMBER + timedelta(days=20), seed=9)
     assert files(warehouse) == expected
