@@ -18,13 +18,15 @@ import subprocess
 import sys
 import time
 import uuid
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 import yaml
 
@@ -32,7 +34,7 @@ from bench.workloads import Workload, history_workload, load_postgres_table, wri
 from etl.assets.contacts import CONTACTS_KIND
 from etl.assets.import_log import import_log_frame, log_import
 from etl.instance import RANGE_RUN_ENV, RUN_LAUNCHER, max_concurrent_runs
-from etl.partitions import month_start, months, next_month
+from etl.partitions import days, month_start, months, next_month
 from etl.resources.warehouse import Warehouse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +49,7 @@ HISTORY_RUNS_AT_ONCE = 2
 # of them at once: the project sets one per core; Dagster's own default is 10.
 TICK_RUNS_AT_ONCE = max_concurrent_runs(os.environ)
 DAGSTER_DEFAULT_RUNS_AT_ONCE = 10
-ALL_PARTS = "floor,bookkeeping,csv,db,tick,remap,queries"
+ALL_PARTS = "floor,bookkeeping,csv,db,tick,remap,queries,dayfiles"
 
 
 @dataclass
@@ -58,15 +60,18 @@ class Figure:
     target: str = ""
     passed: bool | None = None
     note: str = ""
+    part: str = ""  # the `--parts` name that measures it
+    measured: str = ""  # when (UTC), so a figure kept from an earlier run says which
 
 
 @dataclass
 class Report:
     figures: list[Figure] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    part: str = ""  # the part now running: its figures are tagged with it
 
     def add(self, *args, **kwargs) -> Figure:
-        figure = Figure(*args, **kwargs)
+        figure = Figure(*args, **kwargs, part=self.part)
         figure.passed = None if figure.passed is None else bool(figure.passed)
         self.figures.append(figure)
         verdict = "" if figure.passed is None else ("PASS" if figure.passed else "FAIL")
@@ -414,41 +419,6 @@ def part_tick(report: Report, queues: int, integrations: int, history_start: dat
             "s",
             note="for comparison: Dagster's default max_concurrent_runs",
         )
-        # The ticks after a month's end close it, each integration at its own hour of the next
-        # month's first day (Warehouse.closes_at). Measured: the tick in which the most close.
-        # Two months back, so every hour of the next month's first day is in the past.
-        previous = month_start(month_start(month - timedelta(days=1)) - timedelta(days=1))
-        following = next_month(previous)
-        due = {i.id: warehouse.closes_at(i.id, previous) for i in parsed}
-        worst, closing = Counter(due.values()).most_common(1)[0]
-        last_month = source.contacts(previous, following).frame
-        halfway = previous + timedelta(days=15)
-        for integration in parsed:  # as the month's ticks left it: a file per day
-            load_contacts(warehouse, integration.id, last_month, previous, halfway)
-            load_contacts(warehouse, integration.id, last_month, halfway, following)
-            if due[integration.id] < worst:  # closed by an earlier tick of that day
-                warehouse.close_months("contact_intervals", integration.id, worst)
-        tick_at = worst + timedelta(hours=2, minutes=20)  # its window starts at `worst`
-        requests = [(i.id, *tick_window(i, tick_at)) for i in parsed]
-        results, _ = range_runs(env, requests, TICK_RUNS_AT_ONCE)
-        wall = max(r["ended"] for r in results) - min(r["started"] for r in results)
-        month_files = warehouse.fact_dir("contact_intervals").glob(
-            f"*/{previous:%Y-%m}/{previous:%Y-%m}.parquet"
-        )
-        closed = len(list(month_files))
-        expected = sum(1 for at in due.values() if at <= worst)
-        report.add(
-            "tick closing the month: the tick in which the most integrations close it",
-            wall,
-            "s",
-            "<= 60 s",
-            wall <= 60 and closed == expected,
-            note=f"the tick of {tick_at:%H:%M} on {following:%d %B} ({TICK_RUNS_AT_ONCE} at a "
-            f"time): {closing} of {len(parsed)} integrations turn the {len(last_month):,} rows "
-            f"of {previous:%B}'s day files into one month file in it (closes are spread over "
-            f"the first day by integration; {max(len(due) - expected, 0)} close later); "
-            f"{closed} of {len(parsed)} closed after it",
-        )
     finally:
         drop_pg_database(dagster_pg)
 
@@ -533,7 +503,16 @@ def part_remap_and_queries(report: Report, folder: Path, queues: int, end: datet
             note=note,
         )
 
-    queries = {
+    report.part = "queries"
+    for name, (sql, params) in analyst_queries(queues, datetime(2025, 3, 1, tzinfo=UTC)).items():
+        median = median_query_seconds(warehouse, sql, params)
+        report.add(name, median, "s", "< 1 s", median < 1)
+
+
+def analyst_queries(queues: int, month: datetime) -> dict[str, tuple[str, list]]:
+    """The two analyst queries of the issue: a daily roll-up over the whole history and one
+    queue's 15-minute intervals for `month`."""
+    return {
         "query: daily workload roll-up over the whole history": (
             "SELECT workload, day_local, sum(offered) AS offered, sum(handle_time_s) / "
             "sum(answered) AS aht_s FROM workload_days GROUP BY ALL ORDER BY ALL",
@@ -542,22 +521,99 @@ def part_remap_and_queries(report: Report, folder: Path, queues: int, end: datet
         "query: one queue's 15-minute intervals for a month": (
             "SELECT * FROM queue_intervals WHERE destination_queue = ? AND interval_start >= ? "
             "AND interval_start < ? ORDER BY interval_start",
-            [
-                f"history_csv/Q{queues - 1:04d}",
-                datetime(2025, 3, 1, tzinfo=UTC),
-                datetime(2025, 4, 1, tzinfo=UTC),
-            ],
+            [f"history_csv/Q{queues - 1:04d}", month, next_month(month)],
         ),
     }
-    for name, (sql, params) in queries.items():
-        timings = []
-        for _ in range(3):
-            with warehouse.connect() as con:
-                started = time.perf_counter()
-                con.execute(sql, params).fetchall()
-                timings.append(time.perf_counter() - started)
-        median = statistics.median(timings)
-        report.add(name, median, "s", "< 1 s", median < 1)
+
+
+def median_query_seconds(warehouse: Warehouse, sql: str, params: list, runs: int = 3) -> float:
+    """The median wall time of `runs` executions, each in a fresh read-only connection."""
+    timings = []
+    for _ in range(runs):
+        with warehouse.connect() as con:
+            started = time.perf_counter()
+            con.execute(sql, params).fetchall()
+            timings.append(time.perf_counter() - started)
+    return statistics.median(timings)
+
+
+def spread_over_folders(
+    source: Warehouse, target: Path, owners: int, day_months: int
+) -> tuple[Warehouse, int]:
+    """A copy of `source`'s history with its queues spread over `owners` integration folders
+    and its newest `day_months` months stored as day files, as a year of ticks leaves them (a
+    month keeps the file grain of its first write). The rows keep their integration id, so
+    the views read the same rows; only the files differ. Returns it and its file count."""
+    if target.exists():
+        shutil.rmtree(target)
+    copy = Warehouse(root=str(target))
+    table = "contact_intervals"
+    month_dirs = sorted(source.fact_dir(table).glob("*/*/"))
+    month_dirs = [d for d in month_dirs if d.parent.name != "_schema"]
+    as_days = {d.name for d in month_dirs[-day_months:]} if day_months else set()
+    files = 0
+    for month_dir in month_dirs:
+        month = datetime.strptime(month_dir.name, "%Y-%m").replace(tzinfo=UTC)
+        rows = pa.concat_tables(pq.read_table(f) for f in sorted(month_dir.glob("*.parquet")))
+        queue_ids = rows.column("external_queue_id")
+        folder = pc.index_in(queue_ids, value_set=pc.unique(queue_ids).sort()).to_numpy() % owners
+        spans = (
+            list(days(month, next_month(month)))
+            if month_dir.name in as_days
+            else [(month, next_month(month))]
+        )
+        for owner in range(owners):
+            mine = rows.filter(pa.array(folder == owner))
+            for start, end in spans:
+                owner_id = f"folder_{owner:02d}"
+                if len(spans) == 1:
+                    part, path = mine, copy.fact_file(table, owner_id, start)
+                else:
+                    part = mine.filter(_in_span(mine.column("interval_start"), start, end))
+                    path = copy.day_file(table, owner_id, start)
+                summary = copy._summary_file(table, path)
+                for file, data in ((path, part), (summary, copy._summary_of(table, part))):
+                    file.parent.mkdir(parents=True, exist_ok=True)
+                    pq.write_table(data, file, compression="zstd")
+                files += 1
+    for folder_name in ("registry", "mappings"):
+        if (source.path / folder_name).exists():
+            shutil.copytree(source.path / folder_name, target / folder_name)
+    copy.ensure_catalog()
+    return copy, files
+
+
+def _in_span(times: pa.ChunkedArray, start: datetime, end: datetime) -> pa.ChunkedArray:
+    return pc.and_(pc.greater_equal(times, pa.scalar(start)), pc.less(times, pa.scalar(end)))
+
+
+def part_day_files(report: Report, folder: Path, queues: int, end: datetime) -> None:
+    """What day files cost analysts: the two queries again on the history spread over 50
+    integration folders (as 50 integrations of 10 queues would store it), with month files
+    only and with the newest 12 months in day files (a year that ticks filled)."""
+    source = Warehouse(root=str(folder / "warehouse"))
+    newest = month_start(end - timedelta(days=1))
+    queries = analyst_queries(queues, newest)
+    seconds: dict[tuple[str, int], float] = {}
+    counts = {}
+    for day_months in (0, 12):
+        copy, counts[day_months] = spread_over_folders(
+            source, WORK / f"warehouse_50_folders_{day_months}", 50, day_months
+        )
+        for name, (sql, params) in queries.items():
+            seconds[name, day_months] = median_query_seconds(copy, sql, params)
+    for name in queries:
+        value = seconds[name, 12]
+        report.add(
+            f"{name}, 50 folders, newest year in day files",
+            value,
+            "s",
+            "< 1 s",
+            value < 1,
+            note=f"{counts[12]:,} fact files and as many day-sum files; with month files only "
+            f"({counts[0]:,} each) {seconds[name, 0]:.2f} s; the month queried is "
+            f"{newest:%B %Y}",
+        )
 
 
 def missed_by(figure: Figure) -> str:
@@ -590,24 +646,30 @@ def write_results(report: Report, args: argparse.Namespace, workload: Workload) 
     path = ROOT / "bench" / f"results{suffix}.md"
     previous = path.with_suffix(".json")
     partial = set(args.parts.split(",")) != set(ALL_PARTS.split(","))
+    now = f"{datetime.now(UTC):%Y-%m-%d %H:%M}"
+    for figure in report.figures:
+        figure.measured = figure.measured or now
     kept_from = ""
     kept_notes: list[str] = []
     if partial and previous.exists():  # a run of some parts keeps the other parts' figures
+        ran = set(args.parts.split(","))
         fresh = {f.name for f in report.figures}
         kept = [
             Figure(**{**f, "passed": {"True": True, "False": False}.get(f["passed"], f["passed"])})
             for f in json.loads(previous.read_text())
-            if f["name"] not in fresh
+            if f.get("part") not in ran and f["name"] not in fresh
         ]
         report.figures[:0] = kept
         kept_from, kept_notes = previous_run(path)
+    order = ALL_PARTS.split(",")
+    report.figures.sort(key=lambda f: order.index(f.part) if f.part in order else len(order))
     lines = [
         f"# Benchmark results{' (scale ' + format(args.scale, 'g') + ')' if suffix else ''}",
         "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}"
+        f"Run {now} UTC on {machine()}"
         + (
-            f" (parts {args.parts}; the other figures and their notes are kept from the "
-            f"results file written at {kept_from})."
+            f" (parts {args.parts}; the other figures are kept from earlier runs, and the "
+            "column `measured` says when each figure was measured)."
             if kept_from
             else "."
         ),
@@ -618,21 +680,22 @@ def write_results(report: Report, args: argparse.Namespace, workload: Workload) 
         f"{HISTORY_RUNS_AT_ONCE} at a time; ticks {TICK_RUNS_AT_ONCE} at a time (the project's "
         "run queue limit: one per core).",
         "",
-        "| figure | value | unit | target | result | missed by | note |",
-        "| --- | ---: | --- | --- | --- | --- | --- |",
+        "| figure | value | unit | target | result | missed by | measured | note |",
+        "| --- | ---: | --- | --- | --- | --- | --- | --- |",
     ]
     for f in report.figures:
         verdict = "" if f.passed is None else ("pass" if f.passed else "**fail**")
         lines.append(
             f"| {f.name} | {f.value:,.2f} | {f.unit} | {f.target} | {verdict} | {missed_by(f)} "
-            f"| {f.note} |"
+            f"| {f.measured} | {f.note} |"
         )
     if report.notes:
         lines += ["", "## Notes from this run", ""] + [f"- {n}" for n in report.notes]
     fresh_notes = {re.sub(r"[\d.,]+", "#", n) for n in report.notes}
     kept_notes = [n for n in kept_notes if re.sub(r"[\d.,]+", "#", n[2:]) not in fresh_notes]
     if kept_notes:
-        lines += ["", f"## Notes kept from the results file of {kept_from}", "", *kept_notes]
+        lines += ["", f"## Notes kept from earlier runs (the last written at {kept_from})", ""]
+        lines += kept_notes
     if ANALYSIS.exists():
         lines += ["", ANALYSIS.read_text().strip()]
     path.write_text("\n".join(lines) + "\n")
@@ -662,19 +725,28 @@ def main(argv: list[str] | None = None) -> int:
         f"generating the CSV files took {time.perf_counter() - started:.0f} s "
         "(set-up, not timed; reused when present)"
     )
+    report.part = "floor"
     floor = part_floor(report, csv_dir, workload.rows) if "floor" in parts else None
     if "bookkeeping" in parts:
+        report.part = "bookkeeping"
         part_bookkeeping(report, workload, floor)
     project = None
     if "csv" in parts:
+        report.part = "csv"
         project = part_history(report, "csv", workload, csv_dir, floor)
     if "db" in parts:
+        report.part = "db"
         part_history(report, "database", workload, csv_dir, floor)
     if project is None and (WORK / "project_csv" / "warehouse").exists():
         project = WORK / "project_csv"  # the history a previous full run imported
     if project and ({"remap", "queries"} & parts):
+        report.part = "remap"
         part_remap_and_queries(report, project, queues, workload.end)
+    if project and "dayfiles" in parts:
+        report.part = "dayfiles"
+        part_day_files(report, project, queues, workload.end)
     if "tick" in parts:
+        report.part = "tick"
         part_tick(report, queues, max(2, round(50 * args.scale)), workload.start)
     print(f"results: {write_results(report, args, workload)}")
     return 0 if all(f.passed is not False for f in report.figures) else 1

@@ -5,7 +5,7 @@
 -- import_log_files(): where the log of every integration lies. imports_of(files) reads the
 -- log from the given files: the coverage check passes its own integration's files, so
 -- what it reads does not grow with the other integrations' history (every integration's log
--- is a file per closed month and per day of the open month).
+-- is a file per month a history run wrote whole and per day of the months ticks wrote).
 CREATE OR REPLACE MACRO import_log_files() AS '{warehouse}/facts/import_log/*/*/*.parquet';
 
 CREATE OR REPLACE MACRO imports_of(files) AS TABLE

@@ -2,20 +2,23 @@
 
 DuckDB allows one writing process per database file and an analyst's open connection blocks a
 writer, so imports never write the DuckDB file. They replace Parquet files atomically under a
-per-month lock: a closed month is one file, the open month one file per UTC day (a tick
-rewrites its day, not the month to date), and a month's day files become its month file in
-one atomic swap of the month's directory once no tick writes it any more. The catalog
-(`wfm.duckdb`) holds only views over those files and is rebuilt under a temporary name and
-renamed into place when the view definitions change.
+per-month lock. A month keeps the file grain of its first write: a month a history run wrote
+whole is one month file; a month that ticks began (the open month) is one file per UTC day, so
+a tick rewrites its day, not the month to date. Rows never move from one file name to another:
+DuckDB expands a view's glob by listing each folder and then looking up every listed name by
+path, and it skips a name that is gone by then without an error, so a query running while rows
+moved between files (day files merged into a month file) could silently miss them. Replacing a
+file under the same name, adding a file or removing one whose rows are deleted is safe. The
+catalog (`wfm.duckdb`) holds only views over those files and is rebuilt under a temporary name
+and renamed into place when the view definitions change.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import zlib
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -28,7 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from etl.partitions import days, month_start, months, next_day, next_month
-from etl.resources.files import file_lock, replace_atomically, replace_directory
+from etl.resources.files import file_lock, replace_atomically
 
 T = TypeVar("T")
 
@@ -256,10 +259,6 @@ def _is_month(name: str) -> bool:
     return True
 
 
-def _has_day_files(month_dir: Path) -> bool:
-    return any(f.stem != month_dir.name for f in _files_in(month_dir))
-
-
 def _covers(target: Path, start: datetime, end: datetime) -> bool:
     """Whether [start, end) holds the whole span a month (`YYYY-MM`) or day file is for."""
     span_start = datetime.fromisoformat(
@@ -267,13 +266,6 @@ def _covers(target: Path, start: datetime, end: datetime) -> bool:
     ).replace(tzinfo=UTC)
     span_end = next_day(span_start) if len(target.stem) > 7 else next_month(span_start)
     return start <= span_start and end >= span_end
-
-
-def _fill(name: str, table: pa.Table) -> Callable[[Path], None]:
-    def fill(directory: Path) -> None:
-        _write_parquet(table)(directory / name)
-
-    return fill
 
 
 def _micros(times: pa.ChunkedArray) -> np.ndarray:
@@ -314,9 +306,6 @@ class Warehouse(dg.ConfigurableResource):
     """Where facts, mappings and the analysts' catalog live (one folder, one catalog file)."""
 
     root: str
-    # A month is closed by the owner's first write that starts at least this many hours after
-    # its end, spread by owner (see `closes_at`); 0 closes at the first write after its end.
-    close_spread_hours: int = 24
 
     # -- layout -------------------------------------------------------------------------------
     @property
@@ -331,12 +320,13 @@ class Warehouse(dg.ConfigurableResource):
         return self.path / "facts" / table
 
     def month_dir(self, table: str, owner: str, month: datetime) -> Path:
-        """Where one owner's rows of one UTC month are: its month file once the month is
-        closed, day files while it is open (a tick rewrites a day, not the month to date)."""
+        """Where one owner's rows of one UTC month are: one month file if its first write was
+        the whole month (a history run), else day files (a tick rewrites a day, not the month
+        to date)."""
         return self.fact_dir(table) / owner / f"{month:%Y-%m}"
 
     def fact_file(self, table: str, owner: str, month: datetime) -> Path:
-        """The month file of a closed month (and of a month a history run wrote whole)."""
+        """The file of a month whose first write was the whole month (a history run)."""
         return self.month_dir(table, owner, month) / f"{month:%Y-%m}.parquet"
 
     def day_file(self, table: str, owner: str, day: datetime) -> Path:
@@ -354,12 +344,6 @@ class Warehouse(dg.ConfigurableResource):
             self.placeholder_file(table),
             *sorted((self.fact_dir(table) / owner).glob(f"*/{FACT_FILES}")),
         ]
-
-    @property
-    def staging_dir(self) -> Path:
-        """Where a month's new directory is built before it is swapped in (outside the views'
-        globs, on the warehouse's file system)."""
-        return self.path / "staging"
 
     def mapping_file(self, name: str) -> Path:
         return self.path / "mappings" / f"{name}.parquet"
@@ -382,10 +366,10 @@ class Warehouse(dg.ConfigurableResource):
         """Replace exactly [start, end) of one owner's rows in `table` with `frame`.
 
         Idempotent: importing the same window twice leaves the same rows. Each file is swapped
-        atomically; rows of other windows in the same file are kept as they were. A window of
-        a whole month (history runs) writes the month file; a smaller one writes the day files
-        of its days, unless the month already has its month file; earlier months whose time to
-        close has come by the window's start are closed: their day files become a month file.
+        atomically; rows of other windows in the same file are kept as they were. A month keeps
+        the grain of its first write: a whole month (a history run) into an empty month writes
+        its month file; anything else writes the day files of its days, unless the month has a
+        month file, which then takes the window.
         """
         schema = FACT_SCHEMAS[table]
         incoming = _to_arrow(frame, schema) if len(frame) else schema.empty_table()
@@ -396,84 +380,43 @@ class Warehouse(dg.ConfigurableResource):
             with self._lock(self.month_dir(table, owner, month_from)):
                 self._replace_in_month(table, owner, month_from, month_to, rows)
             written += rows.num_rows
-        self.close_months(table, owner, now=start)
         return written
 
     def _replace_in_month(
         self, table: str, owner: str, start: datetime, end: datetime, rows: pa.Table
     ) -> None:
-        """[start, end) lies in one month; called under the month's lock."""
+        """[start, end) lies in one month; called under the month's lock. Rows stay in the
+        file they were first written to (see the module's docstring for why)."""
         month = month_start(start)
         month_file = self.fact_file(table, owner, month)
-        files = _files_in(self.month_dir(table, owner, month))
-        if start == month and end == next_month(month) and files and files != [month_file]:
-            self._write_month(table, owner, month, rows)  # a whole month over day files
-        elif month_file.exists() or (start == month and end == next_month(month)):
+        whole = start == month and end == next_month(month)
+        if month_file.exists() or (whole and not _files_in(month_file.parent)):
             self._replace_in_file(table, month_file, start, end, rows)
-        else:
-            times = self._times(rows, table)
-            for day_from, day_to in days(start, end):
-                target = self.day_file(table, owner, day_from)
-                self._replace_in_file(
-                    table, target, day_from, day_to, _within(rows, times, day_from, day_to)
-                )
+            return
+        times = self._times(rows, table)
+        for day_from, day_to in days(start, end):
+            target = self.day_file(table, owner, day_from)
+            self._replace_in_file(
+                table, target, day_from, day_to, _within(rows, times, day_from, day_to)
+            )
 
     def _replace_in_file(
         self, table: str, target: Path, start: datetime, end: datetime, rows: pa.Table
     ) -> None:
-        """Replace [start, end) of one file (a window within its month or day) and its sums."""
+        """Replace [start, end) of one file (a window within its month or day) and its sums; a
+        file left with no rows is removed (its rows are deleted, none move elsewhere)."""
         if not target.exists() and rows.num_rows == 0:
             return  # no file and nothing to put in it: a day with no rows has no file
         kept = self._read_outside(target, table, start, end)
         merged = pa.concat_tables([kept, rows]) if kept is not None else rows
+        if merged.num_rows == 0:
+            target.unlink()
+            if table in SUMMARIES:
+                self._summary_file(table, target).unlink(missing_ok=True)
+            return
         merged = _sorted(merged, TIME_COLUMNS[table])
         replace_atomically(target, _write_parquet(merged))
         self._write_summary(table, target, merged)
-
-    def closes_at(self, owner: str, month: datetime) -> datetime:
-        """When `owner`'s writes start closing `month`: its end plus an hour fixed per owner,
-        from 0 to `close_spread_hours` - 1. Closing a month of 500 queues takes about a second;
-        spread, the integrations' closes fall into different ticks of the next month's first
-        day instead of all into the first tick whose window has left the month."""
-        spread = (
-            zlib.crc32(owner.encode()) % self.close_spread_hours if self.close_spread_hours else 0
-        )
-        return next_month(month) + timedelta(hours=spread)
-
-    def close_months(self, table: str, owner: str, now: datetime) -> int:
-        """Turn the day files of each of `owner`'s months that `closes_at` by `now` into one
-        month file (the open month's ticks wrote them; no tick writes that month again);
-        returns how many months were closed. Every write calls it with its window's start."""
-        owner_dir = self.fact_dir(table) / owner
-        if not owner_dir.is_dir():
-            return 0
-        limit = f"{month_start(now):%Y-%m}"
-        closed = 0
-        for month_dir in sorted(owner_dir.iterdir()):
-            if month_dir.name >= limit or not _is_month(month_dir.name):
-                continue
-            month = datetime.strptime(month_dir.name, "%Y-%m").replace(tzinfo=UTC)
-            if self.closes_at(owner, month) > now or not _has_day_files(month_dir):
-                continue
-            with self._lock(month_dir):
-                if _has_day_files(month_dir):  # another writer may have closed it meanwhile
-                    files = _files_in(month_dir)
-                    rows = [pq.read_table(f, schema=FACT_SCHEMAS[table]) for f in files]
-                    self._write_month(table, owner, month, pa.concat_tables(rows))
-                    closed += 1
-        return closed
-
-    def _write_month(self, table: str, owner: str, month: datetime, rows: pa.Table) -> None:
-        """Make a month's directory hold one month file with `rows`, whatever it held before,
-        in one atomic swap per table (the day sums first: if the facts' swap never happens,
-        the day files are still there and the next write closes the month again)."""
-        rows = _sorted(rows, TIME_COLUMNS[table])
-        name = f"{month:%Y-%m}.parquet"
-        summary = self._summary_of(table, rows)
-        if summary is not None:
-            summary_dir = self.month_dir(SUMMARIES[table], owner, month)
-            replace_directory(summary_dir, _fill(name, summary), self.staging_dir)
-        replace_directory(self.month_dir(table, owner, month), _fill(name, rows), self.staging_dir)
 
     def _summary_file(self, table: str, facts_file: Path) -> Path:
         return self.fact_dir(SUMMARIES[table]) / facts_file.relative_to(self.fact_dir(table))
