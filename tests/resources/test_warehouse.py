@@ -349,6 +349,18 @@ def test_a_whole_month_into_an_empty_month_is_one_file_that_later_windows_rewrit
     assert changed["offered"].sum() == new["offered"].sum()
 
 
+def test_duckdb_skips_a_listed_file_it_cannot_find_without_an_error(tmp_path):
+    # Why rows never move between files: DuckDB's glob lists a folder, then looks each name up
+    # by path and drops the names it cannot find. A name gone between the two (a file a writer
+    # removed or a folder it swapped) vanishes from the query. A dangling link is such a name,
+    # deterministically. If a DuckDB upgrade turns this into an error, this test says so.
+    duckdb.sql(f"COPY (SELECT 1 AS a) TO '{tmp_path / 'kept.parquet'}'")
+    (tmp_path / "gone.parquet").symlink_to(tmp_path / "nowhere.parquet")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gone.parquet", "kept.parquet"]
+    rows = duckdb.sql(f"SELECT count(*) FROM '{tmp_path}/*.parquet'").fetchall()
+    assert rows == [(1,)]  # one of two listed files read, and no error
+
+
 def rows_by_file(warehouse) -> dict[tuple, str]:
     """Which file holds each stored row's key."""
     found = warehouse.query(
