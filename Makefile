@@ -12,7 +12,7 @@ export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 # The demo's database integration (london_db) reads the SQLite file `make demo` writes.
 export WFM_DEMO_DB_URL ?= sqlite:///$(WFM_HOME)/data/demo/crm.sqlite
 
-.PHONY: setup bytecode demo dev test lint format bench clean
+.PHONY: setup bytecode demo dev compact test lint format bench clean
 
 setup: $(STAMP)
 
@@ -34,6 +34,10 @@ demo: bytecode
 dev: bytecode
 	$(BIN)/wfm-etl init-home
 	$(BIN)/dagster dev -w workspace.yaml
+
+# Merge the day files of ended months into month files; stops if the catalog is open.
+compact: setup
+	$(BIN)/wfm-etl compact
 
 test: setup
 	$(BIN)/python -m pytest

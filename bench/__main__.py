@@ -588,22 +588,28 @@ def _in_span(times: pa.ChunkedArray, start: datetime, end: datetime) -> pa.Chunk
 
 
 def part_day_files(report: Report, folder: Path, queues: int, end: datetime) -> None:
-    """What day files cost analysts: the two queries again on the history spread over 50
-    integration folders (as 50 integrations of 10 queues would store it), with month files
-    only and with the newest 12 months in day files (a year that ticks filled)."""
+    """What day files cost analysts, and what compaction gives back: the two queries again on
+    the history spread over 50 integration folders (as 50 integrations of 10 queues would
+    store it), with month files only, with the newest 12 months in day files (a year that
+    ticks filled), and after `compact_months` merged those."""
     source = Warehouse(root=str(folder / "warehouse"))
     newest = month_start(end - timedelta(days=1))
     queries = analyst_queries(queues, newest)
-    seconds: dict[tuple[str, int], float] = {}
+    seconds: dict[tuple[str, str], float] = {}
     counts = {}
     for day_months in (0, 12):
         copy, counts[day_months] = spread_over_folders(
             source, WORK / f"warehouse_50_folders_{day_months}", 50, day_months
         )
         for name, (sql, params) in queries.items():
-            seconds[name, day_months] = median_query_seconds(copy, sql, params)
+            seconds[name, f"{day_months}"] = median_query_seconds(copy, sql, params)
+    started = time.perf_counter()
+    done = copy.compact_months(before=end)
+    compaction = time.perf_counter() - started
+    for name, (sql, params) in queries.items():
+        seconds[name, "compacted"] = median_query_seconds(copy, sql, params)
     for name in queries:
-        value = seconds[name, 12]
+        value = seconds[name, "12"]
         report.add(
             f"{name}, 50 folders, newest year in day files",
             value,
@@ -611,9 +617,17 @@ def part_day_files(report: Report, folder: Path, queues: int, end: datetime) -> 
             "< 1 s",
             value < 1,
             note=f"{counts[12]:,} fact files and as many day-sum files; with month files only "
-            f"({counts[0]:,} each) {seconds[name, 0]:.2f} s; the month queried is "
-            f"{newest:%B %Y}",
+            f"({counts[0]:,} each) {seconds[name, '0']:.2f} s; after compaction "
+            f"{seconds[name, 'compacted']:.2f} s; the month queried is {newest:%B %Y}",
         )
+    report.add(
+        "compaction: the newest year's day files of 50 folders into month files",
+        compaction,
+        "s",
+        note=f"{done.months} month folders merged (with their day sums), "
+        f"{done.files:,} files into {done.months}; "
+        f"{compaction / max(done.months, 1):.2f} s a month folder; busy: {done.busy or 'none'}",
+    )
 
 
 def missed_by(figure: Figure) -> str:

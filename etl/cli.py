@@ -1,4 +1,4 @@
-"""Command line: `wfm-etl demo|import|fill-gaps|summary|init-home`.
+"""Command line: `wfm-etl demo|import|fill-gaps|compact|summary|init-home`.
 
 Imports go through Dagster (the integration's job, range runs, the project's instance), so
 what the CLI does shows in the UI like any scheduled run.
@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from dagster._utils.warnings import BetaWarning, PreviewWarning
 
+from etl import clock
 from etl.backfills import QUIET, fill_gaps, import_in_chunks
 from etl.config import ConfigError, Settings, load_integrations
 from etl.definitions import MAPPINGS_JOB, build_definitions
@@ -189,6 +190,22 @@ def fill_gaps_command(args: argparse.Namespace) -> int:
     return 0 if all(run.success for run in runs) else 1
 
 
+def compact_command(warehouse: Warehouse, now: datetime) -> int:
+    """Merge the day files of months that ended at least a day ago; exit 1 if a connection to
+    the catalog stopped it (nothing half done: every month is merged whole or not at all)."""
+    done = warehouse.compact_months(before=now - timedelta(days=1))
+    print(f"compacted {done.months} month folders ({done.files} files into {done.months})")
+    if done.busy:
+        print(
+            "stopped: another process has the catalog open ("
+            + ", ".join(str(p) for p in done.busy)
+            + "); close analysts' connections, or run it again later",
+            file=sys.stderr,
+        )
+        return 1
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="wfm-etl", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -205,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     gaps.add_argument("integration")
     gaps.add_argument("--dry-run", action="store_true", help="only list the range runs")
+    sub.add_parser(
+        "compact",
+        help="merge the day files of ended months into month files (needs the catalog closed)",
+    )
     sub.add_parser("summary", help="rows per integration and table")
     sub.add_parser("init-home", help="create DAGSTER_HOME and its dagster.yaml")
     args = parser.parse_args(argv)
@@ -217,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
             return import_command(args)
         if args.command == "fill-gaps":
             return fill_gaps_command(args)
+        if args.command == "compact":
+            warehouse = Warehouse(root=str(Settings.from_env().warehouse_dir))
+            return compact_command(warehouse, clock.now())
         if args.command == "summary":
             print(summary(Warehouse(root=str(Settings.from_env().warehouse_dir))))
             return 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -189,3 +191,23 @@ def queued_instance(home) -> Iterator[dg.DagsterInstance]:
     queued = {"run_coordinator": {"module": "dagster", "class": "QueuedRunCoordinator"}}
     with dg.instance_for_test(temp_dir=str(home), overrides=queued) as instance:
         yield instance
+
+
+HOLD_OPEN = """
+import duckdb, sys
+con = duckdb.connect(sys.argv[1], read_only=True)
+print("open", flush=True)
+sys.stdin.read()
+"""
+
+
+def holding_open(path) -> subprocess.Popen:
+    """A process with a read-only connection to `path` until its stdin is closed."""
+    reader = subprocess.Popen(
+        [sys.executable, "-c", HOLD_OPEN, str(path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdout.readline().strip() == "open"
+    return reader

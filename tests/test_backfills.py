@@ -13,6 +13,7 @@ from dagster._daemon.backfill import execute_backfill_iteration
 from etl import cli
 from etl.backfills import fill_gaps, import_in_chunks
 from etl.partitions import HOUR, key_of
+from etl.resources.sources import build_source
 from tests.conftest import make_integration
 from tests.helpers import (
     GapSensorDriver,
@@ -20,6 +21,7 @@ from tests.helpers import (
     daemon_workspace,
     definitions,
     fixed_clock,
+    holding_open,
     queued_instance,
     windows_of,
 )
@@ -136,3 +138,33 @@ def test_cli_import_and_fill_gaps(configured, warehouse, monkeypatch, tmp_path, 
     assert cli.main(["fill-gaps", "backfilled", "--dry-run"]) == 0
     assert "range run(s)" in capsys.readouterr().out
     assert cli.main(["import", "nosuch", "2026-11-01", "2026-11-02"]) == 2
+
+
+def test_cli_compact_merges_ended_months_and_stops_while_the_catalog_is_open(
+    configured, warehouse, capsys
+):
+    for start in (at(3), at(4), datetime(2026, 12, 1, tzinfo=UTC)):
+        frame = build_source(make_integration(source={"seed": 5, "queues": 2})).contacts(
+            start, start + HOUR
+        )
+        warehouse.replace_window("contact_intervals", "sim15", start, start + HOUR, frame.frame)
+    warehouse.ensure_catalog()
+    november = warehouse.month_dir("contact_intervals", "sim15", at(1))
+    reader = holding_open(warehouse.catalog_path)
+    try:
+        with fixed_clock(datetime(2026, 12, 2, 1, tzinfo=UTC)):
+            assert cli.main(["compact"]) == 1
+        captured = capsys.readouterr()
+        assert "compacted 0 month folders" in captured.out
+        assert f"another process has the catalog open ({warehouse.catalog_path})" in captured.err
+        assert sorted(p.name for p in november.iterdir()) == [
+            "2026-11-03.parquet",
+            "2026-11-04.parquet",
+        ]
+    finally:
+        reader.communicate("")
+    with fixed_clock(datetime(2026, 12, 2, 1, tzinfo=UTC)):  # a day after November's end
+        assert cli.main(["compact"]) == 0
+    assert "compacted 1 month folders (2 files into 1)" in capsys.readouterr().out
+    assert [p.name for p in november.iterdir()] == ["2026-11.parquet"]
+    assert warehouse.query("SELECT count(*) AS n FROM contact_intervals")["n"][0] == 3 * 8

@@ -8,15 +8,20 @@ a tick rewrites its day, not the month to date. Rows never move from one file na
 DuckDB expands a view's glob by listing each folder and then looking up every listed name by
 path, and it skips a name that is gone by then without an error, so a query running while rows
 moved between files (day files merged into a month file) could silently miss them. Replacing a
-file under the same name, adding a file or removing one whose rows are deleted is safe. The
-catalog (`wfm.duckdb`) holds only views over those files and is rebuilt under a temporary name
-and renamed into place when the view definitions change.
+file under the same name, adding a file or removing one whose rows are deleted is safe.
+Merging an ended month's day files (`compact_months`, `wfm-etl compact`) happens only while no
+connection to the catalog is open, under DuckDB's own lock on it. The catalog (`wfm.duckdb`)
+holds only views over those files and is rebuilt under a temporary name and renamed into place
+when the view definitions change.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
+import time
+import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +36,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from etl.partitions import days, month_start, months, next_day, next_month
-from etl.resources.files import file_lock, replace_atomically
+from etl.resources.files import (
+    duckdb_files_locked,
+    file_lock,
+    replace_atomically,
+    replace_directory,
+)
 
 T = TypeVar("T")
 
@@ -183,9 +193,8 @@ MAPPING_SCHEMAS: dict[str, pa.Schema] = {
 
 # DuckDB (2.0.0) opens a Parquet file again by name when a scan starts, after reading its
 # footer: an import renaming a new version into place in between fails that one query with one
-# of these messages (README, known limitation; bench/reader_race.py). Likewise a day file that
-# was listed by a query's glob and then swapped out by the month file that replaced it ("No
-# such file"). Reading again succeeds.
+# of these messages (README, known limitation; bench/reader_race.py). Likewise a file that was
+# listed by a query's glob and then removed ("No such file"). Reading again succeeds.
 REOPEN_RACE_MESSAGES = (
     "TProtocolException",
     "don't know what type",
@@ -194,17 +203,27 @@ REOPEN_RACE_MESSAGES = (
     "No such file or directory",
 )
 READ_ATTEMPTS = 3
+# While a month is compacted, the catalog is locked and a new connection is refused with this;
+# each month's merge releases it, so a read waits up to LOCK_WAIT_SECONDS for its turn.
+LOCKED_MESSAGE = "Could not set lock on file"
+LOCK_WAIT_SECONDS = 60.0
 
 
 def read_retrying(read: Callable[[], T], attempts: int = READ_ATTEMPTS) -> T:
-    """`read()`, repeated when it failed on a file replaced under it; other errors raise."""
-    for attempt in range(1, attempts + 1):
+    """`read()`, repeated when it failed on a file replaced under it, or waited for while a
+    compaction holds the catalog; other errors raise."""
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    attempt = 0
+    while True:
         try:
             return read()
         except duckdb.Error as exc:
-            if attempt == attempts or not any(m in str(exc) for m in REOPEN_RACE_MESSAGES):
+            if LOCKED_MESSAGE in str(exc) and time.monotonic() < deadline:
+                time.sleep(0.25)
+                continue
+            attempt += 1
+            if attempt >= attempts or not any(m in str(exc) for m in REOPEN_RACE_MESSAGES):
                 raise
-    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def _sql_literal(path: Path) -> str:
@@ -259,6 +278,10 @@ def _is_month(name: str) -> bool:
     return True
 
 
+def _has_day_files(month_dir: Path) -> bool:
+    return any(f.stem != month_dir.name for f in _files_in(month_dir))
+
+
 def _covers(target: Path, start: datetime, end: datetime) -> bool:
     """Whether [start, end) holds the whole span a month (`YYYY-MM`) or day file is for."""
     span_start = datetime.fromisoformat(
@@ -266,6 +289,23 @@ def _covers(target: Path, start: datetime, end: datetime) -> bool:
     ).replace(tzinfo=UTC)
     span_end = next_day(span_start) if len(target.stem) > 7 else next_month(span_start)
     return start <= span_start and end >= span_end
+
+
+def _fill(name: str, table: pa.Table) -> Callable[[Path], None]:
+    def fill(directory: Path) -> None:
+        _write_parquet(table)(directory / name)
+
+    return fill
+
+
+@dataclasses.dataclass
+class Compaction:
+    """What `Warehouse.compact_months` did: months merged, the files they had, and the
+    catalog files another process held open when it stopped (empty: it finished)."""
+
+    months: int = 0
+    files: int = 0
+    busy: list[Path] = dataclasses.field(default_factory=list)
 
 
 def _micros(times: pa.ChunkedArray) -> np.ndarray:
@@ -345,6 +385,18 @@ class Warehouse(dg.ConfigurableResource):
             *sorted((self.fact_dir(table) / owner).glob(f"*/{FACT_FILES}")),
         ]
 
+    @property
+    def staging_dir(self) -> Path:
+        """Where a compacted month's new directory is built before it is swapped in (outside
+        the views' globs, on the warehouse's file system)."""
+        return self.path / "staging"
+
+    @property
+    def retired_catalogs_dir(self) -> Path:
+        """Earlier catalogs, kept under a second name while a connection may still have one
+        open: compaction must see those connections too (see `compact_months`)."""
+        return self.path / "retired_catalogs"
+
     def mapping_file(self, name: str) -> Path:
         return self.path / "mappings" / f"{name}.parquet"
 
@@ -417,6 +469,69 @@ class Warehouse(dg.ConfigurableResource):
         merged = _sorted(merged, TIME_COLUMNS[table])
         replace_atomically(target, _write_parquet(merged))
         self._write_summary(table, target, merged)
+
+    def compact_months(self, before: datetime) -> Compaction:
+        """Merge the day files of every month that ended by `before` into one month file per
+        (table, integration), so queries open fewer files.
+
+        Rows move between files here, which a query listing the month's folder at that moment
+        could miss without an error (see the module's docstring). So each month is merged
+        while this process holds DuckDB's own lock on the catalog and on every earlier
+        catalog a connection may still have open: no analyst's connection is open, and a new
+        one is refused with a lock error (retry it) while the month is merged. If a
+        connection is open, it stops and reports the busy catalog files; run it again later.
+        Queries that read the Parquet files without the catalog are not covered.
+        """
+        done = Compaction()
+        for table in FACT_SCHEMAS:
+            for month_dir in sorted(self.fact_dir(table).glob("*/*")):
+                if not month_dir.is_dir() or not _is_month(month_dir.name):
+                    continue
+                month = datetime.strptime(month_dir.name, "%Y-%m").replace(tzinfo=UTC)
+                if next_month(month) > before or not _has_day_files(month_dir):
+                    continue
+                # The catalog's build lock first, so no new catalog is renamed in meanwhile.
+                with self._lock(self.catalog_path):
+                    catalogs = [self.catalog_path, *self.retired_catalogs_dir.glob("*.duckdb")]
+                    with duckdb_files_locked(catalogs) as busy, self._lock(month_dir):
+                        if busy:
+                            done.busy = busy
+                            return done
+                        merged = self._compact_month(table, month_dir, month)
+                if merged:
+                    done.months += 1
+                    done.files += merged
+        self._remove_retired_catalogs()
+        return done
+
+    def _compact_month(self, table: str, month_dir: Path, month: datetime) -> int:
+        """Merge one month's files into its month file (under its lock); returns how many
+        files there were, 0 if it held only its month file (another process was first)."""
+        if not _has_day_files(month_dir):
+            return 0
+        files = _files_in(month_dir)
+        rows = [pq.read_table(f, schema=FACT_SCHEMAS[table]) for f in files]
+        self._write_month(table, month_dir.parent.name, month, pa.concat_tables(rows))
+        return len(files)
+
+    def _write_month(self, table: str, owner: str, month: datetime, rows: pa.Table) -> None:
+        """Make a month's directory hold one month file with `rows`, whatever it held before,
+        in one atomic swap per table (the day sums first: if the facts' swap never happens,
+        the day files are still there and the sums are mended with the catalog)."""
+        rows = _sorted(rows, TIME_COLUMNS[table])
+        name = f"{month:%Y-%m}.parquet"
+        summary = self._summary_of(table, rows)
+        if summary is not None:
+            summary_dir = self.month_dir(SUMMARIES[table], owner, month)
+            replace_directory(summary_dir, _fill(name, summary), self.staging_dir)
+        replace_directory(self.month_dir(table, owner, month), _fill(name, rows), self.staging_dir)
+
+    def _remove_retired_catalogs(self) -> None:
+        """Remove the earlier catalogs no connection holds open any more."""
+        for retired in sorted(self.retired_catalogs_dir.glob("*.duckdb")):
+            with duckdb_files_locked([retired]) as busy:
+                if not busy:
+                    retired.unlink(missing_ok=True)
 
     def _summary_file(self, table: str, facts_file: Path) -> Path:
         return self.fact_dir(SUMMARIES[table]) / facts_file.relative_to(self.fact_dir(table))
@@ -618,7 +733,11 @@ class Warehouse(dg.ConfigurableResource):
 
             self.migrate_layout()  # before the views that read the layout it moves files to
             self.refresh_summaries()  # new views may read summaries older files lack
+            if self.catalog_path.exists():  # a connection may still have it open
+                self.retired_catalogs_dir.mkdir(parents=True, exist_ok=True)
+                os.link(self.catalog_path, self.retired_catalogs_dir / f"{uuid.uuid4().hex}.duckdb")
             replace_atomically(self.catalog_path, build)
+            self._remove_retired_catalogs()
             replace_atomically(stamp, lambda tmp: tmp.write_text(version))
         return True
 

@@ -6,6 +6,8 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import duckdb
@@ -13,10 +15,16 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from etl.resources.files import duckdb_files_locked
 from etl.resources.sources import build_source
-from etl.resources.warehouse import REOPEN_RACE_MESSAGES, SQL_DIR, read_retrying
+from etl.resources.warehouse import (
+    LOCKED_MESSAGE,
+    REOPEN_RACE_MESSAGES,
+    SQL_DIR,
+    read_retrying,
+)
 from tests.conftest import make_integration
-from tests.helpers import definitions, import_range
+from tests.helpers import definitions, holding_open, import_range
 
 
 def frame(start: datetime, end: datetime, seed: int = 7) -> pd.DataFrame:
@@ -431,18 +439,106 @@ def test_month_files_of_the_earlier_layout_are_moved_when_the_catalog_is_built(w
     assert count(warehouse) == 4 * 8
 
 
+def test_compaction_merges_the_day_files_of_ended_months(warehouse):
+    for day, hour in ((0, 3), (14, 10), (29, 22)):  # ticks through November
+        write_hours(warehouse, NOVEMBER + timedelta(days=day, hours=hour))
+    write_hours(warehouse, datetime(2026, 12, 1, 1, tzinfo=UTC))
+    november = warehouse.query(NOVEMBER_ROWS)
+    done = warehouse.compact_months(before=datetime(2026, 12, 2, tzinfo=UTC))
+    assert (done.months, done.files, done.busy) == (1, 3, [])  # December has not ended
+    expected = ["sim15/2026-11/2026-11.parquet", "sim15/2026-12/2026-12-01.parquet"]
+    assert files(warehouse) == files(warehouse, "contact_days") == expected
+    pd.testing.assert_frame_equal(warehouse.query(NOVEMBER_ROWS), november)
+    pd.testing.assert_frame_equal(
+        warehouse.query(DAY_SUMS), warehouse.query(DAY_SUMS_FROM_INTERVALS), check_dtype=False
+    )
+    times = pq.read_table(warehouse.fact_file("contact_intervals", "sim15", NOVEMBER))
+    assert times.column("interval_start").to_pylist() == sorted(
+        times.column("interval_start").to_pylist()
+    )
+    assert list(warehouse.staging_dir.iterdir()) == []
+    assert warehouse.compact_months(before=datetime(2026, 12, 2, tzinfo=UTC)).months == 0
+    # A later re-import into November (the sensor filling a hole) goes into its month file.
+    write_hours(warehouse, NOVEMBER + timedelta(days=20), seed=9)
+    assert files(warehouse) == expected
+    assert count(warehouse) == len(november) + 2 * 8 + 2 * 8
+
+
+def test_compaction_waits_for_every_connection_to_the_catalog_and_its_earlier_versions(
+    warehouse,
+):
+    write_hours(warehouse, NOVEMBER + timedelta(days=3))
+    december = datetime(2026, 12, 2, tzinfo=UTC)
+    warehouse.ensure_catalog()
+    reader = holding_open(warehouse.catalog_path)
+    try:
+        done = warehouse.compact_months(before=december)
+        assert (done.months, done.busy) == (0, [warehouse.catalog_path])
+        assert files(warehouse) == ["sim15/2026-11/2026-11-04.parquet"]  # untouched
+        # A new catalog (changed views) is renamed over the one the reader has open: the
+        # earlier one is kept under a second name, so compaction still sees the reader.
+        (warehouse.path / "wfm.duckdb.version").unlink()
+        assert warehouse.ensure_catalog()
+        (retired,) = warehouse.retired_catalogs_dir.iterdir()
+        done = warehouse.compact_months(before=december)
+        assert (done.months, done.busy) == (0, [retired])
+    finally:
+        reader.communicate("")
+    done = warehouse.compact_months(before=december)
+    assert (done.months, done.files, done.busy) == (1, 1, [])
+    assert files(warehouse) == ["sim15/2026-11/2026-11.parquet"]
+    assert list(warehouse.retired_catalogs_dir.iterdir()) == []  # no one had it open
+
+
+COUNT_IN_ANOTHER_PROCESS = """
+import sys, time
+from etl.resources.warehouse import Warehouse
+print("ready", flush=True)
+sys.stdin.readline()
+started = time.monotonic()
+n = Warehouse(root=sys.argv[1]).query("SELECT count(*) AS n FROM contact_intervals")["n"][0]
+print(n, round(time.monotonic() - started, 2))
+"""
+
+
+def test_a_query_waits_while_a_month_is_compacted(warehouse):
+    write_hours(warehouse, NOVEMBER + timedelta(days=3))
+    warehouse.ensure_catalog()
+    query = subprocess.Popen(
+        [sys.executable, "-c", COUNT_IN_ANOTHER_PROCESS, str(warehouse.path)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert query.stdout.readline().strip() == "ready"
+    with duckdb_files_locked([warehouse.catalog_path]) as busy:
+        assert busy == []
+        query.stdin.write("go\n")
+        query.stdin.flush()
+        time.sleep(1.5)  # a month being merged
+    out, err = query.communicate(timeout=60)
+    assert query.returncode == 0, err
+    n, seconds = out.split()
+    assert int(n) == 2 * 8
+    assert float(seconds) >= 1.0  # it waited for the lock instead of failing
+
+
 MONTH_READER = textwrap.dedent(
     """
-    import json, os, sys, time, duckdb
-    path, stop = sys.argv[1], sys.argv[2]
-    con = duckdb.connect(path, read_only=True)
+    import json, os, sys, duckdb
+    path, stop, reconnect = sys.argv[1], sys.argv[2], sys.argv[3] == "reconnect"
+    con = None if reconnect else duckdb.connect(path, read_only=True)
     out = {"queries": 0, "errors": [], "seen": []}
     while not os.path.exists(stop):
         try:
-            rows = con.execute(
+            reader = duckdb.connect(path, read_only=True) if reconnect else con
+            rows = reader.execute(
                 "SELECT strftime(interval_start, '%Y-%m') AS m, count(*) FROM contact_intervals "
                 "GROUP BY m ORDER BY m"
             ).fetchall()
+            if reconnect:
+                reader.close()
             out["seen"].append(rows)
             out["queries"] += 1
         except Exception as exc:
@@ -450,57 +546,92 @@ MONTH_READER = textwrap.dedent(
     print(json.dumps(out))
     """
 )
+MONTHS = [datetime(2024 + m // 12, m % 12 + 1, 1, tzinfo=UTC) for m in range(24)]
 
 
-def test_a_reader_never_sees_a_month_missing_or_partly_while_ticks_and_history_write(
-    warehouse, tmp_path
-):
-    # Each month gets three one-hour ticks (day files), then a history run of the whole month
-    # with the same rows rewrites its days in place. Every count a reader sees must be one the
-    # writes left: a finished month has all three hours, the month being written one, two or
-    # three; a month missing or short is a query that lost files without an error.
-    def write(start: datetime, end: datetime) -> None:
+def months_read_while(
+    warehouse, tmp_path, write: Callable[[datetime, datetime], None], reconnect: bool
+) -> dict:
+    """Write three one-hour ticks (day files) into each of `MONTHS` but the last, then call
+    `write(month, following)`, while another process counts rows per month over and over
+    (one connection, or a new one per query); check every count it saw is one the writes
+    left: a finished month has all three hours, the month being written one, two or three. A
+    month missing, short or doubled is a query that lost or doubled files without an error."""
+
+    def tick(start: datetime) -> None:
+        end = start + timedelta(hours=1)
         warehouse.replace_window("contact_intervals", "sim15", start, end, frame(start, end))
 
-    first = datetime(2024, 1, 1, tzinfo=UTC)
-    write(first, first + timedelta(hours=1))
+    tick(MONTHS[0])
     warehouse.ensure_catalog()
     stop = tmp_path / "stop"
+    mode = "reconnect" if reconnect else "one connection"
     reader = subprocess.Popen(
-        [sys.executable, "-c", MONTH_READER, str(warehouse.catalog_path), str(stop)],
+        [sys.executable, "-c", MONTH_READER, str(warehouse.catalog_path), str(stop), mode],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    months = [first.replace(year=2024 + m // 12, month=m % 12 + 1) for m in range(24)]
     try:
-        for month, following in itertools.pairwise(months):
-            for day in (1, 2):
-                write(month + timedelta(days=day), month + timedelta(days=day, hours=1))
-            whole = frame(month, following)
-            hours = whole["interval_start"].dt.hour == 0
-            days_written = whole["interval_start"].dt.day.isin([1, 2, 3])
-            warehouse.replace_window(
-                "contact_intervals", "sim15", month, following, whole[hours & days_written]
-            )
-            write(following, following + timedelta(hours=1))
+        for month, following in itertools.pairwise(MONTHS):
+            tick(month + timedelta(days=1))
+            tick(month + timedelta(days=2))
+            tick(following)
+            write(month, following)
     finally:
         stop.touch()
         out, err = reader.communicate(timeout=60)
     assert reader.returncode == 0, err
     report = json.loads(out)
     assert report["queries"] > 20
-    unexpected = [e for e in report["errors"] if not any(m in e for m in REOPEN_RACE_MESSAGES)]
-    assert unexpected == []
-    names = [f"{m:%Y-%m}" for m in months]
+    allowed = (LOCKED_MESSAGE, *REOPEN_RACE_MESSAGES) if reconnect else REOPEN_RACE_MESSAGES
+    assert [e for e in report["errors"] if not any(m in e for m in allowed)] == []
+    names = [f"{m:%Y-%m}" for m in MONTHS]
     for seen in report["seen"]:
         got = [name for name, _ in seen]
         assert got == names[: len(got)]  # no month missing
         assert all(n == 3 * 8 for _, n in seen[:-1]), seen  # finished months: whole, once
         assert seen[-1][1] in (8, 16, 24)
+    print(f"{report['queries']} queries, {len(report['errors'])} refused or repeated")
+    return report
+
+
+def test_a_reader_never_sees_a_month_missing_while_ticks_and_history_rewrite_its_days(
+    warehouse, tmp_path
+):
+    def history_run(month: datetime, following: datetime) -> None:
+        # The whole month again with the same rows, as a re-run history import would: it
+        # rewrites the month's day files in place.
+        whole = frame(month, following)
+        times = whole["interval_start"]
+        again = whole[(times.dt.hour == 0) & times.dt.day.isin([1, 2, 3])]
+        warehouse.replace_window("contact_intervals", "sim15", month, following, again)
+
+    report = months_read_while(warehouse, tmp_path, history_run, reconnect=False)
     assert len(report["errors"]) <= max(1, report["queries"] // 20), report["errors"]
     assert len(files(warehouse)) == 23 * 3 + 1
-    print(f"{report['queries']} queries, {len(report['errors'])} repeated")
+
+
+def test_a_reader_never_sees_a_month_missing_or_twice_while_months_are_compacted(
+    warehouse, tmp_path
+):
+    # A new connection per query, so compaction finds the catalog closed between queries; a
+    # connection refused while a month is merged is an error the reader sees, never a count.
+    compacted = []
+
+    def compact(month: datetime, following: datetime) -> None:
+        for _ in range(200):
+            done = warehouse.compact_months(before=following)
+            compacted.append(done.months)
+            if not done.busy:
+                return
+            time.sleep(0.005)
+
+    months_read_while(warehouse, tmp_path, compact, reconnect=True)
+    assert sum(compacted) == 23
+    names = [f"{m:%Y-%m}" for m in MONTHS]
+    closed = [f"sim15/{name}/{name}.parquet" for name in names[:-1]]
+    assert files(warehouse) == [*closed, f"sim15/{names[-1]}/{names[-1]}-01.parquet"]
 
 
 def test_day_sums_beside_day_files_are_mended_when_the_catalog_is_built(warehouse):
