@@ -19,6 +19,7 @@ from etl.identifiers import identifier_kind
 from etl.partitions import hourly_partitions
 from etl.resources.sources import SourceResource, build_source
 from etl.resources.warehouse import Warehouse
+from etl.schedules.compaction import compaction_job, compaction_schedule
 from etl.schedules.gaps import build_gap_sensor
 from etl.schedules.mapping_sensor import build_mapping_sensor
 from etl.schedules.ticks import build_schedule
@@ -80,7 +81,8 @@ def build_definitions(
         # One process per run, not per step: an import's steps are small and share files, and
         # each extra process would pay Python's and Dagster's start-up again.
         executor=dg.in_process_executor,
-        jobs=[mappings_job],
+        jobs=[mappings_job, compaction_job],
+        schedules=[compaction_schedule],
         sensors=[build_mapping_sensor(settings.mappings_dir, mappings_job)],
         resources={
             "warehouse": resources.pop("warehouse", Warehouse(root=str(settings.warehouse_dir))),

@@ -1,0 +1,50 @@
+"""Merge ended months' day files into month files every night (`wfm-etl compact` by hand).
+
+Ticks leave a month as one file per day, and every file costs each analyst query (bench,
+`dayfiles`). `Warehouse.compact_months` merges them, but only while no connection to the
+catalog is open; a night run finds most sessions closed. A run that finds the catalog open
+fails, naming the file, so the Dagster UI shows that compaction is being held up.
+"""
+
+from datetime import timedelta
+
+import dagster as dg
+
+from etl import clock
+from etl.resources.warehouse import Warehouse
+
+COMPACTION_JOB = "compact_warehouse"
+# 03:30 UTC: night in Europe, evening in the Americas; months that ended a day ago.
+COMPACTION_CRON = "30 3 * * *"
+SETTLED = timedelta(days=1)
+
+
+@dg.op(description="Merge the day files of every month that ended a day ago into month files.")
+def compact_months(context: dg.OpExecutionContext, warehouse: Warehouse) -> dg.Output[int]:
+    done = warehouse.compact_months(before=clock.now() - SETTLED)
+    context.log.info(f"compacted {done.months} month folders ({done.files} files)")
+    if done.busy:
+        raise dg.Failure(
+            description=(
+                f"compaction stopped after {done.months} month folders: another process has "
+                f"the catalog open ({', '.join(str(p) for p in done.busy)}); it runs again next "
+                "night, or run `wfm-etl compact` once analysts' sessions are closed"
+            ),
+            metadata={"months": done.months, "files": done.files},
+        )
+    return dg.Output(done.months, metadata={"months": done.months, "files": done.files})
+
+
+@dg.job(name=COMPACTION_JOB, executor_def=dg.in_process_executor)
+def compaction_job() -> None:
+    compact_months()
+
+
+compaction_schedule = dg.ScheduleDefinition(
+    name="compact_warehouse_nightly",
+    job=compaction_job,
+    cron_schedule=COMPACTION_CRON,
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Merges ended months' day files while analysts' sessions are closed.",
+)
