@@ -47,7 +47,7 @@ def test_removing_an_integration_keeps_its_data(settings, warehouse, instance):
     keys = set(only_kept.resolve_asset_graph().get_all_asset_keys())
     assert dg.AssetKey(["gone", "contacts"]) not in keys
     assert dg.AssetKey(["kept", "contacts"]) in keys
-    assert {s.name for s in only_kept.schedules} == {"kept_schedule"}
+    assert {s.name for s in only_kept.schedules} == {"kept_schedule", "compact_warehouse_nightly"}
     assert {s.name for s in only_kept.sensors} == {"kept_gap_sensor", "mapping_files_sensor"}
     assert "gone_import" not in {j.name for j in only_kept.jobs}
 
