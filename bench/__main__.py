@@ -35,7 +35,7 @@ from etl.assets.contacts import CONTACTS_KIND
 from etl.assets.import_log import import_log_frame, log_import
 from etl.instance import RANGE_RUN_ENV, RUN_LAUNCHER, max_concurrent_runs
 from etl.partitions import days, month_start, months, next_month
-from etl.resources.warehouse import Warehouse
+from etl.resources.warehouse import Warehouse, _within
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work"
@@ -386,11 +386,7 @@ def part_tick(report: Report, queues: int, integrations: int, history_start: dat
         warehouse = Warehouse(root=env["WFM_WAREHOUSE_DIR"])
         parsed = parse_integrations({"integrations": configs})
         source = build_source(parsed[0])
-        first = (
-            source.contacts(month, now.replace(minute=0)).frame
-            if now.replace(minute=0) > month
-            else pd.DataFrame()
-        )
+        first = source.contacts(month, now.replace(minute=0)).frame
         for integration in parsed:  # month to date, as earlier ticks would have left it
             load_contacts(warehouse, integration.id, first, month, now.replace(minute=0))
             import_log_history(
@@ -569,7 +565,7 @@ def spread_over_folders(
                 if len(spans) == 1:
                     part, path = mine, copy.fact_file(table, owner_id, start)
                 else:
-                    part = mine.filter(_in_span(mine.column("interval_start"), start, end))
+                    part = _within(mine, mine.column("interval_start"), start, end)
                     path = copy.day_file(table, owner_id, start)
                 summary = copy._summary_file(table, path)
                 for file, data in ((path, part), (summary, copy._summary_of(table, part))):
@@ -581,10 +577,6 @@ def spread_over_folders(
             shutil.copytree(source.path / folder_name, target / folder_name)
     copy.ensure_catalog()
     return copy, files
-
-
-def _in_span(times: pa.ChunkedArray, start: datetime, end: datetime) -> pa.ChunkedArray:
-    return pc.and_(pc.greater_equal(times, pa.scalar(start)), pc.less(times, pa.scalar(end)))
 
 
 def part_day_files(report: Report, folder: Path, queues: int, end: datetime) -> None:

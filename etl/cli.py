@@ -25,6 +25,7 @@ from etl.instance import prepare_dagster_home
 from etl.partitions import HOUR, floor_hour
 from etl.resources.sources import locations
 from etl.resources.warehouse import Warehouse, read_retrying
+from etl.schedules.compaction import COMPACT_AFTER
 from etl.schedules.ticks import TRIGGER_TAG, range_tags
 
 EXAMPLE_QUERY = (
@@ -193,13 +194,11 @@ def fill_gaps_command(args: argparse.Namespace) -> int:
 def compact_command(warehouse: Warehouse, now: datetime) -> int:
     """Merge the day files of months that ended at least a day ago; exit 1 if a connection to
     the catalog stopped it (nothing half done: every month is merged whole or not at all)."""
-    done = warehouse.compact_months(before=now - timedelta(days=1))
+    done = warehouse.compact_months(before=now - COMPACT_AFTER)
     print(f"compacted {done.months} month folders ({done.files} files into {done.months})")
     if done.busy:
         print(
-            "stopped: another process has the catalog open ("
-            + ", ".join(str(p) for p in done.busy)
-            + "); close analysts' connections, or run it again later",
+            f"stopped: {done.busy_message}; close analysts' connections, or run it again later",
             file=sys.stderr,
         )
         return 1

@@ -307,6 +307,11 @@ class Compaction:
     files: int = 0
     busy: list[Path] = dataclasses.field(default_factory=list)
 
+    @property
+    def busy_message(self) -> str:
+        """Why it stopped, naming the files, for the command line and the nightly run."""
+        return f"another process has the catalog open ({', '.join(str(p) for p in self.busy)})"
+
 
 def _micros(times: pa.ChunkedArray) -> np.ndarray:
     return times.combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False)

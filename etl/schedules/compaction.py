@@ -16,19 +16,19 @@ from etl.resources.warehouse import Warehouse
 COMPACTION_JOB = "compact_warehouse"
 # 03:30 UTC: night in Europe, evening in the Americas; months that ended a day ago.
 COMPACTION_CRON = "30 3 * * *"
-SETTLED = timedelta(days=1)
+COMPACT_AFTER = timedelta(days=1)  # after a month's end: its last revisions are in
 
 
 @dg.op(description="Merge the day files of every month that ended a day ago into month files.")
 def compact_months(context: dg.OpExecutionContext, warehouse: Warehouse) -> dg.Output[int]:
-    done = warehouse.compact_months(before=clock.now() - SETTLED)
+    done = warehouse.compact_months(before=clock.now() - COMPACT_AFTER)
     context.log.info(f"compacted {done.months} month folders ({done.files} files)")
     if done.busy:
         raise dg.Failure(
             description=(
-                f"compaction stopped after {done.months} month folders: another process has "
-                f"the catalog open ({', '.join(str(p) for p in done.busy)}); it runs again next "
-                "night, or run `wfm-etl compact` once analysts' sessions are closed"
+                f"compaction stopped after {done.months} month folders: {done.busy_message}; "
+                "it runs again next night, or run `wfm-etl compact` once analysts' sessions are "
+                "closed"
             ),
             metadata={"months": done.months, "files": done.files},
         )
