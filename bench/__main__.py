@@ -233,6 +233,7 @@ def history_integration(kind: str, workload: Workload, csv_dir: Path, db_url_env
                 "format": {"time": "iso", "duration_unit": "s"},
                 "contacts": {
                     "glob": "contacts_*.csv",
+                    "day_in_name": "contacts_%Y-%m-%d.csv",  # one UTC day per file
                     "columns": {"queue": "external_queue_id", "handle_time_s": "handle_time"},
                 },
             },
@@ -680,8 +681,9 @@ def write_results(report: Report, args: argparse.Namespace, workload: Workload) 
             else "."
         ),
         f"Workload: {workload.queues} queues x {workload.days} days x 15-minute intervals, one "
-        f"channel = {workload.rows:,} contact rows, as {workload.days} daily CSV files and one "
-        "PostgreSQL table. Dagster instance on PostgreSQL, DAGSTER_EVENT_BATCH_SIZE="
+        f"channel = {workload.rows:,} contact rows, as {workload.days} daily CSV files (named "
+        "by their UTC day, `contacts.day_in_name`) and one PostgreSQL table. Dagster instance "
+        "on PostgreSQL, DAGSTER_EVENT_BATCH_SIZE="
         f"{os.environ.get('DAGSTER_EVENT_BATCH_SIZE', '1000')}, monthly range runs, "
         f"{HISTORY_RUNS_AT_ONCE} at a time; ticks {TICK_RUNS_AT_ONCE} at a time (the project's "
         "run queue limit: one per core).",

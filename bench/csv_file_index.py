@@ -6,7 +6,8 @@ hour three ways:
 
 - no index: every file is parsed for every hour (what the index avoids);
 - cold index: the first import builds the index (every file parsed once);
-- warm index: a later hour reads only the one file that holds it (the others are one `stat`).
+- warm index: a later hour reads only the one file that holds it (the others are one `stat`);
+- cold index from names: the first import with `contacts.day_in_name` (no file read to index).
 
 Run: `.venv/bin/python bench/csv_file_index.py [--days 1096] [--queues 10]`.
 """
@@ -62,7 +63,7 @@ def write_files(folder: Path, first_day: datetime, days: int, queues: int) -> in
     return rows
 
 
-def source(folder: Path, state: Path, use_index: bool) -> CsvSource:
+def source(folder: Path, state: Path, use_index: bool, named: bool = False) -> CsvSource:
     settings = CsvSettings.model_validate(
         {
             "folder": str(folder),
@@ -73,6 +74,7 @@ def source(folder: Path, state: Path, use_index: bool) -> CsvSource:
                 "columns": COLUMNS,
                 "channels": {"Anrufe": "calls"},
                 "averages": True,
+                "day_in_name": "export_%Y-%m-%d.csv" if named else None,
             },
         }
     )
@@ -108,6 +110,10 @@ def main() -> None:
             ("no index, one hour", *timed(source(folder, state, False), hour)),
             ("cold index (first import), one hour", *timed(source(folder, state, True), hour)),
             ("warm index, another hour", *timed(source(folder, state, True), later)),
+            (
+                "cold index from names, one hour",
+                *timed(source(folder, Path(tmp) / "named", True, named=True), hour),
+            ),
         ]
         for name, seconds, found, description in results:
             print(

@@ -128,6 +128,30 @@ class CsvContacts(ContactMapping):
 
     glob: str = Field(default="*.csv", description="files in the folder, e.g. 'intervals_*.csv'")
     format: CsvFormat | None = Field(default=None, description="replaces source.format")
+    day_in_name: str | None = Field(
+        default=None,
+        description="when each file holds one local day and its name says which: the name "
+        "(its path under the folder) as a strftime pattern, e.g. 'contacts_%Y-%m-%d.csv'. Such "
+        "files are indexed from their names without being read, and a row outside its file's "
+        "day is quarantined. Files whose names do not match are indexed from their times.",
+    )
+
+    @field_validator("day_in_name")
+    @classmethod
+    def _names_a_day(cls, value: str | None) -> str | None:
+        """The pattern must give back a whole date and no time of day."""
+        if value is None:
+            return None
+        sample = datetime(2024, 2, 29, 13, 45, 30)
+        try:
+            back = datetime.strptime(sample.strftime(value), value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a file name pattern: {exc}") from None
+        if back.date() != sample.date():
+            raise ValueError(f"{value!r} does not name a whole date: use %Y with %m and %d")
+        if back.time() != datetime.min.time():
+            raise ValueError(f"{value!r} names a time of day: day_in_name is for day files")
+        return value
 
 
 class CsvAgentStatus(AgentStatusMapping):
@@ -460,8 +484,30 @@ class CsvSource(SourceResource):
         return hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:16]
 
     # -- one file -----------------------------------------------------------------------------
+    def named_day(self, kind: str, name: str) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+        """The UTC span [start, end) of the local day a contact file's name declares, when
+        `contacts.day_in_name` is set and the name matches it."""
+        pattern = self.settings.contacts.day_in_name if kind == "contacts" else None
+        if pattern is None:
+            return None
+        try:
+            day = datetime.strptime(name, pattern)
+        except ValueError:
+            return None
+        midnights = pd.DatetimeIndex([day, day + pd.Timedelta(days=1)])
+        local = midnights.tz_localize(
+            self.timezone, ambiguous=np.ones(2, dtype=bool), nonexistent="shift_forward"
+        )
+        start, end = local.tz_convert("UTC")
+        return start, end
+
     def parse_file(self, kind: str, name: str, data: bytes | OSError, modified: datetime) -> Shaped:
         """Everything one file holds: canonical rows and rejects (a bad file: one reject)."""
+        shaped = self._parse(kind, name, data, modified)
+        day = self.named_day(kind, name)
+        return shaped if day is None else _within_named_day(shaped, *day)
+
+    def _parse(self, kind: str, name: str, data: bytes | OSError, modified: datetime) -> Shaped:
         prepared = self._prepare(kind, name, data, modified)
         if isinstance(prepared, Shaped):
             return prepared
@@ -576,6 +622,15 @@ class CsvSource(SourceResource):
             entry = index.get(key) if index else None
             if entry is not None and entry.unchanged(stat.st_size, stat.st_mtime_ns, fingerprint):
                 counts["known"] += 1
+            elif (day := self.named_day(kind, name)) is not None:
+                counts["named"] += 1  # its name says what it covers: nothing to read yet
+                if index is not None:
+                    if entry is not None:
+                        self._drop_parsed(kind, entry)
+                    entry = _named_entry(name, day, stat, fingerprint)
+                    index.put(key, entry)
+                else:
+                    entry = _named_entry(name, day, stat, fingerprint)
             else:
                 if index is not None and not wait:
                     if not index.claim(key):
@@ -661,6 +716,8 @@ class CsvSource(SourceResource):
             f"window; {counts['parsed']} parsed, {counts['known']} known from the index, "
             f"{counts['skipped']} hold only other hours"
         )
+        if counts["named"]:
+            text += f"; {counts['named']} indexed from their names (contacts.day_in_name)"
         if counts["kept parsed"]:
             text += f"; {counts['kept parsed']} read from the rows kept when they were parsed"
         if counts["too young"]:
@@ -719,6 +776,51 @@ def _entry(coverage: FileCoverage, stat, digest: str, fingerprint: str) -> FileE
         open_ended=coverage.open_ended,
         rows=coverage.rows,
         rejected=coverage.rejected,
+    )
+
+
+def _named_entry(name: str, day: tuple[pd.Timestamp, pd.Timestamp], stat, fingerprint: str):
+    """The index entry of a file whose name declares its day: the day's span, unread (rows
+    unknown; the key of its kept rows is its name, as its content was not hashed)."""
+    start, end = day
+    coverage = FileCoverage(start, end - pd.Timedelta(1, "ns"), False, 0, None)
+    return _entry(coverage, stat, f"name-{sha256_of(name.encode())}", fingerprint)
+
+
+def _within_named_day(shaped: Shaped, start: pd.Timestamp, end: pd.Timestamp) -> Shaped:
+    """Quarantine the rows of a day file that lie outside the day its name declares: the index
+    lists the file for that day only, so the windows those rows belong to would never read
+    them. Every reject (a whole unreadable file too) is placed inside the day, so the window
+    that reads the file reports it."""
+    times = shaped.frame["interval_start"]
+    outside = ((times < start) | (times >= end)).to_numpy()
+    when = shaped.rejected["partition_time"]
+    if not outside.any() and ((when >= start) & (when < end)).all():
+        return shaped
+    last = end - pd.Timedelta(1, "ns")
+    rule = (
+        f"interval_start: outside {start.isoformat()}..{end.isoformat()}, the day the file "
+        "name declares (contacts.day_in_name)"
+    )
+    moved = shaped.frame[outside]
+    values = moved.drop(columns="source_ref")
+    rejects = pd.DataFrame(
+        {
+            "source_ref": moved["source_ref"].astype(str).to_numpy(),
+            "row_json": [json.dumps(r, default=str) for r in values.to_dict(orient="records")],
+            "rules": [[rule] for _ in range(len(moved))],
+            "partition_time": moved["interval_start"].clip(lower=start, upper=last).to_numpy(),
+        }
+    )
+    rejects["partition_time"] = pd.to_datetime(rejects["partition_time"], utc=True)
+    for column in shaping.KEYS["contacts"]:
+        rejects[f"key_{column}"] = moved[column].to_numpy()
+    rejected = shaped.rejected.assign(partition_time=when.clip(lower=start, upper=last))
+    parts = [part for part in (rejected, rejects) if len(part)]
+    return Shaped(
+        "contacts",
+        shaped.frame[~outside].reset_index(drop=True),
+        pd.concat(parts, ignore_index=True) if parts else shaped.rejected,
     )
 
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from etl.config import ConfigError, parse_integrations
-from etl.resources.sources import SourceError
+from etl.resources.sources import SourceError, csv_files
 from etl.resources.sources.csv_files import CsvSource
 from tests.conftest import make_integration
 from tests.helpers import definitions, import_range
@@ -777,6 +777,139 @@ def test_without_index_every_file_is_parsed(folder, state):
     assert not (state / "csv").exists()
 
 
+NAMED = {"columns": GERMAN_COLUMNS, "channels": CHANNELS, "averages": True}
+NAMED_DAY = "export_%Y-%m-%d.csv"
+
+
+def named_source(folder: Path, state: Path, **contacts) -> CsvSource:
+    """Day files whose names declare their (Berlin) day."""
+    return source(folder, state, contacts={**NAMED, "day_in_name": NAMED_DAY, **contacts})
+
+
+def reading(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files read from disk from now on."""
+    read: list[str] = []
+    original = csv_files._read_bytes
+
+    def recording(path: Path):
+        read.append(path.name)
+        return original(path)
+
+    monkeypatch.setattr(csv_files, "_read_bytes", recording)
+    return read
+
+
+def test_named_day_is_the_local_day_in_utc(folder, state):
+    csv_source = named_source(folder, state)
+    assert csv_source.named_day("contacts", "export_2026-11-16.csv") == (
+        utc("2026-11-15 23:00"),
+        utc("2026-11-16 23:00"),
+    )
+    assert csv_source.named_day("contacts", "export_2026-10-25.csv") == (  # 25 hours
+        utc("2026-10-24 22:00"),
+        utc("2026-10-25 23:00"),
+    )
+    assert csv_source.named_day("contacts", "export_2026-03-29.csv") == (  # 23 hours
+        utc("2026-03-28 23:00"),
+        utc("2026-03-29 22:00"),
+    )
+    assert csv_source.named_day("contacts", "export_latest.csv") is None
+    assert csv_source.named_day("agent_status", "export_2026-11-16.csv") is None
+    assert source(folder, state).named_day("contacts", "export_2026-11-16.csv") is None
+
+
+def test_files_named_by_their_day_are_indexed_without_being_read(folder, state, monkeypatch):
+    for i in range(20):
+        day_file(folder, datetime(2026, 11, 1) + timedelta(days=i))
+    read = reading(monkeypatch)
+    csv_source = named_source(folder, state)
+
+    extract = csv_source.contacts(*WINDOW)
+    assert read == ["export_2026-11-16.csv"]
+    assert (
+        "20 file(s), 1 hold the window; 1 parsed, 0 known from the index, 19 hold only other "
+        "hours; 20 indexed from their names (contacts.day_in_name)" in extract.description
+    )
+    expected = source(folder, state / "other", use_index=False).contacts(*WINDOW)
+    pd.testing.assert_frame_equal(extract.frame, expected.frame)
+    assert list(extract.frame["offered"]) == [5] * 8
+
+    index = json.loads(csv_source.index_path().read_text())["files"]
+    entry = index["contacts:export_2026-11-10.csv"]
+    assert (entry["first"], entry["last"]) == (
+        "2026-11-09T23:00:00+00:00",
+        "2026-11-10T22:59:59.999999999+00:00",
+    )
+    assert entry["sha256"].startswith("name-")
+
+    read.clear()
+    again = csv_source.contacts(*WINDOW)  # known now, and its rows kept when it was parsed
+    assert read == []
+    assert "0 parsed, 20 known from the index" in again.description
+    assert "1 read from the rows kept when they were parsed" in again.description
+    path = folder / "export_2026-11-10.csv"
+    path.write_text(path.read_text(encoding="cp1252").replace(";5;4;1;", ";7;4;1;"), "cp1252")
+    later = csv_source.contacts(datetime(2026, 11, 10, 7, tzinfo=UTC), WINDOW[1] - timedelta(6))
+    assert "1 indexed from their names" in later.description  # changed: its name again
+    assert set(later.frame["offered"]) == {7}
+    assert len(later.frame) == 8
+
+
+def test_rows_outside_the_named_day_are_quarantined_in_that_day(folder, state):
+    write(
+        folder / "export_2026-11-16.csv",
+        german(
+            "Q;Anrufe;16.11.2026;23:45;5;4;1;00:02:00",
+            "Q;Anrufe;17.11.2026;00:15;6;5;1;00:02:00",  # the next local day
+            "Q;Anrufe;16.11.2026;23:30;kaputt;4;1;00:02:00",
+        ),
+        "cp1252",
+    )
+    write(  # unreadable, delivered days later
+        folder / "export_2026-11-18.csv",
+        "Warteschlange,Kanal\nQ,Anrufe\n",
+        "cp1252",
+        datetime(2026, 11, 20, 10, 40, tzinfo=UTC),
+    )
+    csv_source = named_source(folder, state)
+    last_hour = (datetime(2026, 11, 16, 22, tzinfo=UTC), datetime(2026, 11, 16, 23, tzinfo=UTC))
+    extract = csv_source.contacts(*last_hour)
+    assert list(extract.frame["source_ref"]) == ["export_2026-11-16.csv:2"]
+    rejected = extract.rejected.set_index("source_ref")
+    assert list(rejected.index) == ["export_2026-11-16.csv:4", "export_2026-11-16.csv:3"]
+    rule = rejected.loc["export_2026-11-16.csv:3", "rules"][0]
+    assert rule == (
+        "interval_start: outside 2026-11-15T23:00:00+00:00..2026-11-16T23:00:00+00:00, the day "
+        "the file name declares (contacts.day_in_name)"
+    )
+    assert json.loads(rejected.loc["export_2026-11-16.csv:3", "row_json"])["offered"] == 6
+    assert list(rejected["partition_time"]) == [
+        utc("2026-11-16 22:30"),  # its own time: the day holds it
+        utc("2026-11-16 22:59:59.999999999"),  # the day's last instant
+    ]
+    # The hour the row names reads nothing: the index lists the file for its own day only.
+    next_hour = (last_hour[1], last_hour[1] + timedelta(hours=1))
+    assert csv_source.contacts(*next_hour).frame.empty
+    # An unreadable day file is reported in the last hour of its day, not its delivery hour.
+    day_end = (datetime(2026, 11, 18, 22, tzinfo=UTC), datetime(2026, 11, 18, 23, tzinfo=UTC))
+    broken = csv_source.contacts(*day_end)
+    assert list(broken.rejected["source_ref"]) == ["export_2026-11-18.csv:1"]
+    assert broken.rejected["rules"][0][0].startswith("file: no column(s)")
+
+
+def test_names_that_do_not_declare_a_day_are_indexed_from_their_times(
+    folder, state, monkeypatch, indexed_spans_match_whole_parses
+):
+    day_file(folder, datetime(2026, 11, 15))
+    write(folder / "resent.csv", german("Q;Anrufe;16.11.2026;08:00;10;9;1;00:05:00"), "cp1252")
+    read = reading(monkeypatch)
+    extract = named_source(folder, state).contacts(*WINDOW)
+    assert read == ["resent.csv"]
+    assert indexed_spans_match_whole_parses == ["resent.csv"]
+    assert list(extract.frame["source_ref"]) == ["resent.csv:2"]
+    assert "1 indexed from their names" in extract.description
+
+
 # -- agent status ---------------------------------------------------------------------------
 AGENT_COLUMNS = {
     "Agent": "user_identifier",
@@ -874,6 +1007,14 @@ def test_config_errors_name_the_setting(tmp_path):
         ({"folder": "x", "format": {"encoding": "klingon"}}, "unknown encoding 'klingon'"),
         ({"folder": "x", "format": {"delimeter": ";"}}, "source.format.delimeter"),
         ({"folder": "x", "format": {"decimal": ",", "thousands": ","}}, "must differ"),
+        (
+            {"folder": "x", "contacts": {"day_in_name": "c_%Y-%m.csv"}},
+            "does not name a whole date",
+        ),
+        (
+            {"folder": "x", "contacts": {"day_in_name": "c_%Y%m%d%H.csv"}},
+            "names a time of day",
+        ),
     ]
     for settings, message in cases:
         with pytest.raises(ConfigError, match=re.escape(message)):
