@@ -189,7 +189,8 @@ def _key_problems(good: pd.DataFrame, spec: TableSpec) -> tuple[pd.Series, pd.Se
     return conflict_rules, duplicate_rules
 
 
-def _row_json(frame: pd.DataFrame, index: pd.Index) -> list[str]:
+def rows_as_json(frame: pd.DataFrame, index: pd.Index) -> list[str]:
+    """Quarantined rows as the quarantine keeps them: one JSON object each, without the ref."""
     rows = frame.loc[index].drop(columns=["source_ref"], errors="ignore")
     return [json.dumps(rec, default=str) for rec in rows.to_dict(orient="records")]
 
@@ -287,7 +288,7 @@ def _quarantine(
                 typed.loc[bad_index, spec.time_column], start, end
             ),
             "source_ref": refs.to_numpy(),
-            "row_json": _row_json(frame, bad_index),
+            "row_json": rows_as_json(frame, bad_index),
             "rules": [problems[i] for i in bad_index],
             "run_id": run_id,
             "rejected_at": pd.Timestamp(datetime.now(UTC)),

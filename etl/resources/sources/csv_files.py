@@ -61,6 +61,7 @@ from etl.resources.sources.shaping import (
     ValueFormat,
 )
 from etl.schemas import STRING
+from etl.validation import rows_as_json
 
 # Unknown files a run parses for the index before saving it and releasing them to other runs.
 CLAIMS_PER_SAVE = 16
@@ -624,13 +625,11 @@ class CsvSource(SourceResource):
                 counts["known"] += 1
             elif (day := self.named_day(kind, name)) is not None:
                 counts["named"] += 1  # its name says what it covers: nothing to read yet
+                if index is not None and entry is not None:
+                    self._drop_parsed(kind, entry)  # the file's previous version
+                entry = _named_entry(name, day, stat, fingerprint)
                 if index is not None:
-                    if entry is not None:
-                        self._drop_parsed(kind, entry)
-                    entry = _named_entry(name, day, stat, fingerprint)
                     index.put(key, entry)
-                else:
-                    entry = _named_entry(name, day, stat, fingerprint)
             else:
                 if index is not None and not wait:
                     if not index.claim(key):
@@ -803,11 +802,10 @@ def _within_named_day(shaped: Shaped, start: pd.Timestamp, end: pd.Timestamp) ->
         "name declares (contacts.day_in_name)"
     )
     moved = shaped.frame[outside]
-    values = moved.drop(columns="source_ref")
     rejects = pd.DataFrame(
         {
             "source_ref": moved["source_ref"].astype(str).to_numpy(),
-            "row_json": [json.dumps(r, default=str) for r in values.to_dict(orient="records")],
+            "row_json": rows_as_json(moved, moved.index),
             "rules": [[rule] for _ in range(len(moved))],
             "partition_time": moved["interval_start"].clip(lower=start, upper=last).to_numpy(),
         }
@@ -816,11 +814,11 @@ def _within_named_day(shaped: Shaped, start: pd.Timestamp, end: pd.Timestamp) ->
     for column in shaping.KEYS["contacts"]:
         rejects[f"key_{column}"] = moved[column].to_numpy()
     rejected = shaped.rejected.assign(partition_time=when.clip(lower=start, upper=last))
-    parts = [part for part in (rejected, rejects) if len(part)]
+    parts = [part for part in (rejected, rejects) if len(part)]  # never both empty here
     return Shaped(
         "contacts",
         shaped.frame[~outside].reset_index(drop=True),
-        pd.concat(parts, ignore_index=True) if parts else shaped.rejected,
+        pd.concat(parts, ignore_index=True),
     )
 
 
