@@ -802,17 +802,14 @@ def _within_named_day(shaped: Shaped, start: pd.Timestamp, end: pd.Timestamp) ->
         "name declares (contacts.day_in_name)"
     )
     moved = shaped.frame[outside]
-    rejects = pd.DataFrame(
-        {
-            "source_ref": moved["source_ref"].astype(str).to_numpy(),
-            "row_json": rows_as_json(moved, moved.index),
-            "rules": [[rule] for _ in range(len(moved))],
-            "partition_time": moved["interval_start"].clip(lower=start, upper=last).to_numpy(),
-        }
+    rejects = shaping.rejects_frame(
+        "contacts",
+        moved["source_ref"].astype(str).to_numpy(),
+        rows_as_json(moved, moved.index),
+        [[rule] for _ in range(len(moved))],
+        moved["interval_start"].clip(lower=start, upper=last).to_numpy(),
+        moved,
     )
-    rejects["partition_time"] = pd.to_datetime(rejects["partition_time"], utc=True)
-    for column in shaping.KEYS["contacts"]:
-        rejects[f"key_{column}"] = moved[column].to_numpy()
     rejected = shaped.rejected.assign(partition_time=when.clip(lower=start, upper=last))
     parts = [part for part in (rejected, rejects) if len(part)]  # never both empty here
     return Shaped(

@@ -287,6 +287,25 @@ class Shaped:
         )
 
 
+def rejects_frame(
+    kind: Literal["contacts", "agent_status"],
+    refs: np.ndarray,
+    row_json: list[str],
+    rules: list[list[str]],
+    placed: np.ndarray,
+    keyed: pd.DataFrame,
+) -> pd.DataFrame:
+    """Rejected rows as sources hand them on: REJECT_COLUMNS plus the rows' keys (`key_<column>`,
+    taken from `keyed`, one row per reject), so later files can tell which rows they replace."""
+    rejected = pd.DataFrame(
+        {"source_ref": refs, "row_json": row_json, "rules": rules, "partition_time": placed}
+    )
+    rejected["partition_time"] = pd.to_datetime(rejected["partition_time"], utc=True)
+    for column in KEYS[kind]:
+        rejected[f"key_{column}"] = keyed[column].to_numpy()
+    return rejected
+
+
 def empty_rejects() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype=object) for c in REJECT_COLUMNS})
     frame["partition_time"] = pd.Series(dtype="datetime64[ns, UTC]")
@@ -865,17 +884,14 @@ def _finish(
         raw.preset_json.get(int(row), json.dumps(record, default=str, ensure_ascii=False))
         for row, record in zip(rows, records, strict=True)
     ]
-    rejected = pd.DataFrame(
-        {
-            "source_ref": raw.refs[rows],
-            "row_json": row_json,
-            "rules": [list(dict.fromkeys(problems.rules[int(r)])) for r in rows],
-            "partition_time": placed.iloc[rows].to_numpy(),
-        }
+    rejected = rejects_frame(
+        kind,
+        raw.refs[rows],
+        row_json,
+        [list(dict.fromkeys(problems.rules[int(r)])) for r in rows],
+        placed.iloc[rows].to_numpy(),
+        frame.iloc[rows],
     )
-    rejected["partition_time"] = pd.to_datetime(rejected["partition_time"], utc=True)
-    for column in KEYS[kind]:
-        rejected[f"key_{column}"] = frame[column].iloc[rows].to_numpy()
     return Shaped(kind, good, rejected)
 
 
