@@ -33,7 +33,7 @@ import yaml
 from bench.workloads import Workload, history_workload, load_postgres_table, write_csv_files
 from etl.assets.contacts import CONTACTS_KIND
 from etl.assets.import_log import import_log_frame, log_import
-from etl.instance import RANGE_RUN_ENV, RUN_LAUNCHER, max_concurrent_runs
+from etl.instance import RANGE_RUN_ENV, RUN_LAUNCHER, max_concurrent_runs, postgres_storage
 from etl.partitions import days, month_start, months, next_month
 from etl.resources.warehouse import Warehouse, _within
 
@@ -116,7 +116,7 @@ def project_env(folder: Path, integrations: list[dict], dagster_pg_url: str) -> 
         yaml.safe_dump(
             {
                 "telemetry": {"enabled": False},
-                "storage": {"postgres": {"postgres_url": dagster_pg_url}},
+                **postgres_storage(dagster_pg_url),
                 "run_launcher": dict(RUN_LAUNCHER),
             }
         )

@@ -48,8 +48,32 @@ def instance_config(env: Mapping[str, str]) -> dict:
         "run_queue": {"max_concurrent_runs": max_concurrent_runs(env)},
     }
     if env.get(PG_URL_ENV):
-        config["storage"] = {"postgres": {"postgres_url": {"env": PG_URL_ENV}}}
+        config.update(postgres_storage({"env": PG_URL_ENV}))
     return config
+
+
+def postgres_storage(url: str | dict) -> dict:
+    """Instance storage on PostgreSQL: dagster-postgres's run and schedule storage, and its
+    event log with the planned check rows of range runs written in one statement
+    (etl/event_log.py). `url` is an SQLAlchemy URL, or `{"env": NAME}` to read it there."""
+    config = {"postgres_url": url}
+    return {
+        "run_storage": {
+            "module": "dagster_postgres.run_storage",
+            "class": "PostgresRunStorage",
+            "config": config,
+        },
+        "event_log_storage": {
+            "module": "etl.event_log",
+            "class": "RangeRunEventLogStorage",
+            "config": config,
+        },
+        "schedule_storage": {
+            "module": "dagster_postgres.schedule_storage",
+            "class": "PostgresScheduleStorage",
+            "config": config,
+        },
+    }
 
 
 def prepare_dagster_home(env: Mapping[str, str] | None = None) -> Path:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from dagster._utils.warnings import BetaWarning, PreviewWarning
 
 from etl.config import Integration, Settings
+from etl.instance import postgres_storage
 from etl.resources.warehouse import Warehouse
 
 warnings.filterwarnings("ignore", category=BetaWarning)
@@ -104,7 +105,7 @@ def pg_instance(pg_url: str, tmp_path: Path) -> Iterator[dg.DagsterInstance]:
     """A Dagster instance whose runs, events and schedules live in PostgreSQL."""
     home = tmp_path / "dagster_home_pg"
     home.mkdir()
-    overrides = {"storage": {"postgres": {"postgres_url": pg_url}}}
+    overrides = postgres_storage(pg_url)
     with dg.instance_for_test(temp_dir=str(home), overrides=overrides) as inst:
         yield inst
 

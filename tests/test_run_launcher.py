@@ -15,7 +15,7 @@ import yaml
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.launcher.base import WorkerStatus
 
-from etl.instance import RUN_LAUNCHER, instance_config
+from etl.instance import RUN_LAUNCHER, instance_config, postgres_storage
 from etl.resources.sources import build_source
 from etl.resources.warehouse import Warehouse
 from etl.run_launcher import PEAK_RSS_TAG, PID_TAG, PreloadedRunLauncher, RunFactory, create_run
@@ -97,7 +97,7 @@ def test_a_range_run_lands_its_rows_from_a_forked_process(project: Path):
 
 
 def test_runs_on_a_postgres_instance_and_see_config_changes(project: Path, pg_url: str):
-    storage = {"storage": {"postgres": {"postgres_url": pg_url}}}
+    storage = postgres_storage(pg_url)
     with launcher_instance(project / "home_pg", storage) as instance:
         first = launch_and_wait(instance, "sim15_import", range_tags(START, END))
         assert first.status == dg.DagsterRunStatus.SUCCESS

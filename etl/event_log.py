@@ -1,0 +1,71 @@
+"""Dagster's PostgreSQL event log, with cheaper planned check rows for range runs.
+
+Creating a run stores one planned row per partition for each of its asset checks. Dagster
+1.13 builds them as one INSERT with a VALUES tuple per partition, serialising the same event
+once per row, and SQLAlchemy compiles that statement anew for every run: for the two checks of
+a 744-hour history run that was about a quarter of a second a run (bench/). This storage
+writes the same rows with one event serialised once and one cached statement executed for
+many rows. Everything else is Dagster's own `PostgresEventLogStorage`.
+
+Configured in `dagster.yaml` in place of `storage: postgres` (the set-up writes it):
+
+    event_log_storage:
+      module: etl.event_log
+      class: RangeRunEventLogStorage
+      config:
+        postgres_url: {env: DAGSTER_PG_URL}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+from dagster._core.events import AssetCheckEvaluationPlanned
+from dagster._core.events.log import EventLogEntry
+from dagster._core.storage.asset_check_execution_record import (
+    AssetCheckExecutionRecordStatus,
+)
+from dagster._core.storage.event_log.schema import AssetCheckExecutionsTable
+from dagster._serdes import ConfigurableClassData, serialize_value
+from dagster_postgres.event_log.event_log import PostgresEventLogStorage
+from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
+
+
+class RangeRunEventLogStorage(PostgresEventLogStorage):
+    """`PostgresEventLogStorage` whose planned check rows for a range are one executemany."""
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> RangeRunEventLogStorage:
+        return cls(
+            inst_data=inst_data,
+            postgres_url=pg_url_from_config(config_value),
+            should_autocreate_tables=config_value.get("should_autocreate_tables", True),
+            token_provider=get_token_provider_from_config(config_value),
+        )
+
+    def _store_asset_check_evaluation_planned(
+        self, event: EventLogEntry, event_id: int | None
+    ) -> None:
+        planned = cast("AssetCheckEvaluationPlanned", event.get_dagster_event().event_specific_data)
+        if planned.partitions_subset is None:  # one row: Dagster's own statement is as cheap
+            super()._store_asset_check_evaluation_planned(event, event_id)
+            return
+        common = {
+            "asset_key": planned.asset_key.to_string(),
+            "check_name": planned.check_name,
+            "run_id": event.run_id,
+            "execution_status": AssetCheckExecutionRecordStatus.PLANNED.value,
+            "evaluation_event": serialize_value(event),
+            "evaluation_event_timestamp": self._event_insert_timestamp(event),
+            "evaluation_event_storage_id": event_id,
+        }
+        rows = [
+            {**common, "partition": key} for key in planned.partitions_subset.get_partition_keys()
+        ]
+        if not rows:
+            return
+        with self.index_connection() as conn:
+            conn.execute(AssetCheckExecutionsTable.insert(), rows)

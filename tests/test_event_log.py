@@ -1,0 +1,68 @@
+"""The event log storage for range runs, on the local PostgreSQL: the planned check rows it
+writes are the ones Dagster's own storage writes for the same run."""
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import dagster as dg
+import sqlalchemy as sa
+from dagster._serdes import deserialize_value
+
+from etl.event_log import RangeRunEventLogStorage
+from etl.instance import postgres_storage
+from tests.conftest import make_integration
+from tests.helpers import definitions, import_range
+
+START = datetime(2026, 11, 16, tzinfo=UTC)
+END = START + timedelta(hours=24)
+
+
+def check_rows(pg_url: str, run_id: str) -> list[tuple[str, str | None, str, dg.EventLogEntry]]:
+    """(check, partition, status, stored event) of each asset check row of the run."""
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as con:
+        rows = con.execute(
+            sa.text(
+                "SELECT check_name, partition, execution_status, evaluation_event "
+                "FROM asset_check_executions WHERE run_id = :run_id"
+            ),
+            {"run_id": run_id},
+        ).all()
+    engine.dispose()
+    return [(c, p, s, deserialize_value(e, dg.EventLogEntry)) for c, p, s, e in rows]
+
+
+def range_run(settings, pg_url: str, home: Path, storage: dict) -> str:
+    home.mkdir()
+    integration = make_integration()
+    with dg.instance_for_test(temp_dir=str(home), overrides=storage) as instance:
+        result = import_range(
+            definitions(settings, integration), instance, integration.id, START, END
+        )
+        assert result.success
+        return result.run_id
+
+
+def test_planned_check_rows_are_dagsters_own(settings, warehouse, pg_url, tmp_path):
+    dagsters = range_run(
+        settings, pg_url, tmp_path / "a", {"storage": {"postgres": {"postgres_url": pg_url}}}
+    )
+    ours = range_run(settings, pg_url, tmp_path / "b", postgres_storage(pg_url))
+
+    expected, got = check_rows(pg_url, dagsters), check_rows(pg_url, ours)
+    hours = {f"2026-11-16-{h:02d}:00" for h in range(24)}
+    for check in ("rows_valid", "coverage"):
+        planned = [p for c, p, s, _ in got if c == check and s == "PLANNED"]
+        assert sorted(planned) == sorted(hours)  # one row per hour, each once
+    assert Counter(r[:3] for r in got) == Counter(r[:3] for r in expected)
+    for check, partition, status, event in got:
+        if status == "PLANNED":
+            planned = event.get_dagster_event().asset_check_planned_data
+            assert planned.check_name == check
+            assert partition in set(planned.partitions_subset.get_partition_keys())
+            assert event.run_id == ours
+
+
+def test_the_instance_uses_it(pg_instance):
+    assert isinstance(pg_instance.event_log_storage, RangeRunEventLogStorage)
