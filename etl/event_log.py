@@ -4,11 +4,12 @@ Creating a run stores one planned row per partition for each of its asset checks
 1.13 builds them as one INSERT with a VALUES tuple per partition, serialising the same event
 once per row, and SQLAlchemy compiles that statement anew for every run: creating a 744-hour
 history run with two checks took 0.34-0.53 s that way and 0.12-0.17 s this way
-(bench/analysis.md). This storage
-writes the same rows with one event serialised once and one cached statement executed for
-many rows. Everything else is Dagster's own `PostgresEventLogStorage`.
+(bench/analysis.md). This storage writes the same rows with the event serialised once and
+one cached statement executed for many rows. Everything else is Dagster's own
+`PostgresEventLogStorage`.
 
-Configured in `dagster.yaml` in place of `storage: postgres` (the set-up writes it):
+Configured in `dagster.yaml` in place of `storage: postgres`, beside dagster-postgres's run
+and schedule storage (`etl.instance.postgres_storage` gives all three; the set-up writes it):
 
     event_log_storage:
       module: etl.event_log
