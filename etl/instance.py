@@ -6,6 +6,7 @@ runs and event logs in PostgreSQL, which big history imports need (DESIGN.md pit
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,6 +28,13 @@ RANGE_RUN_ENV = {
 
 # Runs start in processes forked from a warm server, not fresh interpreters (etl/run_launcher.py).
 RUN_LAUNCHER = {"module": "etl.run_launcher", "class": "PreloadedRunLauncher"}
+
+
+POSTGRES_STORAGE = {
+    "run_storage": ("dagster_postgres.run_storage", "PostgresRunStorage"),
+    "event_log_storage": ("etl.event_log", "RangeRunEventLogStorage"),
+    "schedule_storage": ("dagster_postgres.schedule_storage", "PostgresScheduleStorage"),
+}
 
 
 MAX_RUNS_ENV = "WFM_MAX_CONCURRENT_RUNS"
@@ -56,23 +64,10 @@ def postgres_storage(url: str | dict) -> dict:
     """Instance storage on PostgreSQL: dagster-postgres's run and schedule storage, and its
     event log with the planned check rows of range runs written in one statement
     (etl/event_log.py). `url` is an SQLAlchemy URL, or `{"env": NAME}` to read it there."""
-    config = {"postgres_url": url}
+    # Each entry its own copy: shared objects would come out of YAML as anchors and aliases.
     return {
-        "run_storage": {
-            "module": "dagster_postgres.run_storage",
-            "class": "PostgresRunStorage",
-            "config": config,
-        },
-        "event_log_storage": {
-            "module": "etl.event_log",
-            "class": "RangeRunEventLogStorage",
-            "config": config,
-        },
-        "schedule_storage": {
-            "module": "dagster_postgres.schedule_storage",
-            "class": "PostgresScheduleStorage",
-            "config": config,
-        },
+        key: {"module": module, "class": name, "config": {"postgres_url": copy.deepcopy(url)}}
+        for key, (module, name) in POSTGRES_STORAGE.items()
     }
 
 

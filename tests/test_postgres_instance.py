@@ -53,6 +53,9 @@ def test_the_written_dagster_yaml_loads_an_instance_on_postgres(pg_url, tmp_path
     for name, value in RANGE_RUN_ENV.items():  # the set-up sets them; restore them afterwards
         monkeypatch.setenv(name, value)
     assert prepare_dagster_home() == home
+    written = (home / "dagster.yaml").read_text()
+    assert "RangeRunEventLogStorage" in written
+    assert "&id" not in written  # readable: each storage's config in full, no YAML aliases
     with dg.DagsterInstance.get() as instance:
         assert isinstance(instance.event_log_storage, RangeRunEventLogStorage)
         run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job())
