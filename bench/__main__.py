@@ -179,10 +179,14 @@ def part_floor(report: Report, csv_dir: Path, rows: int) -> float:
     return seconds
 
 
-def part_bookkeeping(report: Report, workload: Workload, floor: float | None) -> None:
+def part_bookkeeping(
+    report: Report, workload: Workload, floor: float | None, csv_dir: Path
+) -> None:
     """Dagster's own share of a monthly history run: range runs of a no-op asset with the fact
     asset's partitions, check and metadata (bench/bookkeeping.py), and that for the history;
-    then the same with daily partitions, what coarser history partitions would cost."""
+    then the same with daily partitions, what coarser history partitions would cost. Then the
+    import's own share: the fact asset's code for a month of CSV files without Dagster
+    (bench/import_alone.py)."""
     dagster_pg = fresh_pg_database("wfm_bench_bookkeeping")
     env = project_env(WORK / "project_bookkeeping", [], dagster_pg)
     start, end = max(workload.months(), key=lambda m: m[1] - m[0])  # a whole month
@@ -210,8 +214,32 @@ def part_bookkeeping(report: Report, workload: Workload, floor: float | None) ->
                 f"{HISTORY_RUNS_AT_ONCE} at a time = {history:.1f} s{share}"
                 + ("; for comparison, the contract is hourly" if grain == "day" else ""),
             )
+        part_import_alone(report, workload, floor, csv_dir, dagster_pg)
     finally:
         drop_pg_database(dagster_pg)
+
+
+def part_import_alone(
+    report: Report, workload: Workload, floor: float | None, csv_dir: Path, dagster_pg: str
+) -> None:
+    integration = history_integration("csv", workload, csv_dir, "WFM_BENCH_SOURCE_URL")
+    env = project_env(WORK / "project_import_alone", [integration], dagster_pg)
+    newest = [start.isoformat() for start, _ in reversed(workload.months())][:5]
+    done, lines = bench_process(env, "bench.import_alone", integration["id"], *newest)
+    if done.returncode or not lines:
+        raise failure("the import without Dagster failed", done)
+    runs = lines[-1]["seconds"]
+    seconds = statistics.median(runs)
+    months = len(workload.months())
+    history = months * seconds / HISTORY_RUNS_AT_ONCE
+    share = f" = {history / floor:.2f}x the floor" if floor else ""
+    report.add(
+        "import alone: one month of the CSV files through the fact asset's code, no Dagster",
+        seconds,
+        "s",
+        note=f"median of the newest {len(runs)} months, in process (bench/import_alone.py); "
+        f"x {months} months / {HISTORY_RUNS_AT_ONCE} at a time = {history:.1f} s{share}",
+    )
 
 
 def history_integration(kind: str, workload: Workload, csv_dir: Path, db_url_env: str) -> dict:
@@ -737,7 +765,7 @@ def main(argv: list[str] | None = None) -> int:
     floor = part_floor(report, csv_dir, workload.rows) if "floor" in parts else None
     if "bookkeeping" in parts:
         report.part = "bookkeeping"
-        part_bookkeeping(report, workload, floor)
+        part_bookkeeping(report, workload, floor, csv_dir)
     project = None
     if "csv" in parts:
         report.part = "csv"

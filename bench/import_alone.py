@@ -1,0 +1,67 @@
+"""What the import itself costs a monthly history run, without Dagster: the fact asset's own
+code (`import_window`: the source's extract, validation, the quarantine and warehouse writes,
+the import log, the checks' inputs) for one month, called with a stand-in for the asset's
+context, so that no run is created and no event is stored.
+
+Run as its own process with the project's environment (WFM_*), after the CSV files exist:
+
+    python -m bench.import_alone <integration id> <month start ISO> [<month start ISO> ...]
+
+Prints one JSON line: the seconds of each month, in the order given. Together with
+bench/bookkeeping.py (Dagster alone) it splits a monthly run into its two shares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from datetime import datetime, timedelta
+from types import SimpleNamespace
+
+import dagster as dg
+
+from etl.assets.facts import import_window, source_key
+from etl.config import Settings, load_integrations
+from etl.definitions import FACT_KINDS, build_definitions
+from etl.resources.sources.base import SourceResource
+from etl.resources.warehouse import Warehouse
+
+
+def next_month(start: datetime) -> datetime:
+    return (start.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("integration")
+    parser.add_argument("months", nargs="+", help="first instant of each month, ISO")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    integration = next(
+        i for i in load_integrations(settings.integrations_path) if i.id == args.integration
+    )
+    resources = build_definitions(settings).resources
+    source: SourceResource = resources[source_key(integration)]
+    warehouse: Warehouse = resources["warehouse"]
+    seconds, rows = [], []
+    for text in args.months:
+        start = datetime.fromisoformat(text)
+        context = SimpleNamespace(
+            partition_time_window=dg.TimeWindow(start, next_month(start)),
+            run=SimpleNamespace(run_id="bench-import-alone"),
+            log=logging.getLogger("bench.import_alone"),
+        )
+        began = time.perf_counter()
+        kind = FACT_KINDS["contacts"]
+        results = list(import_window(context, integration, kind, source, warehouse))  # type: ignore[arg-type]
+        seconds.append(time.perf_counter() - began)
+        rows.append(results[0].metadata["rows_written"])
+    print(json.dumps({"seconds": seconds, "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
