@@ -18,7 +18,7 @@ import json
 import logging
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import SimpleNamespace
 
 import dagster as dg
@@ -26,12 +26,9 @@ import dagster as dg
 from etl.assets.facts import import_window, source_key
 from etl.config import Settings, load_integrations
 from etl.definitions import FACT_KINDS, build_definitions
+from etl.partitions import next_month
 from etl.resources.sources.base import SourceResource
 from etl.resources.warehouse import Warehouse
-
-
-def next_month(start: datetime) -> datetime:
-    return (start.replace(day=1) + timedelta(days=32)).replace(day=1)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     resources = build_definitions(settings).resources
     source: SourceResource = resources[source_key(integration)]
     warehouse: Warehouse = resources["warehouse"]
+    kind = FACT_KINDS["contacts"]
     seconds, rows = [], []
     for text in args.months:
         start = datetime.fromisoformat(text)
@@ -55,7 +53,6 @@ def main(argv: list[str] | None = None) -> int:
             log=logging.getLogger("bench.import_alone"),
         )
         began = time.perf_counter()
-        kind = FACT_KINDS["contacts"]
         results = list(import_window(context, integration, kind, source, warehouse))  # type: ignore[arg-type]
         seconds.append(time.perf_counter() - began)
         rows.append(results[0].metadata["rows_written"])

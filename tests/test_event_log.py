@@ -33,7 +33,7 @@ def check_rows(pg_url: str, run_id: str) -> list[tuple[str, str | None, str, dg.
     return [(c, p, s, deserialize_value(e, dg.EventLogEntry)) for c, p, s, e in rows]
 
 
-def range_run(settings, pg_url: str, home: Path, storage: dict) -> str:
+def range_run(settings, home: Path, storage: dict) -> str:
     home.mkdir()
     integration = make_integration()
     with dg.instance_for_test(temp_dir=str(home), overrides=storage) as instance:
@@ -46,9 +46,9 @@ def range_run(settings, pg_url: str, home: Path, storage: dict) -> str:
 
 def test_planned_check_rows_are_dagsters_own(settings, warehouse, pg_url, tmp_path):
     dagsters = range_run(
-        settings, pg_url, tmp_path / "a", {"storage": {"postgres": {"postgres_url": pg_url}}}
+        settings, tmp_path / "a", {"storage": {"postgres": {"postgres_url": pg_url}}}
     )
-    ours = range_run(settings, pg_url, tmp_path / "b", postgres_storage(pg_url))
+    ours = range_run(settings, tmp_path / "b", postgres_storage(pg_url))
 
     expected, got = check_rows(pg_url, dagsters), check_rows(pg_url, ours)
     hours = {f"2026-11-16-{h:02d}:00" for h in range(24)}
