@@ -71,6 +71,13 @@ DEFAULT_PRELOAD = (
 )
 
 
+def pool_connections(instance: DagsterInstance) -> None:
+    """Keep one database connection per storage open for the process's run. dagster-postgres
+    opens a new connection for every query (about 200 in one import run, 2 ms each here);
+    this is the pool the webserver uses."""
+    instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
+
+
 def _execute_run(serialized_args: str, environment: Mapping[str, str]) -> None:
     """The body of a run process: what `dagster api execute_run` does, with pooled database
     connections, then the process's peak memory as a run tag (to size big imports).
@@ -88,9 +95,7 @@ def _execute_run(serialized_args: str, environment: Mapping[str, str]) -> None:
     args = deserialize_value(serialized_args, ExecuteRunArgs)
     code = 1
     with capture_interrupts(), DagsterInstance.from_ref(args.instance_ref) as instance:
-        # dagster-postgres opens a new connection for every query (about 200 in one import
-        # run); one pooled connection per storage, as the webserver uses, keeps them open.
-        instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
+        pool_connections(instance)
         try:
             code = _execute_run_command_body(
                 args.run_id, instance, lambda _event: None, set_exit_code_on_failure=True

@@ -18,7 +18,14 @@ from dagster._core.launcher.base import WorkerStatus
 from etl.instance import RUN_LAUNCHER, instance_config, postgres_storage
 from etl.resources.sources import build_source
 from etl.resources.warehouse import Warehouse
-from etl.run_launcher import PEAK_RSS_TAG, PID_TAG, PreloadedRunLauncher, RunFactory, create_run
+from etl.run_launcher import (
+    PEAK_RSS_TAG,
+    PID_TAG,
+    PreloadedRunLauncher,
+    RunFactory,
+    create_run,
+    pool_connections,
+)
 from etl.schedules.ticks import range_tags
 from tests.conftest import make_integration
 
@@ -114,6 +121,25 @@ def test_runs_on_a_postgres_instance_and_see_config_changes(project: Path, pg_ur
         statuses = con.execute(sa.text("SELECT status FROM runs ORDER BY id")).scalars().all()
     engine.dispose()
     assert statuses == ["SUCCESS", "SUCCESS"]
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+def test_a_run_process_keeps_one_connection_per_storage(pg_instance, pooled: bool):
+    """dagster-postgres connects anew for every query unless the process pools them."""
+    if pooled:
+        pool_connections(pg_instance)
+    opened: list[str] = []
+    for name in ("run_storage", "event_log_storage"):
+        engine = getattr(pg_instance, name)._engine
+        sa.event.listen(engine, "connect", lambda *_, name=name: opened.append(name))
+    for _ in range(5):
+        pg_instance.get_runs(limit=1)
+        pg_instance.get_latest_materialization_event(dg.AssetKey("nothing_yet"))
+    if pooled:
+        assert sorted(opened) == ["event_log_storage", "run_storage"]
+    else:  # one connection per query
+        assert opened.count("run_storage") >= 5
+        assert opened.count("event_log_storage") >= 5
 
 
 def test_a_factory_loads_the_definitions_once_for_runs_of_many_jobs(
