@@ -45,6 +45,8 @@ PG_ADMIN_URL = os.environ.get(
 )
 # History: the gap sensor's default `max_runs_in_flight` per integration.
 HISTORY_RUNS_AT_ONCE = 2
+# Where the database integration finds its source's URL.
+SOURCE_URL_ENV = "WFM_BENCH_SOURCE_URL"
 # Ticks: 50 schedules fire in the same minute and the run queue starts `max_concurrent_runs`
 # of them at once: the project sets one per core; Dagster's own default is 10.
 TICK_RUNS_AT_ONCE = max_concurrent_runs(os.environ)
@@ -222,7 +224,7 @@ def part_bookkeeping(
 def part_import_alone(
     report: Report, workload: Workload, floor: float | None, csv_dir: Path, dagster_pg: str
 ) -> None:
-    integration = history_integration("csv", workload, csv_dir, "WFM_BENCH_SOURCE_URL")
+    integration = history_integration("csv", workload, csv_dir)
     env = project_env(WORK / "project_import_alone", [integration], dagster_pg)
     newest = [start.isoformat() for start, _ in reversed(workload.months())][:5]
     done, lines = bench_process(env, "bench.import_alone", integration["id"], *newest)
@@ -242,7 +244,7 @@ def part_import_alone(
     )
 
 
-def history_integration(kind: str, workload: Workload, csv_dir: Path, db_url_env: str) -> dict:
+def history_integration(kind: str, workload: Workload, csv_dir: Path) -> dict:
     common = {
         "vendor": kind,
         "delivery": "on_premise",
@@ -270,7 +272,7 @@ def history_integration(kind: str, workload: Workload, csv_dir: Path, db_url_env
         **common,
         "id": "history_db",
         "source": {
-            "url_env": db_url_env,
+            "url_env": SOURCE_URL_ENV,
             "format": {"time": "utc", "duration_unit": "s"},
             "contacts": {
                 "query": (
@@ -287,11 +289,8 @@ def part_history(
     report: Report, kind: str, workload: Workload, csv_dir: Path, floor: float | None
 ) -> Path:
     dagster_pg = fresh_pg_database("wfm_bench_dagster")
-    db_url_env = "WFM_BENCH_SOURCE_URL"
     folder = WORK / f"project_{kind}"
-    env = project_env(
-        folder, [history_integration(kind, workload, csv_dir, db_url_env)], dagster_pg
-    )
+    env = project_env(folder, [history_integration(kind, workload, csv_dir)], dagster_pg)
     source_url = None
     try:
         if kind == "database":
@@ -302,7 +301,7 @@ def part_history(
                 f"loading {workload.rows:,} rows into PostgreSQL took "
                 f"{time.perf_counter() - started:.0f} s (set-up, not timed)"
             )
-            env[db_url_env] = source_url
+            env[SOURCE_URL_ENV] = source_url
         integration = f"history_{'csv' if kind == 'csv' else 'db'}"
         requests = [(integration, s, e) for s, e in reversed(workload.months())]  # newest first
         started = time.perf_counter()
