@@ -79,6 +79,15 @@ def _is_string(dtype: object) -> bool:
     return isinstance(dtype, pd.StringDtype) or str(dtype) in ("str", "object")
 
 
+def _fractional(values: pd.Series) -> pd.Series:
+    """Values that are not whole numbers (infinities included), missing ones not: truncation,
+    several times faster than `values % 1` on a month of rows."""
+    numbers = values.to_numpy(dtype="float64", na_value=np.nan)
+    with np.errstate(invalid="ignore"):
+        fractional = ~np.isnan(numbers) & ~(np.isfinite(numbers) & (np.trunc(numbers) == numbers))
+    return pd.Series(fractional, index=values.index)
+
+
 def _coerce(frame: pd.DataFrame, schema: pa.DataFrameSchema, problems: Problems) -> pd.DataFrame:
     """Cast each column to the schema's type, flagging values that cannot be cast.
 
@@ -104,7 +113,7 @@ def _coerce(frame: pd.DataFrame, schema: pa.DataFrameSchema, problems: Problems)
                 values = pd.to_numeric(raw, errors="coerce")
                 problems.flag(values.isna() & ~missing, f"{name}: not a number")
             if target == "int64" and not pd.api.types.is_integer_dtype(values):
-                fractional = values.notna() & (values % 1 != 0)
+                fractional = _fractional(values)
                 problems.flag(fractional, f"{name}: not a whole number")
                 values = values.where(~fractional)
             if missing.any() or not pd.api.types.is_integer_dtype(values):

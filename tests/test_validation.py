@@ -1,10 +1,17 @@
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from etl.schemas import CONTACTS, contact_schema
-from etl.validation import CONFLICT_RULE, DUPLICATE_RULE, SourceDataError, validate
+from etl.validation import (
+    CONFLICT_RULE,
+    DUPLICATE_RULE,
+    SourceDataError,
+    _fractional,
+    validate,
+)
 
 START, END = datetime(2026, 11, 17, 9, tzinfo=UTC), datetime(2026, 11, 17, 10, tzinfo=UTC)
 
@@ -85,6 +92,18 @@ def test_each_broken_rule_is_named_per_row():
     assert '"offered": "ten"' in rejected.loc["file.csv:7", "row_json"]
     assert set(result.rejected["partition_key"]) == {"2026-11-17-09:00"}
     assert (result.rejected["run_id"] == "r1").all()
+
+
+@pytest.mark.parametrize("dtype", ["float64", "Float64"])
+def test_counts_that_are_not_whole_numbers_are_flagged_infinities_included(dtype):
+    values = pd.Series([1.0, 1.5, None, np.inf, -np.inf, -2.0, -2.5, 1e300], dtype=dtype)
+    assert list(_fractional(values)) == [False, True, False, True, True, False, True, False]
+
+
+def test_infinite_count_is_rejected_as_not_whole():
+    result = run([row(), row(external_queue_id="q2", offered=np.inf)])
+    assert list(result.good["external_queue_id"]) == ["q1"]
+    assert rules_by_ref(result)["file.csv:3"] == ["offered: not a whole number"]
 
 
 def test_exact_duplicate_kept_once_conflicts_all_rejected():

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, cached_property
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import dagster as dg
 import numpy as np
@@ -307,6 +307,13 @@ def rejects_frame(
 
 
 def empty_rejects() -> pd.DataFrame:
+    """No rejects, typed; a copy of one frame built once: most files have no rejects, and
+    building the frame each time cost more than a file's whole frame of rows."""
+    return _empty_rejects().copy()
+
+
+@cache
+def _empty_rejects() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype=object) for c in REJECT_COLUMNS})
     frame["partition_time"] = pd.Series(dtype="datetime64[ns, UTC]")
     return frame
@@ -867,13 +874,15 @@ def _time_needs(fmt: ValueFormat, cols: _Columns, name: str, date: str, clock: s
 def _finish(
     kind: Literal["contacts", "agent_status"],
     raw: RawRows,
-    frame: pd.DataFrame,
+    columns: dict[str, Any],
     problems: _Problems,
     when: pd.Series,
     ctx: ShapeContext,
 ) -> Shaped:
+    """The shaped rows and rejects; `columns` become the frame at once (column by column,
+    pandas would copy the growing frame's blocks at every column)."""
     bad = problems.any()
-    frame["source_ref"] = raw.refs
+    frame = pd.DataFrame({**columns, "source_ref": raw.refs})
     if not bad.any():  # the usual case: keep the frame rather than copy every column
         return Shaped(kind, frame, empty_rejects())
     good = frame[~bad].reset_index(drop=True)
@@ -957,41 +966,39 @@ def shape_contacts(
     """Delivered contact rows -> canonical contact rows and rejects."""
     cols, problems, values, ids, time = _contact_keys(raw, mapping, fmt, ctx)
     queue, channel = ids()
-    frame = pd.DataFrame(
-        {
-            "integration_id": repeated(ctx.integration_id, len(queue)),
-            "external_queue_id": queue,
-            "channel": channel,
-            "interval_start": time.utc,
-        }
-    )
+    columns: dict[str, Any] = {
+        "integration_id": repeated(ctx.integration_id, len(queue)),
+        "external_queue_id": queue,
+        "channel": channel,
+        "interval_start": time.utc,
+    }
     if cols.has("interval_minutes"):
         minutes, bad = to_numbers(cols.get("interval_minutes"), fmt)
         problems.add(bad, f"{cols.label('interval_minutes')}: not a number")
-        frame["interval_minutes"] = minutes
+        columns["interval_minutes"] = minutes
     else:
-        frame["interval_minutes"] = ctx.interval_minutes
+        columns["interval_minutes"] = ctx.interval_minutes
     for name in ("offered", "answered", "abandoned"):
         numbers, bad = to_numbers(values[name], fmt)
         problems.add(bad, f"{cols.label(name)}: not a number{_decimal_hint(fmt)}")
-        frame[name] = numbers
-    answered = frame["answered"].to_numpy()
+        columns[name] = numbers
+    answered = columns["answered"]
     durations = {"handle_time": "handle_time_s", **OPTIONAL_DURATIONS}
     for name, target in durations.items():
         if name != "handle_time" and not cols.has(name):
             continue
         seconds, bad = to_seconds(values.get(name, cols.get(name)), fmt.duration_unit, fmt)
         problems.add(bad, f"{cols.label(name)}: not a duration in {_unit_name(fmt)}")
-        frame[target] = seconds * answered if mapping.averages else seconds
+        columns[target] = seconds * answered if mapping.averages else seconds
     if cols.has("answered_in_sl"):
         numbers, bad = to_numbers(cols.get("answered_in_sl"), fmt)
         problems.add(bad, f"{cols.label('answered_in_sl')}: not a number{_decimal_hint(fmt)}")
-        frame["answered_in_sl"] = numbers
+        columns["answered_in_sl"] = numbers
     problems.add(
         time.utc.isna().to_numpy() & ~problems.any(),
         f"{_time_label(cols, 'interval_start', 'interval_date', 'interval_time')}: empty",
     )
-    return _finish("contacts", raw, frame, problems, time.placed, ctx)
+    return _finish("contacts", raw, columns, problems, time.placed, ctx)
 
 
 def _channels(cols: _Columns, mapping: ContactMapping, n: int) -> pd.arrays.ArrowStringArray:
@@ -1078,16 +1085,14 @@ def shape_agent_status(
         start.utc.isna().to_numpy() & ~problems.any(),
         f"{_time_label(cols, 'start', 'start_date', 'start_time')}: empty",
     )
-    frame = pd.DataFrame(
-        {
-            "integration_id": ctx.integration_id,
-            "user_identifier": user,
-            "external_activity": activity,
-            "start_utc": start.utc,
-            "end_utc": pd.Series(end_utc, index=range(n)).astype("datetime64[ns, UTC]"),
-        }
-    )
-    return _finish("agent_status", raw, frame, problems, start.placed, ctx)
+    columns: dict[str, Any] = {
+        "integration_id": ctx.integration_id,
+        "user_identifier": user,
+        "external_activity": activity,
+        "start_utc": start.utc,
+        "end_utc": pd.Series(end_utc, index=range(n)).astype("datetime64[ns, UTC]"),
+    }
+    return _finish("agent_status", raw, columns, problems, start.placed, ctx)
 
 
 def data_section(settings: dg.Config, kind: str, integration_id: str, holds: str):
