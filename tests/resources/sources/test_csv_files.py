@@ -3,6 +3,7 @@ index and re-delivered files; contacts end to end through the real asset path.""
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import re
@@ -604,6 +605,60 @@ def test_line_endings(folder, state, newline):
     extract = source(folder, state).contacts(*WINDOW)
     assert list(extract.frame["source_ref"]) == ["a.csv:2", "a.csv:4"]
     assert list(extract.rejected["source_ref"]) == ["a.csv:3"]
+
+
+# UTF-8 files read from their bytes (the usual file) and what is read as text instead.
+UTF8_FILES = {
+    "plain": (b"queue,offered\nQ1,1\nQ2,2\n", True),
+    "byte order mark and CRLF": (codecs.BOM_UTF8 + b"queue,offered\r\nQ1,1\r\nQ2,2\r\n", True),
+    "a line of empty fields": (b"queue,offered\nQ1,1\n ,\nQ2,2\n\n\n", True),
+    "trailing delimiters": (b"queue,offered,\nQ1,1,\nQ2,2,\n", True),
+    "non-ASCII text": ("queue,offered\nW\u00e4rme,1\n\u00e9,2\n".encode(), True),
+    "header only": (b"queue,offered\n", False),
+    "a body blank only to Unicode": ("queue,offered\n\u00a0\n".encode(), False),
+    "an empty line": (b"queue,offered\nQ1,1\n\nQ2,2\n", False),
+    "a quoted line break": (b'queue,offered\n"Q\n1",1\nQ2,2\n', False),
+    "a ragged line": (b"queue,offered\nQ1,1,9\nQ2,2\n", False),
+    "invalid UTF-8": (b"queue,offered\nQ1,1\nQ\xff,2\n", False),
+    "a NUL character": (b"queue,offered\nQ1,1\x00\n", False),
+    "CR line ends": (b"queue,offered\rQ1,1\rQ2,2\r", False),
+}
+
+
+def read(data: bytes) -> tuple:
+    """What `read_rows` gives: the rows and where they come from, or the file's problem."""
+    try:
+        rows, names = csv_files.read_rows(data, csv_files.CsvFormat())
+    except csv_files.FileProblemError as exc:
+        return exc.line, exc.rule
+    return rows.table.to_pydict(), list(rows.lines), rows.malformed, rows.blank_lines, names
+
+
+@pytest.mark.parametrize("name", UTF8_FILES)
+def test_utf8_file_reads_from_its_bytes_as_from_its_text(name, monkeypatch):
+    data, from_bytes = UTF8_FILES[name]
+    assert (csv_files._read_utf8(data, csv_files.CsvFormat()) is not None) == from_bytes
+    read_from_bytes = read(data)
+    monkeypatch.setattr(csv_files, "_read_utf8", lambda data, fmt: None)
+    assert read_from_bytes == read(data)
+
+
+def test_utf8_file_read_from_its_bytes():
+    assert read(UTF8_FILES["byte order mark and CRLF"][0]) == (
+        {"queue": ["Q1", "Q2"], "offered": ["1", "2"]},
+        [2, 3],
+        {},
+        0,
+        ["queue", "offered"],
+    )
+    table, lines, _, blank, _ = read(UTF8_FILES["a line of empty fields"][0])
+    assert (table, lines, blank) == ({"queue": ["Q1", "Q2"], "offered": ["1", "2"]}, [2, 4], 1)
+    table, *_ = read(UTF8_FILES["trailing delimiters"][0])
+    assert table == {"queue": ["Q1", "Q2"], "offered": ["1", "2"]}
+    assert read(UTF8_FILES["invalid UTF-8"][0]) == (
+        3,
+        "not valid utf-8: byte(s) ff at offset 20; check format.encoding",
+    )
 
 
 @pytest.mark.parametrize("header_too", [True, False])
