@@ -83,8 +83,7 @@ def _fractional(values: pd.Series) -> pd.Series:
     """Values that are not whole numbers (infinities included), missing ones not: truncation,
     several times faster than `values % 1` on a month of rows."""
     numbers = values.to_numpy(dtype="float64", na_value=np.nan)
-    with np.errstate(invalid="ignore"):
-        fractional = ~np.isnan(numbers) & ~(np.isfinite(numbers) & (np.trunc(numbers) == numbers))
+    fractional = np.isinf(numbers) | (np.isfinite(numbers) & (np.trunc(numbers) != numbers))
     return pd.Series(fractional, index=values.index)
 
 

@@ -309,12 +309,12 @@ def _read_utf8(data: bytes, fmt: CsvFormat) -> tuple[FileRows, list[str]] | None
     names its problems."""
     if codecs.lookup(fmt.encoding).name != "utf-8" or fmt.header_row != 1 or b"\x00" in data:
         return None
-    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     if not data.isascii():
         try:
-            data[start:].decode("utf-8")  # Arrow's reader would take bad bytes apart
+            data.decode("utf-8-sig")  # Arrow's reader would take bad bytes apart
         except UnicodeDecodeError:
             return None
+    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     line_break = LINE_BREAK_BYTES.search(data, start)
     if line_break is None:
         return None
