@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 import yaml
 
+from bench import duckdb_import
 from bench.workloads import Workload, history_workload, load_postgres_table, write_csv_files
 from etl.assets.contacts import CONTACTS_KIND
 from etl.assets.import_log import import_log_frame, log_import
@@ -170,14 +171,20 @@ def failure(what: str, done: subprocess.CompletedProcess) -> RuntimeError:
 def part_floor(report: Report, csv_dir: Path, rows: int) -> float:
     target = WORK / "floor.parquet"
     target.unlink(missing_ok=True)
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     with duckdb.connect() as con:
         con.execute(
             f"COPY (SELECT * FROM read_csv('{csv_dir}/*.csv', header=true)) TO '{target}' "
             "(FORMAT parquet, COMPRESSION zstd)"
         )
     seconds = time.perf_counter() - started
-    report.add("floor: DuckDB read_csv -> Parquet", seconds, "s", note=f"{rows:,} rows")
+    cpu = time.process_time() - started_cpu
+    report.add(
+        "floor: DuckDB read_csv -> Parquet",
+        seconds,
+        "s",
+        note=f"{rows:,} rows; CPU {cpu:.1f} s (DuckDB's threads, summed)",
+    )
     return seconds
 
 
@@ -188,7 +195,8 @@ def part_bookkeeping(
     asset's partitions, check and metadata (bench/bookkeeping.py), and that for the history;
     then the same with daily partitions, what coarser history partitions would cost. Then the
     import's own share: the fact asset's code for a month of CSV files without Dagster
-    (bench/import_alone.py)."""
+    (bench/import_alone.py), and what that work would cost as DuckDB SQL (a what-if,
+    bench/duckdb_import.py)."""
     dagster_pg = fresh_pg_database("wfm_bench_bookkeeping")
     env = project_env(WORK / "project_bookkeeping", [], dagster_pg)
     start, end = max(workload.months(), key=lambda m: m[1] - m[0])  # a whole month
@@ -205,18 +213,16 @@ def part_bookkeeping(
                 raise failure(f"bookkeeping runs ({grain}) failed", done)
             runs = lines[-1]["seconds"]
             seconds = statistics.median(runs)
-            history = months * seconds / HISTORY_RUNS_AT_ONCE
-            share = f" = {history / floor:.2f}x the floor" if floor else ""
             partitions = (end - start) // timedelta(**{f"{grain}s": 1})
             report.add(
                 label.format(partitions),
                 seconds,
                 "s",
-                note=f"median of {len(runs)}, in process; x {months} months / "
-                f"{HISTORY_RUNS_AT_ONCE} at a time = {history:.1f} s{share}"
+                note=f"median of {len(runs)}, in process; {history_share(seconds, months, floor)}"
                 + ("; for comparison, the contract is hourly" if grain == "day" else ""),
             )
         part_import_alone(report, workload, floor, csv_dir, dagster_pg)
+        part_duckdb_import(report, workload, floor, csv_dir)
     finally:
         drop_pg_database(dagster_pg)
 
@@ -232,16 +238,44 @@ def part_import_alone(
         raise failure("the import without Dagster failed", done)
     runs = lines[-1]["seconds"]
     seconds = statistics.median(runs)
-    months = len(workload.months())
-    history = months * seconds / HISTORY_RUNS_AT_ONCE
-    share = f" = {history / floor:.2f}x the floor" if floor else ""
+    cpu = statistics.median(lines[-1]["cpu_seconds"])
     report.add(
         "import alone: one month of the CSV files through the fact asset's code, no Dagster",
         seconds,
         "s",
-        note=f"median of the newest {len(runs)} months, in process (bench/import_alone.py); "
-        f"x {months} months / {HISTORY_RUNS_AT_ONCE} at a time = {history:.1f} s{share}",
+        note=f"median of the newest {len(runs)} months, in process (bench/import_alone.py), "
+        f"CPU {cpu:.2f} s a month; {history_share(seconds, len(workload.months()), floor)}",
     )
+
+
+def part_duckdb_import(
+    report: Report, workload: Workload, floor: float | None, csv_dir: Path
+) -> None:
+    """What-if: the import's own work as DuckDB SQL (bench/duckdb_import.py), on one thread
+    (what each of two runs at a time has on two cores) and on DuckDB's default threads."""
+    newest = [start for start, _ in reversed(workload.months())][:5]
+    target = WORK / "duckdb_import"
+    one = duckdb_import.month_seconds(csv_dir, newest, target, threads=1)
+    default = duckdb_import.month_seconds(csv_dir, newest, target)
+    seconds = statistics.median(one.seconds)
+    report.add(
+        "what-if: the import's own work as DuckDB SQL, one month on one thread",
+        seconds,
+        "s",
+        note=f"median of the newest {len(newest)} months, in process (bench/duckdb_import.py): "
+        "typed read_csv, the contact schema's rules, repeated keys, fact file and day sums; "
+        "no row references, quarantine, import log or coverage check; "
+        f"{history_share(seconds, len(workload.months()), floor)}; "
+        f"on DuckDB's default threads {statistics.median(default.seconds):.2f} s a month, "
+        f"CPU {statistics.median(default.cpu_seconds):.2f} s",
+    )
+
+
+def history_share(seconds: float, months: int, floor: float | None) -> str:
+    """A month's seconds as a share of the history, its months run two at a time."""
+    history = months * seconds / HISTORY_RUNS_AT_ONCE
+    share = f" = {history / floor:.2f}x the floor" if floor else ""
+    return f"x {months} months / {HISTORY_RUNS_AT_ONCE} at a time = {history:.1f} s{share}"
 
 
 def history_integration(kind: str, workload: Workload, csv_dir: Path) -> dict:

@@ -7,7 +7,8 @@ Run as its own process with the project's environment (WFM_*), after the CSV fil
 
     python -m bench.import_alone <integration id> <month start ISO> [<month start ISO> ...]
 
-Prints one JSON line: the seconds of each month, in the order given. Together with
+Prints one JSON line: the seconds of each month, in the order given, and the CPU seconds of
+the process's threads in them (core time: two runs at a time share two cores). Together with
 bench/bookkeeping.py (Dagster alone) it splits a monthly run into its two shares.
 """
 
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     source: SourceResource = resources[source_key(integration)]
     warehouse: Warehouse = resources["warehouse"]
     kind = FACT_KINDS["contacts"]
-    seconds, rows = [], []
+    seconds, cpu, rows = [], [], []
     for text in args.months:
         start = datetime.fromisoformat(text)
         context = SimpleNamespace(
@@ -52,11 +53,12 @@ def main(argv: list[str] | None = None) -> int:
             run=SimpleNamespace(run_id="bench-import-alone"),
             log=logging.getLogger("bench.import_alone"),
         )
-        began = time.perf_counter()
+        began, began_cpu = time.perf_counter(), time.process_time()
         results = list(import_window(context, integration, kind, source, warehouse))  # type: ignore[arg-type]
         seconds.append(time.perf_counter() - began)
+        cpu.append(time.process_time() - began_cpu)
         rows.append(results[0].metadata["rows_written"])
-    print(json.dumps({"seconds": seconds, "rows": rows}))
+    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu, "rows": rows}))
     return 0
 
 
