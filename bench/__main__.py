@@ -31,7 +31,13 @@ import sqlalchemy as sa
 import yaml
 
 from bench import duckdb_import
-from bench.workloads import Workload, history_workload, load_postgres_table, write_csv_files
+from bench.workloads import (
+    INTERVAL_MINUTES,
+    Workload,
+    history_workload,
+    load_postgres_table,
+    write_csv_files,
+)
 from etl.assets.contacts import CONTACTS_KIND
 from etl.assets.import_log import import_log_frame, log_import
 from etl.instance import RANGE_RUN_ENV, RUN_LAUNCHER, max_concurrent_runs, postgres_storage
@@ -253,16 +259,27 @@ def part_duckdb_import(
 ) -> None:
     """What-if: the import's own work as DuckDB SQL (bench/duckdb_import.py), on one thread
     (what each of two runs at a time has on two cores) and on DuckDB's default threads."""
-    newest = [start for start, _ in reversed(workload.months())][:5]
+    newest = list(reversed(workload.months()))[:5]
+    starts = [start for start, _ in newest]
     target = WORK / "duckdb_import"
-    one = duckdb_import.month_seconds(csv_dir, newest, target, threads=1)
-    default = duckdb_import.month_seconds(csv_dir, newest, target)
+    one = duckdb_import.month_seconds(csv_dir, starts, target, threads=1)
+    default = duckdb_import.month_seconds(csv_dir, starts, target)
+    # The figure only counts if every delivered row passed the rules and no key repeated.
+    delivered = [
+        workload.queues * (end - start).days * 24 * 60 // INTERVAL_MINUTES for start, end in newest
+    ]
+    for done in (one, default):
+        if done.rows != delivered or any(done.repeated_keys):
+            raise RuntimeError(
+                f"the DuckDB what-if wrote {done.rows} rows of {delivered} delivered, with "
+                f"{done.repeated_keys} repeated keys: its rules do not fit the workload"
+            )
     seconds = statistics.median(one.seconds)
     report.add(
         "what-if: the import's own work as DuckDB SQL, one month on one thread",
         seconds,
         "s",
-        note=f"median of the newest {len(newest)} months, in process (bench/duckdb_import.py): "
+        note=f"median of the newest {len(starts)} months, in process (bench/duckdb_import.py): "
         "one pass of typed read_csv, the contact schema's rules and the fact file, then the "
         "repeated keys counted and the day sums written from that file; broken rows only left "
         "out, no row references, import log or coverage check; "

@@ -21,11 +21,13 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 
 import duckdb
 
 from etl.partitions import next_month
+from etl.resources.warehouse import _sql_literal
 from etl.schemas import CHANNELS
 
 # A month's values are bound as variables: COPY takes no prepared parameters.
@@ -77,8 +79,12 @@ DAY_SUMS = Path(__file__).parent.parent / "sql" / "summaries" / "contact_days.sq
 PARQUET = "(FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 256000)"
 
 
-def _quoted(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
+@cache
+def _day_sums() -> str:
+    """The warehouse's day sums of the fact file just written; the SQL file is read once."""
+    return (
+        f"WITH facts AS (SELECT * FROM read_parquet(getvariable('facts'))) {DAY_SUMS.read_text()}"
+    )
 
 
 def import_month(
@@ -95,12 +101,9 @@ def import_month(
     facts, sums = target / "facts.parquet", target / "day_sums.parquet"
     for name, value in {**month, "facts": str(facts)}.items():
         con.execute(SET_VARIABLE.format(name=name), {"value": value})
-    rows = con.execute(f"COPY ({GOOD_ROWS}) TO {_quoted(facts)} {PARQUET}").fetchall()[0][0]
+    rows = con.execute(f"COPY ({GOOD_ROWS}) TO {_sql_literal(facts)} {PARQUET}").fetchall()[0][0]
     repeated = con.execute(REPEATED_KEYS).fetchall()[0][0]
-    facts_file = "SELECT * FROM read_parquet(getvariable('facts'))"
-    con.execute(
-        f"COPY (WITH facts AS ({facts_file}) {DAY_SUMS.read_text()}) TO {_quoted(sums)} {PARQUET}"
-    )
+    con.execute(f"COPY ({_day_sums()}) TO {_sql_literal(sums)} {PARQUET}")
     return rows, repeated
 
 
@@ -108,7 +111,8 @@ def import_month(
 class Months:
     seconds: list[float]
     cpu_seconds: list[float]  # the process's threads, summed
-    rows: list[int]
+    rows: list[int]  # written to the fact file
+    repeated_keys: list[int]
 
 
 def month_seconds(
@@ -117,13 +121,15 @@ def month_seconds(
     """Each month imported in one connection (as one run would hold it), timed."""
     target.mkdir(parents=True, exist_ok=True)
     config = {"threads": threads} if threads else {}
-    done = Months([], [], [])
+    done = Months([], [], [], [])
     with duckdb.connect(config=config) as con:
         con.execute("SET TimeZone = 'UTC'")
         for start in months:
             files = [str(p) for p in sorted(csv_dir.glob(f"contacts_{start:%Y-%m}-*.csv"))]
             began, began_cpu = time.perf_counter(), time.process_time()
-            done.rows.append(import_month(con, files, start, target)[0])
+            rows, repeated = import_month(con, files, start, target)
             done.seconds.append(time.perf_counter() - began)
             done.cpu_seconds.append(time.process_time() - began_cpu)
+            done.rows.append(rows)
+            done.repeated_keys.append(repeated)
     return done
