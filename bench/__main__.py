@@ -33,7 +33,9 @@ import yaml
 from bench import duckdb_import
 from bench.workloads import (
     INTERVAL_MINUTES,
+    SOURCE_URL_ENV,
     Workload,
+    history_integration,
     history_workload,
     load_postgres_table,
     write_csv_files,
@@ -52,8 +54,6 @@ PG_ADMIN_URL = os.environ.get(
 )
 # History: the gap sensor's default `max_runs_in_flight` per integration.
 HISTORY_RUNS_AT_ONCE = 2
-# Where the database integration finds its source's URL.
-SOURCE_URL_ENV = "WFM_BENCH_SOURCE_URL"
 # Ticks: 50 schedules fire in the same minute and the run queue starts `max_concurrent_runs`
 # of them at once: the project sets one per core; Dagster's own default is 10.
 TICK_RUNS_AT_ONCE = max_concurrent_runs(os.environ)
@@ -294,47 +294,6 @@ def history_share(seconds: float, months: int, floor: float | None) -> str:
     history = months * seconds / HISTORY_RUNS_AT_ONCE
     share = f" = {history / floor:.2f}x the floor" if floor else ""
     return f"x {months} months / {HISTORY_RUNS_AT_ONCE} at a time = {history:.1f} s{share}"
-
-
-def history_integration(kind: str, workload: Workload, csv_dir: Path) -> dict:
-    common = {
-        "vendor": kind,
-        "delivery": "on_premise",
-        "interval_minutes": 15,
-        "data": ["contacts"],
-        "timezone": "UTC",
-        "history_start": workload.start.isoformat(),
-        "max_partitions_per_run": 744,
-    }
-    if kind == "csv":
-        return {
-            **common,
-            "id": "history_csv",
-            "source": {
-                "folder": str(csv_dir),
-                "format": {"time": "iso", "duration_unit": "s"},
-                "contacts": {
-                    "glob": "contacts_*.csv",
-                    "day_in_name": "contacts_%Y-%m-%d.csv",  # one UTC day per file
-                    "columns": {"queue": "external_queue_id", "handle_time_s": "handle_time"},
-                },
-            },
-        }
-    return {
-        **common,
-        "id": "history_db",
-        "source": {
-            "url_env": SOURCE_URL_ENV,
-            "format": {"time": "utc", "duration_unit": "s"},
-            "contacts": {
-                "query": (
-                    "SELECT queue AS external_queue_id, channel, interval_start, offered, "
-                    "answered, abandoned, handle_time_s AS handle_time FROM bench_contacts "
-                    "WHERE interval_start >= :window_start AND interval_start < :window_end"
-                ),
-            },
-        },
-    }
 
 
 def part_history(

@@ -15,6 +15,8 @@ import sqlalchemy as sa
 
 INTERVAL_MINUTES = 15
 CSV_COLUMNS = "interval_start,queue,channel,offered,answered,abandoned,handle_time_s"
+# Where the database integration finds its source's URL.
+SOURCE_URL_ENV = "WFM_BENCH_SOURCE_URL"
 
 ROWS_SQL = """
 SELECT strftime(ts, '%Y-%m-%dT%H:%M:%SZ') AS interval_start,
@@ -66,6 +68,49 @@ def history_workload(queues: int, years: int, now: datetime | None = None) -> Wo
     end = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     start = end.replace(year=end.year - years)
     return Workload(queues=queues, start=start, days=(end - start).days)
+
+
+def history_integration(kind: str, workload: Workload, csv_dir: Path) -> dict:
+    """The integration that imports the history: `csv` reads the daily files in `csv_dir`
+    (indexed from their names), any other kind the PostgreSQL table `bench_contacts`."""
+    common = {
+        "vendor": kind,
+        "delivery": "on_premise",
+        "interval_minutes": 15,
+        "data": ["contacts"],
+        "timezone": "UTC",
+        "history_start": workload.start.isoformat(),
+        "max_partitions_per_run": 744,
+    }
+    if kind == "csv":
+        return {
+            **common,
+            "id": "history_csv",
+            "source": {
+                "folder": str(csv_dir),
+                "format": {"time": "iso", "duration_unit": "s"},
+                "contacts": {
+                    "glob": "contacts_*.csv",
+                    "day_in_name": "contacts_%Y-%m-%d.csv",  # one UTC day per file
+                    "columns": {"queue": "external_queue_id", "handle_time_s": "handle_time"},
+                },
+            },
+        }
+    return {
+        **common,
+        "id": "history_db",
+        "source": {
+            "url_env": SOURCE_URL_ENV,
+            "format": {"time": "utc", "duration_unit": "s"},
+            "contacts": {
+                "query": (
+                    "SELECT queue AS external_queue_id, channel, interval_start, offered, "
+                    "answered, abandoned, handle_time_s AS handle_time FROM bench_contacts "
+                    "WHERE interval_start >= :window_start AND interval_start < :window_end"
+                ),
+            },
+        },
+    }
 
 
 def write_csv_files(workload: Workload, folder: Path) -> list[Path]:
