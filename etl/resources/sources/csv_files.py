@@ -306,7 +306,8 @@ def _read_utf8(data: bytes, fmt: CsvFormat) -> tuple[FileRows, list[str]] | None
     """`read_rows` of the usual file (UTF-8, the header on line 1, one record per line) on
     its bytes, without decoding it to text and encoding it again for Arrow: about a third of
     the reading time (bench/). None for any other file: `read_rows` reads it as text, and
-    names its problems."""
+    names its problems. A file whose records span lines or are ragged goes on to Python's
+    reader from here, so that Arrow's reader does not parse it twice."""
     if codecs.lookup(fmt.encoding).name != "utf-8" or fmt.header_row != 1 or b"\x00" in data:
         return None
     if not data.isascii():
@@ -329,7 +330,8 @@ def _read_utf8(data: bytes, fmt: CsvFormat) -> tuple[FileRows, list[str]] | None
     body = pa.py_buffer(data).slice(line_break.end(), end - line_break.end())
     rows = _fast_rows(body, data.count(b"\n", line_break.end(), end) + 1, names, fmt, 2)
     if rows is None:
-        return None
+        text = data[line_break.end() : end].decode("utf-8")
+        rows = _slow_rows(text, names, named, fmt, 2)
     return _without_empty_extras(rows, names, named), names
 
 

@@ -607,7 +607,8 @@ def test_line_endings(folder, state, newline):
     assert list(extract.rejected["source_ref"]) == ["a.csv:3"]
 
 
-# UTF-8 files read from their bytes (the usual file) and what is read as text instead.
+# UTF-8 files read from their bytes (the usual file, and those whose records Python's reader
+# must take apart) and what is read as text instead.
 UTF8_FILES = {
     "plain": (b"queue,offered\nQ1,1\nQ2,2\n", True),
     "byte order mark and CRLF": (codecs.BOM_UTF8 + b"queue,offered\r\nQ1,1\r\nQ2,2\r\n", True),
@@ -616,12 +617,12 @@ UTF8_FILES = {
     "non-ASCII text": ("queue,offered\nW\u00e4rme,1\n\u00e9,2\n".encode(), True),
     "header only": (b"queue,offered\n", False),
     "a body blank only to Unicode": ("queue,offered\n\u00a0\n".encode(), False),
-    "an empty line": (b"queue,offered\nQ1,1\n\nQ2,2\n", False),
-    "a quoted line break": (b'queue,offered\n"Q\n1",1\nQ2,2\n', False),
-    "a ragged line": (b"queue,offered\nQ1,1,9\nQ2,2\n", False),
+    "an empty line": (b"queue,offered\nQ1,1\n\nQ2,2\n", True),
+    "a quoted line break": (b'queue,offered\n"Q\n1",1\nQ2,2\n', True),
+    "a ragged line": (b"queue,offered\nQ1,1,9\nQ2,2\n", True),
     "invalid UTF-8": (b"queue,offered\nQ1,1\nQ\xff,2\n", False),
     "a NUL character": (b"queue,offered\nQ1,1\x00\n", False),
-    "CR line ends": (b"queue,offered\rQ1,1\rQ2,2\r", False),
+    "CR line ends": (b"queue,offered\rQ1,1\rQ2,2\r", True),
 }
 
 
