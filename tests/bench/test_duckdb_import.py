@@ -16,88 +16,47 @@ from tests.bench.history import import_window
 
 START, END = datetime(2026, 10, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
 GOOD = ("10", "8", "1", "1200.0")  # offered, answered, abandoned, handle time
-# Each case: the day file that holds it and its row. Apart from the good ones and the two that
-# share a key, each breaks one rule (or as few as the rules allow).
+
+
+def case(
+    queue: str,
+    *values: str,
+    time: str = "2026-10-01T00:30:00Z",
+    channel: str = "calls",
+    day: str = "10-01",
+) -> tuple[str, ...]:
+    """The day file that holds the case, then its row (the good values unless given)."""
+    return (day, time, queue, channel, *(values or GOOD))
+
+
+# Apart from the good ones and the two that share a key, each case breaks one rule (or as few
+# as the rules allow).
 CASES = {
-    "good1": ("10-01", "2026-10-01T00:00:00Z", "good1", "calls", *GOOD),
-    "good2": ("10-01", "2026-10-01T00:15:00Z", "good2", "chats", "5", "5", "0", "300"),
-    "no queue": ("10-01", "2026-10-01T00:30:00Z", "", "calls", *GOOD),
-    "blank queue": ("10-01", "2026-10-01T00:30:00Z", '""', "calls", *GOOD),
-    "no channel": ("10-01", "2026-10-01T00:30:00Z", "nochannel", "", *GOOD),
-    "unknown channel": ("10-01", "2026-10-01T00:30:00Z", "channel", "fax", *GOOD),
-    "no time": ("10-01", "", "notime", "calls", *GOOD),
-    "off the grid": ("10-01", "2026-10-01T00:07:00Z", "grid", "calls", *GOOD),
-    "before the month": ("10-01", "2026-09-30T23:45:00Z", "before", "calls", *GOOD),
-    "after the month": ("10-31", "2026-11-01T00:00:00Z", "after", "calls", *GOOD),
-    "no count": ("10-01", "2026-10-01T00:30:00Z", "nocount", "calls", "", "8", "1", "1200.0"),
-    "negative offered": ("10-01", "2026-10-01T00:30:00Z", "negative", "calls", "-1", "0", "0", "0"),
-    "fractional offered": ("10-01", "2026-10-01T00:30:00Z", "frac", "calls", "10.5", "8", "1", "9"),
-    "negative answered": ("10-01", "2026-10-01T00:30:00Z", "negans", "calls", "10", "-1", "0", "9"),
-    "fractional answered": (
-        "10-01",
-        "2026-10-01T00:30:00Z",
-        "fracans",
-        "calls",
-        "10",
-        "7.5",
-        "1",
-        "9",
-    ),
-    "negative abandoned": ("10-01", "2026-10-01T00:30:00Z", "negab", "calls", "10", "8", "-1", "9"),
-    "fractional abandoned": (
-        "10-01",
-        "2026-10-01T00:30:00Z",
-        "fracab",
-        "calls",
-        "10",
-        "5",
-        "1.5",
-        "9",
-    ),
-    "no handle time": ("10-01", "2026-10-01T00:30:00Z", "noaht", "calls", "10", "8", "1", ""),
-    "negative handle time": (
-        "10-01",
-        "2026-10-01T00:30:00Z",
-        "negaht",
-        "calls",
-        "10",
-        "8",
-        "1",
-        "-5",
-    ),
-    "infinite handle time": (
-        "10-01",
-        "2026-10-01T00:30:00Z",
-        "infinite",
-        "calls",
-        "10",
-        "8",
-        "1",
-        "inf",
-    ),
-    "answered over offered": (
-        "10-01",
-        "2026-10-01T00:30:00Z",
-        "answered",
-        "calls",
-        "10",
-        "11",
-        "0",
-        "9",
-    ),
-    "abandoned over the rest": (
-        "10-01",
-        "2026-10-01T00:30:00Z",
-        "abandoned",
-        "calls",
-        "10",
-        "8",
-        "3",
-        "9",
-    ),
-    "a word for a count": ("10-01", "2026-10-01T00:30:00Z", "word", "calls", "ten", "8", "1", "9"),
-    "shared key 1": ("10-01", "2026-10-01T00:45:00Z", "shared", "calls", *GOOD),
-    "shared key 2": ("10-01", "2026-10-01T00:45:00Z", "shared", "calls", "12", "8", "1", "9"),
+    "good1": case("good1", time="2026-10-01T00:00:00Z"),
+    "good2": case("good2", "5", "5", "0", "300", time="2026-10-01T00:15:00Z", channel="chats"),
+    "no queue": case(""),
+    "blank queue": case('""'),
+    "no channel": case("nochannel", channel=""),
+    "unknown channel": case("channel", channel="fax"),
+    "no time": case("notime", time=""),
+    "off the grid": case("grid", time="2026-10-01T00:07:00Z"),
+    "before the month": case("before", time="2026-09-30T23:45:00Z"),
+    "after the month": case("after", time="2026-11-01T00:00:00Z", day="10-31"),
+    "no count": case("nocount", "", "8", "1", "1200.0"),
+    "negative offered": case("negative", "-1", "0", "0", "0"),
+    "fractional offered": case("frac", "10.5", "8", "1", "9"),
+    "negative answered": case("negans", "10", "-1", "0", "9"),
+    "fractional answered": case("fracans", "10", "7.5", "1", "9"),
+    "negative abandoned": case("negab", "10", "8", "-1", "9"),
+    "fractional abandoned": case("fracab", "10", "5", "1.5", "9"),
+    "no handle time": case("noaht", "10", "8", "1", ""),
+    "negative handle time": case("negaht", "10", "8", "1", "-5"),
+    "infinite handle time": case("infinite", "10", "8", "1", "inf"),
+    "answered over offered": case("answered", "10", "11", "0", "9"),
+    "abandoned over the rest": case("abandoned", "10", "8", "3", "9"),
+    "a word for a count": case("word", "ten", "8", "1", "9"),
+    "shared key 1": case("shared", time="2026-10-01T00:45:00Z"),
+    "shared key 2": case("shared", "12", "8", "1", "9", time="2026-10-01T00:45:00Z"),
 }
 WRITTEN = {"good1", "good2", "shared key 1", "shared key 2"}
 
