@@ -129,6 +129,28 @@ def _top_rules(rejected: pd.DataFrame, limit: int = 5) -> list[tuple[str, int]]:
     return [(str(rule), int(n)) for rule, n in counts.items()]
 
 
+def validate_extract(
+    extract: Extract,
+    integration: Integration,
+    kind: FactKind,
+    start: datetime,
+    end: datetime,
+    run_id: str,
+) -> Validated:
+    """A source's rows for [start, end) checked by the kind's schema and extra checks."""
+    return validate(
+        extract.frame,
+        spec=kind.spec,
+        schema=kind.schema(integration),
+        integration_id=integration.id,
+        start=start,
+        end=end,
+        run_id=run_id,
+        extra_checks=kind.extra_checks,
+        source=extract.description,
+    )
+
+
 def import_window(
     context: dg.AssetExecutionContext,
     integration: Integration,
@@ -148,17 +170,7 @@ def import_window(
 
     extract = kind.extract(source, start, end)
     try:
-        validated: Validated = validate(
-            extract.frame,
-            spec=kind.spec,
-            schema=kind.schema(integration),
-            integration_id=integration.id,
-            start=start,
-            end=end,
-            run_id=run_id,
-            extra_checks=kind.extra_checks,
-            source=extract.description,
-        )
+        validated = validate_extract(extract, integration, kind, start, end, run_id)
     except SourceDataError as exc:
         raise dg.Failure(description=f"{exc} (source: {extract.description})") from exc
     source_rejects = _source_rejects(extract, integration.id, kind, start, end, run_id)

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from bench.workloads import Workload, history_integration
 from etl.assets.contacts import CONTACTS_KIND
+from etl.assets.facts import validate_extract
 from etl.config import Integration
 from etl.resources.sources.base import Extract
 from etl.resources.sources.csv_files import CsvSource
-from etl.validation import Validated, validate
+from etl.validation import Validated
 
 
 def import_window(
@@ -22,16 +23,5 @@ def import_window(
     fields = history_integration("csv", workload, folder)
     fields["source"]["state_dir"] = str(state)
     integration = Integration.model_validate(fields)
-    kind = CONTACTS_KIND
-    extract = kind.extract(CsvSource.from_integration(integration), start, end)
-    checked = validate(
-        extract.frame,
-        spec=kind.spec,
-        schema=kind.schema(integration),
-        integration_id=integration.id,
-        start=start,
-        end=end,
-        run_id="test",
-        extra_checks=kind.extra_checks,
-    )
-    return extract, checked
+    extract = CONTACTS_KIND.extract(CsvSource.from_integration(integration), start, end)
+    return extract, validate_extract(extract, integration, CONTACTS_KIND, start, end, "test")
