@@ -33,6 +33,7 @@ import json
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -250,15 +251,18 @@ def _split_header(text: str, fmt: CsvFormat) -> tuple[list[str] | None, str, int
             header_text = text[position:line_end]
             if not header_text.strip():
                 raise FileProblemError(number, f"line {number} (format.header_row) is empty")
-            fields = next(csv.reader([header_text], **_dialect(fmt)))
             rest = text[match.end() :] if match else ""
-            return fields, rest, number + 1
+            return _header_fields(header_text, fmt), rest, number + 1
         if match is None:
             raise FileProblemError(
                 number, f"file has {number} line(s); format.header_row is {fmt.header_row}"
             )
         position = match.end()
     raise AssertionError("unreachable")
+
+
+def _header_fields(header_text: str, fmt: CsvFormat) -> list[str]:
+    return next(csv.reader([header_text], **_dialect(fmt)))
 
 
 def _names(header: list[str]) -> tuple[list[str], int]:
@@ -296,10 +300,9 @@ def read_rows(data: bytes, fmt: CsvFormat) -> tuple[FileRows, list[str]]:
     if not body.strip():
         return FileRows(_empty_table(names), np.array([], dtype=np.int64)), names
     encoded = body.encode("utf-8")
-    rows = _fast_rows(pa.py_buffer(encoded), encoded.count(b"\n") + 1, names, fmt, first_line)
-    if rows is None:
-        rows = _slow_rows(body, names, named, fmt, first_line)
-    return _without_empty_extras(rows, names, named), names
+    lines = encoded.count(b"\n") + 1
+    rows = _body_rows(pa.py_buffer(encoded), lines, lambda: body, names, named, fmt, first_line)
+    return rows, names
 
 
 def _read_utf8(data: bytes, fmt: CsvFormat) -> tuple[FileRows, list[str]] | None:
@@ -326,13 +329,32 @@ def _read_utf8(data: bytes, fmt: CsvFormat) -> tuple[FileRows, list[str]] | None
     content = TEXT_BYTE.search(data, line_break.end(), end)
     if not header_text.strip() or content is None or data[content.start()] >= 0x80:
         return None  # an empty header or body, or one only Unicode can tell apart from blank
-    names, named = _names(next(csv.reader([header_text], **_dialect(fmt))))
-    body = pa.py_buffer(data).slice(line_break.end(), end - line_break.end())
-    rows = _fast_rows(body, data.count(b"\n", line_break.end(), end) + 1, names, fmt, 2)
+    names, named = _names(_header_fields(header_text, fmt))
+    after = line_break.end()
+    body = pa.py_buffer(data).slice(after, end - after)
+    lines = data.count(b"\n", after, end) + 1
+
+    def text() -> str:
+        return data[after:end].decode("utf-8")
+
+    return _body_rows(body, lines, text, names, named, fmt, 2), names
+
+
+def _body_rows(
+    body: pa.Buffer,
+    physical_lines: int,
+    text: Callable[[], str],
+    names: list[str],
+    named: int,
+    fmt: CsvFormat,
+    first_line: int,
+) -> FileRows:
+    """The records after the header: Arrow's reader when each is one line of the UTF-8
+    `body`, else Python's reader on its `text` (decoded only then)."""
+    rows = _fast_rows(body, physical_lines, names, fmt, first_line)
     if rows is None:
-        text = data[line_break.end() : end].decode("utf-8")
-        rows = _slow_rows(text, names, named, fmt, 2)
-    return _without_empty_extras(rows, names, named), names
+        rows = _slow_rows(text(), names, named, fmt, first_line)
+    return _without_empty_extras(rows, names, named)
 
 
 def _without_empty_extras(rows: FileRows, names: list[str], named: int) -> FileRows:
