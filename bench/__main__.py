@@ -32,7 +32,6 @@ import yaml
 
 from bench import duckdb_import
 from bench.workloads import (
-    INTERVAL_MINUTES,
     SOURCE_URL_ENV,
     Workload,
     history_integration,
@@ -265,9 +264,7 @@ def part_duckdb_import(
     one = duckdb_import.month_seconds(csv_dir, starts, target, threads=1)
     default = duckdb_import.month_seconds(csv_dir, starts, target)
     # The figure only counts if every delivered row passed the rules and no key repeated.
-    delivered = [
-        workload.queues * (end - start).days * 24 * 60 // INTERVAL_MINUTES for start, end in newest
-    ]
+    delivered = [workload.rows_between(start, end) for start, end in newest]
     for done in (one, default):
         if done.rows != delivered or any(done.repeated_keys):
             raise RuntimeError(

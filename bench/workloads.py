@@ -51,7 +51,11 @@ class Workload:
 
     @property
     def rows(self) -> int:
-        return self.queues * self.days * 24 * 60 // INTERVAL_MINUTES
+        return self.rows_between(self.start, self.end)
+
+    def rows_between(self, start: datetime, end: datetime) -> int:
+        """The rows delivered for [start, end): every queue at every interval."""
+        return self.queues * ((end - start) // timedelta(minutes=INTERVAL_MINUTES))
 
     def months(self) -> list[tuple[datetime, datetime]]:
         out, cursor = [], self.start
