@@ -20,7 +20,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from etl.resources.sources.csv_files import CsvSettings, CsvSource
+from etl.resources.sources.universal.csv_files import CsvSettings, CsvSource
 
 FORMAT = {
     "delimiter": ";",

@@ -23,7 +23,7 @@ from etl.definitions import MAPPINGS_JOB, build_definitions
 from etl.demo_sources import DEMO_DB_ENV, demo_db_url, prepare_demo_sources
 from etl.instance import prepare_dagster_home
 from etl.partitions import HOUR, floor_hour
-from etl.resources.sources import locations
+from etl.resources.sources.plumbing import locations
 from etl.resources.warehouse import Warehouse, read_retrying
 from etl.schedules.compaction import COMPACT_AFTER
 from etl.schedules.ticks import TRIGGER_TAG, range_tags

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from etl.resources.sources.simulator import SimulatorSettings, SimulatorSource
+from etl.resources.sources.simulator.simulator import SimulatorSettings, SimulatorSource
 
 DEMO_DB_ENV = "WFM_DEMO_DB_URL"
 CSV_ID, CSV_ZONE = "hamburg_csv", "Europe/Berlin"

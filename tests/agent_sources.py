@@ -11,7 +11,7 @@ import pandas as pd
 from etl.config import Integration, Settings
 from etl.definitions import MAPPINGS_JOB
 from etl.resources.sources.base import Extract, SourceResource
-from etl.resources.sources.simulator import SimulatorSettings, SimulatorSource
+from etl.resources.sources.simulator.simulator import SimulatorSettings, SimulatorSource
 
 COLUMNS = ["user_identifier", "external_activity", "start_utc", "end_utc"]
 

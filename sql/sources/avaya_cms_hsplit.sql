@@ -1,5 +1,5 @@
 -- Avaya CMS interval data per split/skill (table hsplit), for one import window.
--- Used by `vendor: avaya_cms` (etl/resources/sources/avaya_cms.py); not a catalog view.
+-- Used by `vendor: avaya_cms` (etl/resources/sources/vendors/avaya_cms.py); not a catalog view.
 -- Rows are selected and keyed on starttime_utc (epoch seconds), never on row_date/starttime:
 -- the local start time repeats when clocks go back. Bound parameters: :window_start_epoch,
 -- :window_end_epoch, :splits (a list), :acd (NULL = every ACD).

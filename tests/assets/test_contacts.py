@@ -8,7 +8,7 @@ from etl.assets.contacts import CONTACTS_KIND
 from etl.assets.facts import build_fact_asset, source_key
 from etl.resources.sources import build_source
 from etl.resources.sources.base import Extract
-from etl.resources.sources.simulator import SimulatorSource
+from etl.resources.sources.simulator.simulator import SimulatorSource
 from tests.conftest import make_integration
 from tests.helpers import definitions, import_range
 

@@ -7,7 +7,7 @@ import pandas as pd
 
 from etl.assets.coverage import coverage_of
 from etl.resources.sources import build_source
-from etl.resources.sources.simulator import SimulatorSource
+from etl.resources.sources.simulator.simulator import SimulatorSource
 from tests.conftest import make_integration
 from tests.helpers import definitions, fixed_clock, import_range
 

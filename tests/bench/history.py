@@ -11,7 +11,7 @@ from etl.assets.contacts import CONTACTS_KIND
 from etl.assets.facts import validate_extract
 from etl.config import Integration
 from etl.resources.sources.base import Extract
-from etl.resources.sources.csv_files import CsvSource
+from etl.resources.sources.universal.csv_files import CsvSource
 from etl.validation import Validated
 
 

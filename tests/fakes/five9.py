@@ -1,6 +1,6 @@
 """A fake Five9 Configuration Web Service (SOAP): runReport, isReportRunning and
 getReportResultCsv with HTTP Basic auth, SOAP faults and the documented 50,000-row cap on a
-CSV result (see etl/resources/sources/five9.py).
+CSV result (see etl/resources/sources/vendors/five9.py).
 
 Reports are plain functions of the UTC window a run asks for, so tests know the rows they
 should get; times in the rows are local times of the report user's time zone.

@@ -1,5 +1,6 @@
 """A fake Genesys Cloud: OAuth client credentials, conversation aggregates, routing queues,
-user details and users, in the documented shapes (see etl/resources/sources/genesys_cloud.py).
+user details and users, in the documented shapes (see
+etl/resources/sources/vendors/genesys_cloud.py).
 
 Aggregate numbers are a pure function of (queue, mediaType, bucket start), so a test can
 compute the totals it expects with `expected_contacts`. Durations are milliseconds with a
@@ -15,7 +16,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from etl.resources.sources.simulator import interval_starts
+from etl.resources.sources.simulator.simulator import interval_starts
 from tests.fakes import FakeServer, Recorded, Reply
 
 CLIENT_ID = "wfm-client"

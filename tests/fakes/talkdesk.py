@@ -1,5 +1,5 @@
 """A fake Talkdesk Explore API: OAuth client credentials and report jobs (create, poll,
-download), in the documented shapes (see etl/resources/sources/talkdesk.py).
+download), in the documented shapes (see etl/resources/sources/vendors/talkdesk.py).
 
 The fake keeps true UTC times and renders them as Talkdesk does: call times in UTC with a
 `Z`, status times as naive local times of the job's timezone. Records are selected by their

@@ -15,7 +15,7 @@ from etl.assets.coverage import coverage_of
 from etl.partitions import HOUR, key_of
 from etl.resources.sources import build_source
 from etl.resources.sources.base import SourceError
-from etl.resources.sources.simulator import SimulatorSource
+from etl.resources.sources.simulator.simulator import SimulatorSource
 from etl.schedules.gaps import (
     GAPS_TRIGGER,
     HISTORY_TRIGGER,

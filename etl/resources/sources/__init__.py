@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
-from etl.resources.sources.avaya_cms import AvayaCmsSource
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
-from etl.resources.sources.csv_files import CsvSource
-from etl.resources.sources.database import DatabaseSource
-from etl.resources.sources.five9 import Five9Source
-from etl.resources.sources.genesys_cloud import GenesysCloudSource
-from etl.resources.sources.simulator import SimulatorSource
-from etl.resources.sources.talkdesk import TalkdeskSource
+from etl.resources.sources.simulator.simulator import SimulatorSource
+from etl.resources.sources.universal.csv_files import CsvSource
+from etl.resources.sources.universal.database import DatabaseSource
+from etl.resources.sources.vendors.avaya_cms import AvayaCmsSource
+from etl.resources.sources.vendors.five9 import Five9Source
+from etl.resources.sources.vendors.genesys_cloud import GenesysCloudSource
+from etl.resources.sources.vendors.talkdesk import TalkdeskSource
 
 if TYPE_CHECKING:
     from etl.config import Integration

@@ -25,16 +25,16 @@ Agent states are not in `hsplit`; this preset delivers contact data only.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from pydantic import Field
 
-from etl.resources.sources.database import ConnectionSettings, QuerySource
-from etl.resources.sources.shaping import AgentStatusMapping, ContactMapping, ValueFormat
+from etl.config import PROJECT_ROOT
+from etl.resources.sources.plumbing.shaping import AgentStatusMapping, ContactMapping, ValueFormat
+from etl.resources.sources.universal.database import ConnectionSettings, QuerySource
 
-HSPLIT_SQL = Path(__file__).resolve().parents[3] / "sql" / "sources" / "avaya_cms_hsplit.sql"
+HSPLIT_SQL = PROJECT_ROOT / "sql" / "sources" / "avaya_cms_hsplit.sql"
 HSPLIT_MAPPING = ContactMapping(channel="calls")
 HSPLIT_FORMAT = ValueFormat(time="epoch", duration_unit="s")
 

@@ -52,10 +52,15 @@ import pandas as pd
 from pydantic import Field, model_validator
 
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
-from etl.resources.sources.frames import contact_rows, extract, overlapping, status_rows
-from etl.resources.sources.http import HttpClient, HttpResponse, HttpSettings
-from etl.resources.sources.oauth import ClientCredentials
-from etl.resources.sources.timegrid import Segment, floor_to_grid, resolve_segments, split_window
+from etl.resources.sources.plumbing.frames import contact_rows, extract, overlapping, status_rows
+from etl.resources.sources.plumbing.http import HttpClient, HttpResponse, HttpSettings
+from etl.resources.sources.plumbing.oauth import ClientCredentials
+from etl.resources.sources.plumbing.timegrid import (
+    Segment,
+    floor_to_grid,
+    resolve_segments,
+    split_window,
+)
 
 VENDOR = "Talkdesk"
 RUNNING = {"created", "processing", "uploading", "sending"}

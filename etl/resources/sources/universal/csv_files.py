@@ -48,11 +48,10 @@ import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
 from etl.resources.files import replace_atomically
-from etl.resources.sources import shaping
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
-from etl.resources.sources.file_index import FileEntry, FileIndex, sha256_of
-from etl.resources.sources.locations import resolve, state_dir
-from etl.resources.sources.shaping import (
+from etl.resources.sources.plumbing import shaping
+from etl.resources.sources.plumbing.locations import resolve, state_dir
+from etl.resources.sources.plumbing.shaping import (
     AgentStatusMapping,
     ContactMapping,
     MissingColumnsError,
@@ -61,6 +60,7 @@ from etl.resources.sources.shaping import (
     Shaped,
     ValueFormat,
 )
+from etl.resources.sources.universal.file_index import FileEntry, FileIndex, sha256_of
 from etl.schemas import STRING
 from etl.validation import rows_as_json
 

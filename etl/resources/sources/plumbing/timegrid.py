@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from etl.resources.sources.simulator import interval_starts
+from etl.resources.sources.simulator.simulator import interval_starts
 
 
 def split_window(start: datetime, end: datetime, span: timedelta) -> Iterator[tuple]:

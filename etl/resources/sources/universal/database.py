@@ -42,11 +42,10 @@ import sqlalchemy as sa
 from pydantic import Field, model_validator
 from sqlalchemy.pool import NullPool
 
-from etl.resources.sources import shaping
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
-from etl.resources.sources.locations import resolve
-from etl.resources.sources.pg_copy import copy_rows
-from etl.resources.sources.shaping import (
+from etl.resources.sources.plumbing import shaping
+from etl.resources.sources.plumbing.locations import resolve
+from etl.resources.sources.plumbing.shaping import (
     AgentStatusMapping,
     ContactMapping,
     MissingColumnsError,
@@ -55,6 +54,7 @@ from etl.resources.sources.shaping import (
     Shaped,
     ValueFormat,
 )
+from etl.resources.sources.universal.pg_copy import copy_rows
 
 WINDOW_PARAMETERS = (
     "window_start",

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from etl.resources.sources.base import SourceError
-from etl.resources.sources.five9 import Five9Settings, Five9Source, parse_duration
-from etl.resources.sources.http import AuthError
+from etl.resources.sources.plumbing.http import AuthError
+from etl.resources.sources.vendors.five9 import Five9Settings, Five9Source, parse_duration
 from tests.conftest import make_integration
 from tests.fakes import Reply
 from tests.fakes.five9 import (

@@ -9,7 +9,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from etl.resources.sources.shaping import (
+from etl.resources.sources.plumbing.shaping import (
     ContactMapping,
     RawRows,
     ShapeContext,

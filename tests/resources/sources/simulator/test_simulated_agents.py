@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from etl.identifiers import EMAIL
-from etl.resources.sources import build_source, simulated_agents
+from etl.resources.sources import build_source
+from etl.resources.sources.simulator import simulated_agents
 from etl.schemas import STRING, agent_status_schema, overlapping_segments
 from tests.agent_sources import simulator_at
 from tests.conftest import make_integration

@@ -16,8 +16,9 @@ import pandas as pd
 import pytest
 
 from etl.config import ConfigError, parse_integrations
-from etl.resources.sources import SourceError, csv_files
-from etl.resources.sources.csv_files import CsvSource
+from etl.resources.sources import SourceError
+from etl.resources.sources.universal import csv_files
+from etl.resources.sources.universal.csv_files import CsvSource
 from tests.conftest import make_integration
 from tests.helpers import definitions, import_range
 

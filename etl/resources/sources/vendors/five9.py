@@ -52,9 +52,9 @@ import pandas as pd
 from pydantic import Field
 
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
-from etl.resources.sources.frames import contact_rows, extract, overlapping, status_rows
-from etl.resources.sources.http import HttpClient, HttpError, HttpResponse, HttpSettings
-from etl.resources.sources.timegrid import Segment, resolve_segments, utc_candidates
+from etl.resources.sources.plumbing.frames import contact_rows, extract, overlapping, status_rows
+from etl.resources.sources.plumbing.http import HttpClient, HttpError, HttpResponse, HttpSettings
+from etl.resources.sources.plumbing.timegrid import Segment, resolve_segments, utc_candidates
 
 VENDOR = "Five9"
 NS = "http://service.admin.ws.five9.com/"

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from etl.config import ConfigError, parse_integrations
 from etl.resources.sources import SourceError
-from etl.resources.sources.database import DatabaseSource, local_range
+from etl.resources.sources.universal.database import DatabaseSource, local_range
 from tests.conftest import make_integration
 from tests.helpers import definitions, import_range
 

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from etl.resources.sources.avaya_cms import AvayaCmsSource
+from etl.resources.sources.vendors.avaya_cms import AvayaCmsSource
 from tests.conftest import make_integration
 from tests.helpers import definitions, import_range
 

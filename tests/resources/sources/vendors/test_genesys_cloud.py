@@ -14,13 +14,13 @@ import pandas as pd
 import pytest
 
 from etl.config import ConfigError, parse_integrations
-from etl.resources.sources.genesys_cloud import (
+from etl.resources.sources.plumbing.http import AuthError
+from etl.resources.sources.vendors.genesys_cloud import (
     DEFAULT_MEDIA,
     GenesysCloudSettings,
     GenesysCloudSource,
     combine_presence,
 )
-from etl.resources.sources.http import AuthError
 from tests.conftest import make_integration
 from tests.fakes import EXPIRE_TOKENS, Reply, failure_messages
 from tests.fakes.genesys import CLIENT_ID, MEDIA, QUEUES, FakeGenesys, at, expected_contacts

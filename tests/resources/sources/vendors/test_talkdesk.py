@@ -15,7 +15,7 @@ import pytest
 
 from etl.config import ConfigError, parse_integrations
 from etl.resources.sources.base import SourceError
-from etl.resources.sources.talkdesk import TalkdeskSettings, TalkdeskSource
+from etl.resources.sources.vendors.talkdesk import TalkdeskSettings, TalkdeskSource
 from tests.conftest import make_integration
 from tests.fakes import EXPIRE_TOKENS, Reply
 from tests.fakes.talkdesk import CLIENT_ID, FakeTalkdesk, make_calls, utc

@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, ValidationInfo, field_validator
 
-from etl.resources.sources import simulated_agents
 from etl.resources.sources.base import Extract, SourceResource, SourceSettings
+from etl.resources.sources.simulator import simulated_agents
 
 QUEUE_NAMES = ("sales", "support", "billing", "retention", "technical", "vip", "claims", "orders")
 # Mean handle time (seconds) and peak offered per queue and hour, by channel.

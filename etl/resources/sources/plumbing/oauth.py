@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from etl.resources.sources.http import AuthError, HttpClient, HttpError, HttpResponse
+from etl.resources.sources.plumbing.http import AuthError, HttpClient, HttpError, HttpResponse
 
 
 @dataclass

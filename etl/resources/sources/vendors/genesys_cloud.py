@@ -51,10 +51,10 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
-from etl.resources.sources.frames import contact_rows, extract, overlapping, status_rows
-from etl.resources.sources.http import HttpClient, HttpSettings
-from etl.resources.sources.oauth import ClientCredentials
-from etl.resources.sources.timegrid import grid_window, split_window
+from etl.resources.sources.plumbing.frames import contact_rows, extract, overlapping, status_rows
+from etl.resources.sources.plumbing.http import HttpClient, HttpSettings
+from etl.resources.sources.plumbing.oauth import ClientCredentials
+from etl.resources.sources.plumbing.timegrid import grid_window, split_window
 
 VENDOR = "Genesys Cloud"
 AGGREGATES = "/api/v2/analytics/conversations/aggregates/query"

@@ -13,14 +13,14 @@ from email.utils import format_datetime
 
 import pytest
 
-from etl.resources.sources.http import (
+from etl.resources.sources.plumbing.http import (
     AuthError,
     HttpClient,
     HttpError,
     HttpSettings,
     retry_after_seconds,
 )
-from etl.resources.sources.oauth import ClientCredentials
+from etl.resources.sources.plumbing.oauth import ClientCredentials
 from tests.fakes import FakeServer, Recorded, Reply
 
 SECRET = "s3cr3t-Value-42"

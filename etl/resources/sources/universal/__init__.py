@@ -1,0 +1,2 @@
+"""Universal sources: CSV files in a drop folder and SQL queries against the customer's
+database (vendor presets build on them)."""
