@@ -23,12 +23,24 @@ class SourceError(RuntimeError):
     never a secret."""
 
 
+@dataclass(frozen=True)
+class WindowFailure:
+    """Part of a window a source could not deliver completely: a file still being written, a
+    file that changed while it was read, a file that cannot be read at all. The import writes
+    none of the hours in [start, end) and fails them visibly; the rest of the window loads."""
+
+    start: datetime
+    end: datetime
+    reason: str  # names the file or query and the problem, never a secret
+
+
 @dataclass
 class Extract:
     """What a source delivered for a window: canonical rows, plus rows it could not read.
 
     `frame` may carry a `source_ref` column (file and line, query row) so that rejected rows
     say where they came from. `rejected` has columns source_ref, row_json and rules.
+    `failed` lists the parts of the window the source could not deliver completely.
     """
 
     frame: pd.DataFrame
@@ -36,6 +48,7 @@ class Extract:
         default_factory=lambda: pd.DataFrame(columns=["source_ref", "row_json", "rules"])
     )
     description: str = ""
+    failed: list[WindowFailure] = field(default_factory=list)
 
 
 class SourceSettings(dg.Config):
