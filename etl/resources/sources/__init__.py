@@ -14,6 +14,7 @@ from etl.resources.sources.vendors.avaya_cms import AvayaCmsSource
 from etl.resources.sources.vendors.five9 import Five9Source
 from etl.resources.sources.vendors.genesys_cloud import GenesysCloudSource
 from etl.resources.sources.vendors.talkdesk import TalkdeskSource
+from etl.resources.sources.vendors.ujet import UjetSource
 
 if TYPE_CHECKING:
     from etl.config import Integration
@@ -23,6 +24,7 @@ VENDORS: dict[str, type[SourceResource]] = {
     "genesys_cloud": GenesysCloudSource,
     "talkdesk": TalkdeskSource,
     "five9": Five9Source,
+    "ujet": UjetSource,
     "csv": CsvSource,
     "database": DatabaseSource,
     "avaya_cms": AvayaCmsSource,
