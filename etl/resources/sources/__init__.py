@@ -15,6 +15,7 @@ from etl.resources.sources.vendors.five9 import Five9Source
 from etl.resources.sources.vendors.genesys_cloud import GenesysCloudSource
 from etl.resources.sources.vendors.talkdesk import TalkdeskSource
 from etl.resources.sources.vendors.ujet import UjetSource
+from etl.resources.sources.vendors.vonage import VonageSource
 
 if TYPE_CHECKING:
     from etl.config import Integration
@@ -25,6 +26,7 @@ VENDORS: dict[str, type[SourceResource]] = {
     "talkdesk": TalkdeskSource,
     "five9": Five9Source,
     "ujet": UjetSource,
+    "vonage": VonageSource,
     "csv": CsvSource,
     "database": DatabaseSource,
     "avaya_cms": AvayaCmsSource,

@@ -47,7 +47,11 @@ class ClientCredentials:
             headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
         if self.scope:
             form["scope"] = self.scope
-        response = self.http.request("POST", self.token_url, headers=headers, form=form)
+        response = self.http.request(
+            "POST", self.token_url, headers=headers, form=form, accept=(400,)
+        )
+        if response.status == 400:
+            raise self._refused(response)
         try:
             payload = response.json()
             token = payload["access_token"]
@@ -61,6 +65,22 @@ class ClientCredentials:
         # Refresh a little before the announced expiry (a tenth of a short lifetime).
         self._refresh_at = self.clock() + lifetime - min(self.refresh_margin_s, lifetime / 10)
         self.fetched += 1
+
+    def _refused(self, response: HttpResponse) -> HttpError:
+        """A 400 from the token endpoint: RFC 6749 section 5.2 names the reason in `error`;
+        `invalid_client` and `unauthorized_client` mean the credentials (an AuthError)."""
+        try:
+            reason = str((response.json() or {}).get("error") or "")
+        except ValueError:
+            reason = ""
+        where = self.http.where("POST", self.token_url)
+        if reason in ("invalid_client", "unauthorized_client", "invalid_scope"):
+            hint = f"; check {self.http.credential_hint}" if self.http.credential_hint else ""
+            return AuthError(
+                f"{where}: {self.http.vendor} rejected the credentials (HTTP 400 {reason}){hint}",
+                status=400,
+            )
+        return HttpError(f"{where}: HTTP 400 {reason or '(no error code)'}", status=400)
 
     def token(self) -> str:
         """A valid access token, fetched or refreshed as needed."""
