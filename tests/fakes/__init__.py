@@ -26,6 +26,7 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     at: float = field(default_factory=time.monotonic)  # arrival (for rate assertions)
+    target: str = ""  # the request target as sent (path and raw query), for signatures
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -78,6 +79,7 @@ class FakeServer:
                     urllib.parse.parse_qs(parts.query, keep_blank_values=True),
                     dict(self.headers.items()),
                     body,
+                    target=self.path,
                 )
                 reply = server.dispatch(recorded)
                 payload, content_type = reply.payload()

@@ -10,6 +10,7 @@ from etl.resources.sources.base import Extract, SourceError, SourceResource, Sou
 from etl.resources.sources.simulator.simulator import SimulatorSource
 from etl.resources.sources.universal.csv_files import CsvSource
 from etl.resources.sources.universal.database import DatabaseSource
+from etl.resources.sources.vendors.amazon_connect import AmazonConnectSource
 from etl.resources.sources.vendors.avaya_cms import AvayaCmsSource
 from etl.resources.sources.vendors.five9 import Five9Source
 from etl.resources.sources.vendors.genesys_cloud import GenesysCloudSource
@@ -27,6 +28,7 @@ VENDORS: dict[str, type[SourceResource]] = {
     "five9": Five9Source,
     "ujet": UjetSource,
     "vonage": VonageSource,
+    "amazon_connect": AmazonConnectSource,
     "csv": CsvSource,
     "database": DatabaseSource,
     "avaya_cms": AvayaCmsSource,
