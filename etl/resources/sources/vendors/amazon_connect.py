@@ -68,6 +68,7 @@ from etl.resources.sources.base import (
 )
 from etl.resources.sources.plumbing.frames import (
     contact_rows,
+    known_channels,
     overlapping,
     rejected_rows,
     status_rows,
@@ -129,12 +130,7 @@ class AmazonConnectSettings(SourceSettings):
     @field_validator("channels")
     @classmethod
     def _known_channels(cls, value: dict[str, str]) -> dict[str, str]:
-        from etl.schemas import CHANNELS
-
-        bad = sorted(f"{k}: {v}" for k, v in value.items() if v not in CHANNELS)
-        if bad:
-            raise ValueError(f"unknown channel(s) {', '.join(bad)} (use {', '.join(CHANNELS)})")
-        return value
+        return known_channels(value)
 
     @property
     def region(self) -> str:

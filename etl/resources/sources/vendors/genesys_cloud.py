@@ -51,7 +51,13 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
-from etl.resources.sources.plumbing.frames import contact_rows, extract, overlapping, status_rows
+from etl.resources.sources.plumbing.frames import (
+    contact_rows,
+    extract,
+    known_channels,
+    overlapping,
+    status_rows,
+)
 from etl.resources.sources.plumbing.http import HttpClient, HttpSettings
 from etl.resources.sources.plumbing.oauth import ClientCredentials
 from etl.resources.sources.plumbing.paging import numbered_pages
@@ -121,12 +127,7 @@ class GenesysCloudSettings(SourceSettings):
     @field_validator("media_channels")
     @classmethod
     def _known_channels(cls, value: dict[str, str]) -> dict[str, str]:
-        from etl.schemas import CHANNELS
-
-        bad = sorted(f"{k}: {v}" for k, v in value.items() if v not in CHANNELS)
-        if bad:
-            raise ValueError(f"unknown channel(s) {', '.join(bad)} (use {', '.join(CHANNELS)})")
-        return value
+        return known_channels(value)
 
     @property
     def api_url(self) -> str:

@@ -55,6 +55,7 @@ from etl.resources.sources.base import (
 )
 from etl.resources.sources.plumbing.frames import (
     contact_rows,
+    known_channels,
     overlapping,
     rejected_rows,
     status_rows,
@@ -103,12 +104,7 @@ class VonageSettings(SourceSettings):
     @field_validator("media_channels")
     @classmethod
     def _known_channels(cls, value: dict[str, str]) -> dict[str, str]:
-        from etl.schemas import CHANNELS
-
-        bad = sorted(f"{k}: {v}" for k, v in value.items() if v not in CHANNELS)
-        if bad:
-            raise ValueError(f"unknown channel(s) {', '.join(bad)} (use {', '.join(CHANNELS)})")
-        return value
+        return known_channels(value)
 
     @property
     def api_url(self) -> str:

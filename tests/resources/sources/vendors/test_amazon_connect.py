@@ -37,6 +37,7 @@ from tests.fakes.amazon_connect import (
     utc,
 )
 from tests.helpers import definitions, import_range
+from tests.resources.sources.vendors.expected import assert_contacts, summed, warehouse_contacts
 
 SECRET = "aws/Secret+Key/never-shown-0123456789abcd"
 SECRET_ENV = "WFM_TEST_CONNECT_SECRET"
@@ -74,6 +75,16 @@ def source_settings(fake: FakeConnect, **overrides) -> dict:
     return settings
 
 
+def direct_source(fake: FakeConnect, minutes: int = 60, zone: str = ST_JOHNS, **overrides):
+    return AmazonConnectSource(
+        integration_id=f"ac{minutes}",
+        timezone=zone,
+        interval_minutes=minutes,
+        settings=AmazonConnectSettings.model_validate(source_settings(fake, **overrides)),
+        secret_access_key=SECRET,
+    )
+
+
 def connect_integration(fake: FakeConnect, **overrides):
     fields = {
         "id": "ac60",
@@ -100,32 +111,7 @@ def expected_contacts(fake: FakeConnect, start, end, minutes: int, zone: str) ->
         }
         for c in fake.contacts
     ]
-    frame = pd.DataFrame(rows)
-    frame = frame[(frame["interval_start"] >= start) & (frame["interval_start"] < end)]
-    return (
-        frame.groupby(["queue", "channel", "interval_start"])
-        .sum()
-        .reset_index()
-        .sort_values(["queue", "channel", "interval_start"], ignore_index=True)
-    )
-
-
-def warehouse_contacts(warehouse, integration_id: str) -> pd.DataFrame:
-    return warehouse.query(
-        "SELECT * FROM contact_intervals WHERE integration_id = ? "
-        "ORDER BY external_queue_id, channel, interval_start",
-        [integration_id],
-    )
-
-
-def assert_matches(rows: pd.DataFrame, expected: pd.DataFrame) -> None:
-    assert len(rows) == len(expected) > 0
-    assert rows["external_queue_id"].tolist() == expected["queue"].tolist()
-    assert rows["channel"].tolist() == expected["channel"].tolist()
-    assert rows["interval_start"].tolist() == expected["interval_start"].tolist()
-    for column in ("offered", "answered", "abandoned"):
-        assert rows[column].tolist() == expected[column].tolist(), column
-    assert rows["handle_time_s"].tolist() == pytest.approx(expected["handle_time_s"].tolist())
+    return summed(rows, start, end)
 
 
 def test_signed_metric_requests_across_a_dst_change(settings, warehouse, instance, fake):
@@ -141,7 +127,7 @@ def test_signed_metric_requests_across_a_dst_change(settings, warehouse, instanc
 
     assert result.success
     rows = warehouse_contacts(warehouse, "ac60")
-    assert_matches(rows, expected_contacts(fake, start, end, 60, ST_JOHNS))
+    assert_contacts(rows, expected_contacts(fake, start, end, 60, ST_JOHNS))
     # Local hours begin at :30 UTC (at :30 both before and after the change).
     assert set(rows["interval_start"].dt.strftime("%M")) == {"30"}
     bodies = [r.json() for r in fake.calls("POST", "/metrics/data")]
@@ -157,13 +143,7 @@ def test_signed_metric_requests_across_a_dst_change(settings, warehouse, instanc
 def test_a_backfill_is_cut_into_windows_under_three_days(fake):
     start, end = utc("2026-10-01 00:00"), utc("2026-10-08 00:00")
     fake.contacts = make_contacts(start, end, every_s=900)
-    source = AmazonConnectSource(
-        integration_id="ac15",
-        timezone="UTC",
-        interval_minutes=15,
-        settings=AmazonConnectSettings.model_validate(source_settings(fake, max_results=100)),
-        secret_access_key=SECRET,
-    )
+    source = direct_source(fake, 15, "UTC", max_results=100)
     got = source.contacts(start, end).frame
     windows = {
         (b["StartTime"], b["EndTime"])
@@ -182,7 +162,7 @@ def test_revised_intervals_are_replaced(settings, warehouse, instance, fake):
     for contact in fake.contacts[:20]:  # contacts finished after the first import
         contact.update(handled=True, abandoned=False, handle_s=contact["handle_s"] + 100)
     assert import_range(defs, instance, "ac60", start, end).success
-    assert_matches(
+    assert_contacts(
         warehouse_contacts(warehouse, "ac60"), expected_contacts(fake, start, end, 60, ST_JOHNS)
     )
 
@@ -201,13 +181,7 @@ def test_a_wrong_secret_fails_the_signature_check(settings, instance, fake, monk
     assert SECRET_ENV in text
     assert "aws/not/the/secret" not in text
     # The same request signed with the right secret passes the same check.
-    source = AmazonConnectSource(
-        integration_id="ac60",
-        timezone=ST_JOHNS,
-        interval_minutes=60,
-        settings=AmazonConnectSettings.model_validate(source_settings(fake)),
-        secret_access_key=SECRET,
-    )
+    source = direct_source(fake)
     assert source.contacts(start, end).frame.empty
     with pytest.raises(AuthError):
         source.model_copy(update={"secret_access_key": "x" * 40}).contacts(start, end)
@@ -289,15 +263,7 @@ def test_event_records_in_any_framing_and_bad_ones_quarantined(fake, tmp_path):
         + "\n"
     )
     os.utime(lines, (lines.stat().st_mtime - 600,) * 2)
-    source = AmazonConnectSource(
-        integration_id="ac60",
-        timezone=ST_JOHNS,
-        interval_minutes=60,
-        settings=AmazonConnectSettings.model_validate(
-            source_settings(fake, event_folder=str(folder))
-        ),
-        secret_access_key=SECRET,
-    )
+    source = direct_source(fake, event_folder=str(folder))
     got = source.agent_status(utc("2026-11-10 08:00"), utc("2026-11-10 09:00"))
     assert [
         (
@@ -325,13 +291,7 @@ def test_json_records_reads_concatenated_objects():
 
 
 def test_agent_status_without_an_event_folder_is_a_clear_error(fake):
-    source = AmazonConnectSource(
-        integration_id="ac60",
-        timezone=ST_JOHNS,
-        interval_minutes=60,
-        settings=AmazonConnectSettings.model_validate(source_settings(fake)),
-        secret_access_key=SECRET,
-    )
+    source = direct_source(fake)
     with pytest.raises(SourceError) as caught:
         source.agent_status(utc("2026-11-10 08:00"), utc("2026-11-10 09:00"))
     assert "source.event_folder" in str(caught.value)

@@ -19,6 +19,7 @@ from tests.conftest import make_integration
 from tests.fakes import Reply
 from tests.fakes.vonage import CLIENT_ID, FakeVonage, make_interactions, parse, utc
 from tests.helpers import definitions, import_range
+from tests.resources.sources.vendors.expected import assert_contacts, summed, warehouse_contacts
 
 SECRET = "vcc-Secret-0815-never-shown"
 SECRET_ENV = "WFM_TEST_VONAGE_SECRET"
@@ -83,14 +84,7 @@ def expected_contacts(items: list[dict], start: datetime, end: datetime) -> pd.D
                 "handle_time_s": handle,
             }
         )
-    frame = pd.DataFrame(rows)
-    frame = frame[(frame["interval_start"] >= start) & (frame["interval_start"] < end)]
-    return (
-        frame.groupby(["queue", "channel", "interval_start"])
-        .sum()
-        .reset_index()
-        .sort_values(["queue", "channel", "interval_start"], ignore_index=True)
-    )
+    return summed(rows, start, end)
 
 
 def test_interactions_become_intervals_across_the_spring_change(
@@ -113,17 +107,9 @@ def test_interactions_become_intervals_across_the_spring_change(
     result = import_range(definitions(settings, integration), instance, "vcc15", start, end)
 
     assert result.success
-    rows = warehouse.query(
-        "SELECT * FROM contact_intervals WHERE integration_id = 'vcc15' "
-        "ORDER BY external_queue_id, channel, interval_start"
-    )
+    rows = warehouse_contacts(warehouse, "vcc15")
     expected = expected_contacts(fake.interactions, start, end)
-    assert len(rows) == len(expected) > 0
-    assert rows["external_queue_id"].tolist() == expected["queue"].tolist()
-    assert rows["interval_start"].tolist() == expected["interval_start"].tolist()
-    for column in ("offered", "answered", "abandoned"):
-        assert rows[column].tolist() == expected[column].tolist(), column
-    assert rows["handle_time_s"].tolist() == pytest.approx(expected["handle_time_s"].tolist())
+    assert_contacts(rows, expected)
     # upTo moved 40 minutes per request and the items after it came twice: none counted twice.
     requests = fake.calls("GET", "/stats/interactions")
     starts = {r.query["start"][0] for r in requests}
