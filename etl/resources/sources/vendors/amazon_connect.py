@@ -46,7 +46,7 @@ import re
 import time
 import urllib.parse
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -92,6 +92,7 @@ METRICS = {
 DEFAULT_CHANNELS = {"VOICE": "calls", "CHAT": "chats", "TASK": "tickets", "EMAIL": "emails"}
 STATUS_EVENTS = {"LOGIN", "STATE_CHANGE", "LOGOUT"}
 ARN = re.compile(r"^arn:aws[\w-]*:connect:([a-z0-9-]+):\d{12}:instance/([\w-]+)$")
+STREAM_PAGE = 1000
 HOUR_FOLDER = re.compile(r"^(\d{4})/(\d{2})/(\d{2})/(\d{2})(/|$)")
 
 
@@ -111,6 +112,13 @@ class AmazonConnectSettings(SourceSettings):
     max_results: int = Field(default=100, ge=1, le=100)
     event_folder: str | None = Field(
         default=None, description="Folder the agent event stream's records land in."
+    )
+    event_redis_url_env: str | None = Field(
+        default=None, description="Or: environment variable holding a Redis URL whose stream..."
+    )
+    event_redis_key: str = Field(default="connect-agent-events", description="...this is.")
+    event_stream_lag_s: float = Field(
+        default=300.0, ge=0, description="How late an event may reach the stream."
     )
     event_lookback_hours: int = Field(default=12, ge=0, le=24 * 7)
     event_settle_s: float = Field(
@@ -192,11 +200,13 @@ class AmazonConnectSource(SourceResource):
     secret_envs: ClassVar[dict[str, str]] = {
         "secret_access_key": "secret_access_key_env",
         "session_token": "session_token_env",  # optional: temporary credentials only
+        "event_redis_url": "event_redis_url_env",  # optional: may hold a password
     }
 
     settings: AmazonConnectSettings
     secret_access_key: str
     session_token: str | None = None
+    event_redis_url: str | None = None
 
     def _connect(self) -> _Connect:
         settings = self.settings
@@ -318,10 +328,46 @@ class AmazonConnectSource(SourceResource):
     # -- agent status -------------------------------------------------------------------------
     def agent_status(self, start: datetime, end: datetime) -> Extract:
         """Segments overlapping [start, end) from the agent event stream's records."""
+        settings = self.settings
+        since = pd.Timestamp(start) - pd.Timedelta(hours=settings.event_lookback_hours)
+        if self.event_redis_url:
+            import redis
+
+            client = redis.Redis.from_url(self.event_redis_url, socket_timeout=30)
+            where = f"Redis stream {settings.event_redis_key}"
+            lag = pd.Timedelta(seconds=settings.event_stream_lag_s)
+            try:
+                events, rejected, failed = read_stream(
+                    client, settings.event_redis_key, since, pd.Timestamp(end), lag
+                )
+            except (SourceError, redis.RedisError) as exc:
+                raise SourceError(
+                    f"integration {self.integration_id!r}: {VENDOR} {where}: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from None
+            finally:
+                client.close()
+        else:
+            folder = self._event_folder()
+            where = folder.name
+            events, rejected, failed = read_events(
+                folder, since, pd.Timestamp(end), settings.event_settle_s
+            )
+        rows = segments_from_events(events, rejected)
+        frame = overlapping(status_rows(rows, self.integration_id), start, end)
+        return Extract(
+            frame=frame,
+            rejected=rejected_rows(rejected),
+            description=f"{VENDOR} agent event stream, {len(events)} events from {where}",
+            failed=[WindowFailure(start, end, reason) for reason in failed],
+        )
+
+    def _event_folder(self) -> Path:
         if not self.settings.event_folder:
             raise SourceError(
                 f"integration {self.integration_id!r}: {VENDOR} agent status needs "
-                "source.event_folder (where the agent event stream's records land)"
+                "source.event_folder (where the agent event stream's records land) or "
+                "source.event_redis_url_env"
             )
         folder = resolve(self.settings.event_folder)
         if not folder.is_dir():
@@ -329,18 +375,7 @@ class AmazonConnectSource(SourceResource):
                 f"integration {self.integration_id!r}: {VENDOR} event folder {folder} "
                 "does not exist"
             )
-        since = pd.Timestamp(start) - pd.Timedelta(hours=self.settings.event_lookback_hours)
-        events, rejected, failed = read_events(
-            folder, since, pd.Timestamp(end), self.settings.event_settle_s
-        )
-        rows = segments_from_events(events, rejected)
-        frame = overlapping(status_rows(rows, self.integration_id), start, end)
-        return Extract(
-            frame=frame,
-            rejected=rejected_rows(rejected),
-            description=f"{VENDOR} agent event stream, {len(events)} events from {folder.name}",
-            failed=[WindowFailure(start, end, reason) for reason in failed],
-        )
+        return folder
 
 
 # -- the agent event stream -----------------------------------------------------------------
@@ -389,43 +424,113 @@ def _candidate_files(folder: Path, since: pd.Timestamp, until: pd.Timestamp) -> 
     return chosen
 
 
+def collect_events(
+    records: Iterable[tuple[str, Any, str | None]], since: pd.Timestamp, until: pd.Timestamp
+) -> tuple[list[dict], list[dict]]:
+    """Status events (LOGIN, STATE_CHANGE, LOGOUT) with EventTimestamp in [since, until),
+    each EventId once, in time order; and the records that could not be read. `records` are
+    (where, record, problem) as a reader found them."""
+    events: dict[str, dict] = {}
+    rejected: list[dict] = []
+    for ref, record, problem in records:
+        if problem is None and not isinstance(record, dict):
+            problem = "not a JSON object"
+        if problem is not None:
+            rejected.append({"source_ref": ref, "row": str(record)[:300], "rules": [problem]})
+            continue
+        if record.get("EventType") not in STATUS_EVENTS:
+            continue  # HEART_BEAT and anything newer: no change of status
+        moment = pd.to_datetime(record.get("EventTimestamp"), utc=True, errors="coerce")
+        if pd.isna(moment):
+            rejected.append(
+                {"source_ref": ref, "row": record, "rules": ["EventTimestamp: not a timestamp"]}
+            )
+            continue
+        if not since <= moment < until:
+            continue
+        identity = str(record.get("EventId") or ref)
+        events.setdefault(identity, {**record, "_at": moment, "_ref": ref})
+    return sorted(events.values(), key=lambda e: e["_at"]), rejected
+
+
 def read_events(
     folder: Path, since: pd.Timestamp, until: pd.Timestamp, settle_s: float
 ) -> tuple[list[dict], list[dict], list[str]]:
-    """Status events (LOGIN, STATE_CHANGE, LOGOUT) with EventTimestamp in [since, until),
-    each EventId once; the records that could not be read; and files too fresh to trust."""
-    events: dict[str, dict] = {}
-    rejected: list[dict] = []
+    """Status events from the files under `folder` (see `collect_events`), and the files
+    too fresh to trust."""
     fresh: list[str] = []
     now = time.time()
-    for path in _candidate_files(folder, since, until):
-        if now - path.stat().st_mtime < settle_s:
-            fresh.append(f"{VENDOR} event file {path.name} changed less than {settle_s:.0f} s ago")
-            continue
-        text = path.read_text(encoding="utf-8", errors="replace")
-        for offset, record, problem in json_records(text):
-            ref = f"{path.name} offset {offset}"
-            if problem is None and not isinstance(record, dict):
-                problem = "not a JSON object"
-            if problem is not None:
-                rejected.append(
-                    {"source_ref": ref, "row": text[offset : offset + 300], "rules": [problem]}
+
+    def records() -> Iterator[tuple[str, Any, str | None]]:
+        for path in _candidate_files(folder, since, until):
+            if now - path.stat().st_mtime < settle_s:
+                fresh.append(
+                    f"{VENDOR} event file {path.name} changed less than {settle_s:.0f} s ago"
                 )
                 continue
-            kind = record.get("EventType")
-            if kind not in STATUS_EVENTS:
-                continue  # HEART_BEAT and anything newer: no change of status
-            moment = pd.to_datetime(record.get("EventTimestamp"), utc=True, errors="coerce")
-            if pd.isna(moment):
-                rejected.append(
-                    {"source_ref": ref, "row": record, "rules": ["EventTimestamp: not a timestamp"]}
-                )
-                continue
-            if not since <= moment < until:
-                continue
-            identity = str(record.get("EventId") or f"{path}:{offset}")
-            events.setdefault(identity, {**record, "_at": moment, "_ref": ref})
-    return sorted(events.values(), key=lambda e: e["_at"]), rejected, fresh
+            text = path.read_text(encoding="utf-8", errors="replace")
+            for offset, record, problem in json_records(text):
+                shown = text[offset : offset + 300] if problem else record
+                yield f"{path.name} offset {offset}", shown, problem
+
+    events, rejected = collect_events(records(), since, until)
+    return events, rejected, fresh
+
+
+def read_stream(
+    client: Any, key: str, since: pd.Timestamp, until: pd.Timestamp, lag: pd.Timedelta
+) -> tuple[list[dict], list[dict], list[str]]:
+    """Status events from a Redis stream standing in for the Kinesis stream: entries whose
+    ID (the arrival time in milliseconds) lies within `lag` of [since, until), read with
+    XRANGE in pages, never consumed; the record is the entry's `data` field. A window whose
+    entries the stream has already trimmed is reported, not imported half."""
+    low = int((since - lag).timestamp() * 1000)
+    high = int((until + lag).timestamp() * 1000)
+    info = client.xinfo_stream(key)  # a missing key is a ResponseError: "no such key"
+    failed = []
+    if _trimmed_after(info, low):
+        failed.append(
+            f"{VENDOR} event stream {key!r} no longer holds every entry after "
+            f"{pd.Timestamp(low, unit='ms', tz='UTC'):%Y-%m-%d %H:%M} UTC (trimmed)"
+        )
+
+    def fetch(cursor: str | None) -> list:
+        return client.xrange(key, min=cursor or str(low), max=str(high), count=STREAM_PAGE)
+
+    def following(page: list, _cursor: str | None) -> str | None:
+        return f"({_text(page[-1][0])}" if len(page) == STREAM_PAGE else None
+
+    def records() -> Iterator[tuple[str, Any, str | None]]:
+        pages = paginate(fetch, following, where=f"{VENDOR} event stream {key!r}")
+        for page in pages:
+            for entry_id, fields in page:
+                ref = f"stream {key} entry {_text(entry_id)}"
+                raw = fields.get(b"data", fields.get("data"))
+                try:
+                    yield ref, json.loads(raw), None
+                except (TypeError, ValueError) as exc:
+                    yield ref, raw, f"data: not JSON ({exc})"
+
+    events, rejected = collect_events(records(), since, until)
+    return events, rejected, failed
+
+
+def _trimmed_after(info: dict, low_ms: int) -> bool:
+    """Whether the stream has dropped entries at or after `low_ms`: deleted ones (XDEL,
+    `max-deleted-entry-id`) or trimmed ones (XTRIM / MAXLEN: fewer entries than were added,
+    and the oldest left is newer than `low_ms`)."""
+
+    def millis(value: Any) -> int:
+        return int(_text(value or "0-0").split("-")[0])
+
+    if millis(info.get("max-deleted-entry-id")) >= low_ms:
+        return True
+    removed = int(info.get("entries-added") or 0) > int(info.get("length") or 0)
+    return removed and millis(info.get("recorded-first-entry-id")) > low_ms
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _activity(snapshot: dict) -> str | None:

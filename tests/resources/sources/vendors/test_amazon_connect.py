@@ -306,3 +306,105 @@ def test_the_instance_arn_gives_region_and_endpoint():
     assert settings.http.requests_per_second == 5.0
     with pytest.raises(ValueError, match="instance ARN"):
         AmazonConnectSettings.model_validate({**settings.model_dump(), "instance_arn": "arn:x"})
+
+
+# -- a Redis stream standing in for the Kinesis stream ----------------------------------------
+REDIS_URL = os.environ.get("WFM_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture
+def redis_stream(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[object, str]]:
+    """A fresh stream key on the local Redis server (a clear failure when it is absent)."""
+    import uuid
+
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.fail(f"Redis is needed by this test but not reachable at {REDIS_URL}: {exc}")
+    key = f"wfm-test-agent-events-{uuid.uuid4().hex}"
+    monkeypatch.setenv("WFM_TEST_CONNECT_REDIS", REDIS_URL)
+    yield client, key
+    client.delete(key)
+    client.close()
+
+
+def xadd(client, key: str, record: dict, lag_ms: int = 800, raw: str | None = None) -> None:
+    """Add a record as a stream consumer would forward it: arrival a little after the event
+    (entry IDs are arrival milliseconds, so entries go in arrival order)."""
+    at = int(pd.Timestamp(record["EventTimestamp"]).timestamp() * 1000) + lag_ms
+    client.xadd(key, {"data": raw or json.dumps(record)}, id=f"{at}-*")
+
+
+def test_status_from_a_redis_stream_through_the_asset(
+    settings, warehouse, instance, fake, redis_stream, monkeypatch
+):
+    client, key = redis_stream
+    dana = "dana.lee"
+    records = [
+        agent_event(dana, "LOGIN", "2026-11-10 07:40:00"),
+        agent_event(dana, "HEART_BEAT", "2026-11-10 08:00:00"),
+        agent_event(dana, "STATE_CHANGE", "2026-11-10 08:10:00", contact="CONNECTED"),
+        agent_event(dana, "STATE_CHANGE", "2026-11-10 08:25:00", status="Break"),
+        agent_event(dana, "LOGOUT", "2026-11-10 08:55:00", status="Offline"),
+    ]
+    broken = {"EventTimestamp": "2026-11-10T08:30:00.000Z"}
+    entries = [*((r, 800) for r in records), (records[3], 1500), (broken, 900)]  # one twice
+    for record, lag_ms in sorted(entries, key=lambda e: pd.Timestamp(e[0]["EventTimestamp"])):
+        xadd(client, key, record, lag_ms=lag_ms, raw="{broken" if record is broken else None)
+    integration = connect_integration(
+        fake,
+        id="ac_stream",
+        data=["agent_status"],
+        max_rejected_share=0.5,
+        source=source_settings(
+            fake,
+            event_redis_url_env="WFM_TEST_CONNECT_REDIS",
+            event_redis_key=key,
+            event_lookback_hours=1,
+        ),
+    )
+    start, end = utc("2026-11-10 08:00"), utc("2026-11-10 09:00")
+    assert import_range(
+        definitions(settings, integration), instance, "ac_stream", start, end
+    ).success
+    rows = warehouse.query(
+        "SELECT external_activity, sum(epoch(end_utc) - epoch(start_utc)) AS secs "
+        "FROM agent_status_segments WHERE integration_id = 'ac_stream' GROUP BY ALL ORDER BY ALL"
+    )
+    assert list(rows.itertuples(index=False, name=None)) == [
+        ("Available", 10 * 60),
+        ("Available / CONNECTED", 15 * 60),
+        ("Break", 30 * 60),
+    ]
+    (bad,) = warehouse.query("SELECT source_ref, rules FROM rejected_rows").itertuples()
+    assert bad.source_ref.startswith(f"stream {key} entry ")
+    assert client.xlen(key) == len(records) + 2  # read, never consumed
+
+
+def test_a_trimmed_stream_reports_the_window_and_redis_down_is_clear(
+    fake, redis_stream, monkeypatch
+):
+    client, key = redis_stream
+    for minute in range(10):
+        xadd(
+            client,
+            key,
+            agent_event(
+                "eve", "STATE_CHANGE", f"2026-11-10 08:{minute:02d}:00", status=f"S{minute}"
+            ),
+        )
+    client.xtrim(
+        key, maxlen=3, approximate=False
+    )  # the stream's retention dropped the older entries
+    source = direct_source(fake, event_redis_url_env="WFM_TEST_CONNECT_REDIS", event_redis_key=key)
+    source = source.model_copy(update={"event_redis_url": REDIS_URL})
+    got = source.agent_status(utc("2026-11-10 08:00"), utc("2026-11-10 09:00"))
+    assert "trimmed" in got.failed[0].reason
+    down = source.model_copy(update={"event_redis_url": "redis://127.0.0.1:1/0"})
+    with pytest.raises(SourceError) as caught:
+        down.agent_status(utc("2026-11-10 08:00"), utc("2026-11-10 09:00"))
+    assert "integration 'ac60'" in str(caught.value)
+    assert "ConnectionError" in str(caught.value)
