@@ -8,6 +8,7 @@ mistakes before they silently match nobody: a Talkdesk identifier without an '@'
 | --- | --- |
 | talkdesk, ujet | email address |
 | five9, genesys_cloud, genesys_engage, sikom, mitel (MiVoice Business), avaya_cms | user name |
+| amazon_connect (the agent event stream's `Configuration.Username`) | user name |
 | genesys_cloud with `user_identifier: email` | email address (`name`, `id`: not checked) |
 | vonage | agent id |
 | simulator | its `user_identifiers` setting (user name by default) |
@@ -33,6 +34,7 @@ IDENTIFIER_KINDS: dict[str, IdentifierKind] = {
     "mitel": "user_name",
     "mitel_mivoice_business": "user_name",
     "avaya_cms": "user_name",
+    "amazon_connect": "user_name",
     "simulator": "user_name",
     "vonage": "agent_id",
 }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    at: float = field(default_factory=time.monotonic)  # arrival (for rate assertions)
+    target: str = ""  # the request target as sent (path and raw query), for signatures
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -58,6 +61,9 @@ class FakeServer:
         self.tokens: set[str] = set()
         self.token_numbers = itertools.count(1)
         self.lock = threading.Lock()
+        self.per_second: float | None = None  # rate rule: faster requests get a 429
+        self.last_request_at = float("-inf")
+        self.rate_limited = 0  # 429s answered by the rate rule
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -73,6 +79,7 @@ class FakeServer:
                     urllib.parse.parse_qs(parts.query, keep_blank_values=True),
                     dict(self.headers.items()),
                     body,
+                    target=self.path,
                 )
                 reply = server.dispatch(recorded)
                 payload, content_type = reply.payload()
@@ -129,6 +136,13 @@ class FakeServer:
     def dispatch(self, request: Recorded) -> Reply:
         with self.lock:
             self.requests.append(request)
+            if self.per_second is not None:
+                now = time.monotonic()
+                too_soon = now - self.last_request_at < 1.0 / self.per_second
+                self.last_request_at = now
+                if too_soon:
+                    self.rate_limited += 1
+                    return Reply(429, {"message": "Too Many Requests"}, {"Retry-After": "1"})
             for index, (method, prefix, reply) in enumerate(self.injected):
                 if method == request.method and request.path.startswith(prefix):
                     del self.injected[index]

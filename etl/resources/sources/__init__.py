@@ -10,10 +10,13 @@ from etl.resources.sources.base import Extract, SourceError, SourceResource, Sou
 from etl.resources.sources.simulator.simulator import SimulatorSource
 from etl.resources.sources.universal.csv_files import CsvSource
 from etl.resources.sources.universal.database import DatabaseSource
+from etl.resources.sources.vendors.amazon_connect import AmazonConnectSource
 from etl.resources.sources.vendors.avaya_cms import AvayaCmsSource
 from etl.resources.sources.vendors.five9 import Five9Source
 from etl.resources.sources.vendors.genesys_cloud import GenesysCloudSource
 from etl.resources.sources.vendors.talkdesk import TalkdeskSource
+from etl.resources.sources.vendors.ujet import UjetSource
+from etl.resources.sources.vendors.vonage import VonageSource
 
 if TYPE_CHECKING:
     from etl.config import Integration
@@ -23,6 +26,9 @@ VENDORS: dict[str, type[SourceResource]] = {
     "genesys_cloud": GenesysCloudSource,
     "talkdesk": TalkdeskSource,
     "five9": Five9Source,
+    "ujet": UjetSource,
+    "vonage": VonageSource,
+    "amazon_connect": AmazonConnectSource,
     "csv": CsvSource,
     "database": DatabaseSource,
     "avaya_cms": AvayaCmsSource,

@@ -71,10 +71,13 @@ class SourceResource(dg.ConfigurableResource):
     @classmethod
     def from_integration(cls, integration: Integration) -> Self:
         """The resource for one integration. Each secret in `secret_envs` is passed as
-        `dg.EnvVar(name)`, so its value is read when a run starts and never stored."""
+        `dg.EnvVar(name)`, so its value is read when a run starts and never stored; an
+        optional secret whose `*_env` setting is left out is not passed."""
         settings = cls.settings_model.model_validate(integration.source)
         secrets = {
-            field: dg.EnvVar(getattr(settings, env)) for field, env in cls.secret_envs.items()
+            field: dg.EnvVar(getattr(settings, env))
+            for field, env in cls.secret_envs.items()
+            if getattr(settings, env) is not None
         }
         return cls(
             integration_id=integration.id,

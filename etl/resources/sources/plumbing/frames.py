@@ -28,6 +28,17 @@ STATUS_COLUMNS = (
 )
 
 
+def known_channels(value: dict[str, str]) -> dict[str, str]:
+    """A vendor's `<vendor value> -> channel` setting, checked: every target is a canonical
+    channel (for the settings models' validators)."""
+    from etl.schemas import CHANNELS
+
+    bad = sorted(f"{k}: {v}" for k, v in value.items() if v not in CHANNELS)
+    if bad:
+        raise ValueError(f"unknown channel(s) {', '.join(bad)} (use {', '.join(CHANNELS)})")
+    return value
+
+
 def empty_contacts() -> pd.DataFrame:
     """No contact rows, typed (an untyped empty frame trips the time arithmetic downstream)."""
     return pd.DataFrame(

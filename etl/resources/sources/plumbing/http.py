@@ -12,7 +12,9 @@ client needs and gets here:
   `AuthError` on 401/403 that says which credential to check (by its environment variable
   name) and never contains a secret: known secret values are redacted from every message;
 - no automatic redirects: a 3xx is returned to the caller, who decides whether the target
-  may see the credentials (Talkdesk redirects a finished report to a file store).
+  may see the credentials (Talkdesk redirects a finished report to a file store);
+- client-side spacing of requests (`HttpSettings.requests_per_second`, see `ratelimit.py`)
+  and a per-attempt `sign` hook for request signatures that carry a timestamp (AWS SigV4).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import dagster as dg
 from pydantic import Field
 
 from etl.resources.sources.base import SourceError
+from etl.resources.sources.plumbing.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +54,9 @@ class HttpSettings(dg.Config):
     backoff_max_s: float = Field(default=60.0, ge=0, description="Longest backoff between tries.")
     retry_after_max_s: float = Field(
         default=300.0, ge=0, description="Longest wait honoured from a Retry-After header."
+    )
+    requests_per_second: float | None = Field(
+        default=None, gt=0, description="Space requests to at most this rate (None: no limit)."
     )
 
 
@@ -134,6 +140,8 @@ class HttpClient:
 
     def __post_init__(self) -> None:
         self.secrets = tuple(s for s in self.secrets if s and len(s) >= 3)
+        rate = self.settings.requests_per_second
+        self.limiter = RateLimiter(rate, sleep=self.sleep) if rate else None
 
     # -- messages -----------------------------------------------------------------------------
     def redact(self, text: str) -> str:
@@ -161,12 +169,15 @@ class HttpClient:
         data: bytes | None = None,
         accept: Iterable[int] = (),
         retryable: Callable[[HttpResponse], bool] | None = None,
+        sign: Callable[[str, str, dict[str, str], bytes | None], dict[str, str]] | None = None,
     ) -> HttpResponse:
         """Send a request; return a 2xx/3xx answer, retrying what is transient.
 
         `retryable` may veto a retry of a 429/5xx answer that is known to be final (e.g. a
         SOAP fault, which comes as a 500 but will not change); a status in `accept` is
         returned (after the retries) instead of raised, for callers that read error bodies.
+        `sign(method, url, headers, body)` returns the headers to send, called before every
+        attempt (a signature with a timestamp must be made anew for each try).
         """
         if params:
             items = params.items() if isinstance(params, Mapping) else params
@@ -183,8 +194,11 @@ class HttpClient:
         accepted = set(accept)
         attempts = self.settings.attempts
         for attempt in range(1, attempts + 1):
+            headers_now = sign(method, url, send_headers, body) if sign else send_headers
+            if self.limiter is not None:
+                self.limiter.wait()
             try:
-                response = self._send(method, url, send_headers, body)
+                response = self._send(method, url, headers_now, body)
             except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
                 reason = getattr(exc, "reason", exc)
                 if attempt == attempts:

@@ -1,8 +1,10 @@
-"""OAuth 2.0 client-credentials tokens for vendor APIs (Genesys Cloud, Talkdesk).
+"""OAuth 2.0 client-credentials tokens for vendor APIs (Genesys Cloud, Talkdesk, Vonage).
 
-Both vendors document the same grant: POST the token URL with HTTP Basic
-`client_id:client_secret` and `grant_type=client_credentials`; the answer carries
-`access_token` and `expires_in` (seconds). RFC 6749 section 4.4 is the common reference:
+The vendors document the same grant: POST the token URL with `grant_type=client_credentials`
+and the client's id and secret, either as HTTP Basic `client_id:client_secret` (Genesys,
+Talkdesk) or as `client_id` and `client_secret` form fields (Vonage Contact Center; RFC 6749
+section 2.3.1 allows both); the answer carries `access_token` and `expires_in` (seconds).
+RFC 6749 section 4.4 is the common reference:
 https://www.rfc-editor.org/rfc/rfc6749#section-4.4
 
 The token is fetched lazily, refreshed shortly before it expires, and refreshed once more
@@ -16,7 +18,7 @@ import base64
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from etl.resources.sources.plumbing.http import AuthError, HttpClient, HttpError, HttpResponse
 
@@ -28,6 +30,7 @@ class ClientCredentials:
     client_id: str
     client_secret: str
     scope: str | None = None
+    credentials_in: Literal["basic", "body"] = "basic"  # where the client id and secret go
     refresh_margin_s: float = 60.0  # refresh this long before the announced expiry
     clock: Callable[[], float] = time.monotonic
     _token: str | None = field(default=None, init=False, repr=False)
@@ -35,13 +38,20 @@ class ClientCredentials:
     fetched: int = field(default=0, init=False)  # tokens obtained (for logs and tests)
 
     def _fetch(self) -> None:
-        basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
         form = {"grant_type": "client_credentials"}
+        headers: dict[str, str] = {}
+        if self.credentials_in == "body":
+            form.update(client_id=self.client_id, client_secret=self.client_secret)
+        else:
+            pair = f"{self.client_id}:{self.client_secret}".encode()
+            headers["Authorization"] = f"Basic {base64.b64encode(pair).decode()}"
         if self.scope:
             form["scope"] = self.scope
         response = self.http.request(
-            "POST", self.token_url, headers={"Authorization": f"Basic {basic}"}, form=form
+            "POST", self.token_url, headers=headers, form=form, accept=(400,)
         )
+        if response.status == 400:
+            raise self._refused(response)
         try:
             payload = response.json()
             token = payload["access_token"]
@@ -55,6 +65,22 @@ class ClientCredentials:
         # Refresh a little before the announced expiry (a tenth of a short lifetime).
         self._refresh_at = self.clock() + lifetime - min(self.refresh_margin_s, lifetime / 10)
         self.fetched += 1
+
+    def _refused(self, response: HttpResponse) -> HttpError:
+        """A 400 from the token endpoint: RFC 6749 section 5.2 names the reason in `error`;
+        `invalid_client` and `unauthorized_client` mean the credentials (an AuthError)."""
+        try:
+            reason = str((response.json() or {}).get("error") or "")
+        except ValueError:
+            reason = ""
+        where = self.http.where("POST", self.token_url)
+        if reason in ("invalid_client", "unauthorized_client", "invalid_scope"):
+            hint = f"; check {self.http.credential_hint}" if self.http.credential_hint else ""
+            return AuthError(
+                f"{where}: {self.http.vendor} rejected the credentials (HTTP 400 {reason}){hint}",
+                status=400,
+            )
+        return HttpError(f"{where}: HTTP 400 {reason or '(no error code)'}", status=400)
 
     def token(self) -> str:
         """A valid access token, fetched or refreshed as needed."""

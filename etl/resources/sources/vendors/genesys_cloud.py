@@ -51,9 +51,16 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
-from etl.resources.sources.plumbing.frames import contact_rows, extract, overlapping, status_rows
+from etl.resources.sources.plumbing.frames import (
+    contact_rows,
+    extract,
+    known_channels,
+    overlapping,
+    status_rows,
+)
 from etl.resources.sources.plumbing.http import HttpClient, HttpSettings
 from etl.resources.sources.plumbing.oauth import ClientCredentials
+from etl.resources.sources.plumbing.paging import numbered_pages
 from etl.resources.sources.plumbing.timegrid import grid_window, split_window
 
 VENDOR = "Genesys Cloud"
@@ -120,12 +127,7 @@ class GenesysCloudSettings(SourceSettings):
     @field_validator("media_channels")
     @classmethod
     def _known_channels(cls, value: dict[str, str]) -> dict[str, str]:
-        from etl.schemas import CHANNELS
-
-        bad = sorted(f"{k}: {v}" for k, v in value.items() if v not in CHANNELS)
-        if bad:
-            raise ValueError(f"unknown channel(s) {', '.join(bad)} (use {', '.join(CHANNELS)})")
-        return value
+        return known_channels(value)
 
     @property
     def api_url(self) -> str:
@@ -152,15 +154,17 @@ class _Api:
 
     def pages(self, path: str, params: list[tuple[str, Any]], size: int) -> list[dict]:
         """Every entity of a paged GET (`entities`, `pageCount`)."""
-        entities: list[dict] = []
-        number = 1
-        while True:
-            page = self.get(path, [*params, ("pageSize", size), ("pageNumber", number)])
-            entities += page.get("entities") or []
+
+        def last(page: dict, number: int) -> bool:
             count = page.get("pageCount")
-            if not page.get("entities") or count is None or number >= int(count):
-                return entities
-            number += 1
+            return not page.get("entities") or count is None or number >= int(count)
+
+        pages = numbered_pages(
+            lambda number: self.get(path, [*params, ("pageSize", size), ("pageNumber", number)]),
+            last,
+            where=self.http.where("GET", self.base + path),
+        )
+        return [entity for page in pages for entity in page.get("entities") or []]
 
 
 def _iso(moment: datetime) -> str:
@@ -360,21 +364,26 @@ class GenesysCloudSource(SourceResource):
 
     def _user_details(self, api: _Api, start: datetime, end: datetime) -> list[dict]:
         size = self.settings.page_size
-        details: list[dict] = []
-        number = 1
-        while True:
-            body = {
-                "interval": f"{_iso(start)}/{_iso(end)}",
-                "order": "asc",
-                "paging": {"pageSize": size, "pageNumber": number},
-            }
-            page = api.post(USER_DETAILS, body)
-            found = page.get("userDetails") or []
-            details += found
+        interval = f"{_iso(start)}/{_iso(end)}"
+
+        def last(page: dict, number: int) -> bool:
             total = page.get("totalHits")
-            if len(found) < size or (total is not None and len(details) >= int(total)):
-                return details
-            number += 1
+            found = len(page.get("userDetails") or [])
+            return found < size or (total is not None and number * size >= int(total))
+
+        pages = numbered_pages(
+            lambda number: api.post(
+                USER_DETAILS,
+                {
+                    "interval": interval,
+                    "order": "asc",
+                    "paging": {"pageSize": size, "pageNumber": number},
+                },
+            ),
+            last,
+            where=api.http.where("POST", api.base + USER_DETAILS),
+        )
+        return [detail for page in pages for detail in page.get("userDetails") or []]
 
     def _user_identifiers(self, api: _Api, users: list[str]) -> dict[str, str]:
         """userId -> the configured identifier (user name by default), exactly as stored."""

@@ -55,6 +55,7 @@ from etl.resources.sources.base import Extract, SourceError, SourceResource, Sou
 from etl.resources.sources.plumbing.frames import contact_rows, extract, overlapping, status_rows
 from etl.resources.sources.plumbing.http import HttpClient, HttpResponse, HttpSettings
 from etl.resources.sources.plumbing.oauth import ClientCredentials
+from etl.resources.sources.plumbing.paging import paginate
 from etl.resources.sources.plumbing.timegrid import (
     Segment,
     floor_to_grid,
@@ -170,15 +171,19 @@ class _Reports:
         return self.http.request("GET", url)  # a file store: our token is not for it
 
     def _download(self, url: str) -> list[dict]:
-        entries: list[dict] = []
-        seen: set[str] = set()
-        while url and url not in seen:
-            seen.add(url)
-            page = self._get(url).json() or {}
-            entries += page.get("entries") or []
-            href = ((page.get("_links") or {}).get("next") or {}).get("href")
-            url = urllib.parse.urljoin(url, href) if href else ""
-        return entries
+        """Every entry of a report file, following the pages' `_links.next`."""
+
+        def following(page: tuple[str, dict], _cursor: str | None) -> str | None:
+            where, body = page
+            href = ((body.get("_links") or {}).get("next") or {}).get("href")
+            return urllib.parse.urljoin(where, href) if href else None
+
+        pages = paginate(
+            lambda cursor: (cursor or url, self._get(cursor or url).json() or {}),
+            following,
+            where=self.http.where("GET", url),
+        )
+        return [entry for _, body in pages for entry in body.get("entries") or []]
 
 
 def _seconds(value: Any) -> float:
