@@ -95,7 +95,7 @@ LOGIN_REFUSED = re.compile(
 )
 READ_ONLY_VIOLATION = re.compile(
     r"read-only transaction|read only transaction|readonly database|query_only|\(1792|"
-    r"must not contain data-modifying statements|not authorized",
+    r"must not contain data-modifying statements|not authorized|authorization denied",
     re.IGNORECASE,
 )
 # The driver refused several statements in one string (only if the check let one through).
@@ -587,9 +587,13 @@ def _read_only_sqlite(path: Path, timeout: int) -> sa.Engine:
     )
 
 
-def _sqlite_reading(action: int, *_: Any) -> int:
-    """SQLite's authorizer: reading is allowed, anything else (ATTACH, PRAGMA, writes) denied."""
-    return sqlite3.SQLITE_OK if action in SQLITE_READING else sqlite3.SQLITE_DENY
+def _sqlite_reading(action: int, table: str | None, *_: Any) -> int:
+    """SQLite's authorizer: reading is allowed, anything else (ATTACH, PRAGMA, writes) denied.
+    A table-valued function (json_each) declares its table, which SQLite authorizes as an
+    update of sqlite_master that never reaches the read-only file."""
+    if action in SQLITE_READING or (action == sqlite3.SQLITE_UPDATE and table == "sqlite_master"):
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
 
 
 def _one_statement_per_call(

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import traceback
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -91,11 +90,6 @@ def create_customer_tables(url: str, stats: list[dict], events: list[dict] = ())
         if events:
             con.execute(AGENT_EVENTS.insert(), list(events))
     engine.dispose()
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'customer.sqlite'}"
 
 
 @pytest.fixture(params=["pg_url", "mysql_url", "sqlite_url"])

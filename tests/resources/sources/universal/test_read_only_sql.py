@@ -205,7 +205,7 @@ def test_mariadb_without_backslash_escapes_ends_strings_at_the_backslash():
 
 
 def test_mariadb_ansi_quotes_make_double_quotes_a_name():
-    hidden = f"SELECT \"a\\\" INTO OUTFILE '/tmp/x' -- \" AS note, q.* FROM ({REAL}) q"
+    hidden = f'SELECT "a\\" INTO OUTFILE \'/tmp/x\' -- " AS note, q.* FROM ({REAL}) q'
     assert check_query(hidden, MARIA).parsed  # one string in the default mode
     assert "SELECT ... INTO" in refused(hidden, ANSI_QUOTES).reason
 
