@@ -27,6 +27,7 @@ from etl.assets.facts import build_fact_asset, source_key
 from etl.config import PROJECT_ROOT
 from etl.resources.sources import SourceError, build_source
 from etl.resources.sources.universal.database import DatabaseSource
+from tests.helpers import definitions, import_range
 from tests.resources.sources.universal.test_database import (
     CHANNELS,
     CONTACTS_MAP,
@@ -345,24 +346,32 @@ def test_the_issue_example_fails_its_asset_and_the_error_is_one_message(
     assert warehouse.query("SELECT count(*) AS n FROM contact_intervals")["n"][0] == 0
 
 
-def test_a_query_file_that_writes_fails_its_import_run(mysql_url, monkeypatch, tmp_path):
+def test_a_query_file_that_writes_fails_its_import_run(
+    mysql_url, monkeypatch, tmp_path, settings, instance
+):
     monkeypatch.setenv(URL_ENV, mysql_url)
     monkeypatch.setenv("WFM_HOME", str(tmp_path))
     customer_database(mysql_url)
     before = snapshot(mysql_url)
     (tmp_path / "truncate.sql").write_text("TRUNCATE TABLE queue_stats -- :window_start\n")
-    source = source_for(
+    integration = db_integration(
         contacts={"query_file": "truncate.sql", "columns": CONTACTS_MAP, "channels": CHANNELS}
     )
-    with pytest.raises(SourceError) as raised:
-        source.contacts(*WINDOW)
-    message = str(raised.value)
-    assert message.startswith(
+    result = import_range(definitions(settings, integration), instance, integration.id, *WINDOW)
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    error = failure.step_failure_data.error.cause
+    assert error.cls_name == "SourceError"
+    assert (
         f"integration 'crm_db', contacts query (source.contacts.query_file "
         f"{tmp_path / 'truncate.sql'}) on mysql at 127.0.0.1:3306/"
+    ) in error.message
+    assert "was refused before it ran: it tried to write: it is a TRUNCATE statement" in (
+        error.message
     )
-    assert "was refused before it ran: it tried to write: it is a TRUNCATE statement" in message
-    assert "ResourceClosedError" not in full_text(raised.value)
+    assert "ResourceClosedError" not in failure.step_failure_data.error.to_string()
+    assert error.cause is None
+    assert error.context is None
     assert snapshot(mysql_url) == before
 
 
