@@ -65,7 +65,10 @@ def copy_rows(
     compiled = statement.compile(dialect=dialect)
     cursor = connection.connection.dbapi_connection.cursor()
     try:
-        query = cursor.mogrify(str(compiled), compiled.construct_params(params)).decode()
+        # Expanding parameters (`IN :splits`) become one placeholder per value, as `execute`
+        # would make them.
+        expanded = compiled.construct_expanded_state(params)
+        query = cursor.mogrify(expanded.statement, expanded.parameters).decode()
         cursor.execute("SAVEPOINT wfm_copy_probe")
         try:
             cursor.execute(f"SELECT * FROM ({_nested(query)}) AS wfm_query LIMIT 0")

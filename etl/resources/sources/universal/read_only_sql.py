@@ -168,7 +168,10 @@ class Lexing:
 
     @classmethod
     def of_backend(cls, backend: str) -> Lexing:
-        return cls(DIALECTS.get(backend, backend))
+        """SQLAlchemy's backend name -> its sqlglot dialect; one sqlglot does not know is read
+        with sqlglot's standard SQL dialect ("")."""
+        name = DIALECTS.get(backend, backend)
+        return cls(name if Dialect.get(name) is not None else "")
 
 
 @dataclass(frozen=True)
@@ -193,8 +196,8 @@ def check_query(sql: str, lexing: Lexing) -> CheckedQuery:
         tokens = _tokenizer(lexing).tokenize(sql)
     except TokenError as exc:
         raise RefusedQueryError(
-            f"it cannot be read as {lexing.dialect} SQL ({_first_line(exc)}), so it cannot be "
-            "checked to be one read-only statement",
+            f"it cannot be read as {lexing.dialect or 'standard'} SQL ({_first_line(exc)}), so "
+            "it cannot be checked to be one read-only statement",
             wrote=False,
         ) from None
     statements = _split(tokens)

@@ -223,3 +223,12 @@ def test_postgresql_without_standard_strings_escapes_with_backslash():
     legal = f"SELECT 'it\\'s; fine' AS note, q.* FROM ({REAL}) q"
     assert check_query(legal, PG_BACKSLASH).parsed
     assert "cannot be read as postgres SQL" in refused(legal, PG).reason
+
+
+def test_a_database_sqlglot_does_not_know_is_read_as_standard_sql():
+    lexing = Lexing.of_backend("firebird")
+    assert lexing == Lexing("")
+    assert check_query(REAL, lexing).parsed
+    assert "it is 2 statements" in refused(f"{REAL}; DELETE FROM t", lexing).reason
+    assert Lexing.of_backend("mariadb") == Lexing("mysql")
+    assert Lexing.of_backend("postgresql") == Lexing("postgres")
