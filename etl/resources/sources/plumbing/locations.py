@@ -7,6 +7,7 @@ same place whatever directory Dagster or the CLI was started from.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from etl.config import PROJECT_ROOT, Settings
@@ -20,6 +21,13 @@ def resolve(path: str) -> Path:
     """`path` as written in the config: absolute, or relative to the project home."""
     candidate = Path(path).expanduser()
     return candidate if candidate.is_absolute() else home() / candidate
+
+
+def inside(path: Path, folders: Iterable[Path]) -> bool:
+    """Whether `path` lies in one of `folders` once every link (and `..`) in both is
+    resolved: a link inside a folder that points elsewhere is outside."""
+    real = path.resolve()
+    return any(real.is_relative_to(folder.resolve()) for folder in folders)
 
 
 def state_dir(configured: str | None) -> Path:

@@ -9,17 +9,25 @@ query gets the window as bound parameters (nothing is formatted into the SQL tex
 - `:local_start`, `:local_end`: a wall-clock range in the integration's timezone that covers
   the window (wider around DST changes; rows outside the window are dropped after reading).
 
-The query runs in a read-only transaction where the database has one (PostgreSQL `SET
-TRANSACTION READ ONLY`, MariaDB/MySQL `START TRANSACTION READ ONLY`, SQLite `PRAGMA
-query_only`) with a statement timeout, and the transaction is always rolled back. On PostgreSQL
-the rows are read with COPY as CSV text that Arrow parses (`pg_copy.py`; several times faster
-than the driver's row objects); elsewhere, or when a column's type needs the driver, they are
-streamed with a server-side cursor in chunks of `chunk_rows`, each turned into columnar Arrow
-arrays as it arrives, so the driver never holds a whole window of Python row objects.
+The source only reads. Before anything runs, the query must be exactly one read-only
+statement (`read_only_sql.py`: sqlglot's tokenizer and parser for the server's dialect); the
+server enforces it too: PostgreSQL sessions are read-only by default (set before the first
+transaction, so a transaction opened after a smuggled COMMIT is read-only as well) and the
+transaction is `READ ONLY`; MariaDB/MySQL sessions are `TRANSACTION READ ONLY` (which refuses
+DDL too) inside `START TRANSACTION READ ONLY`, over a connection that cannot send several
+statements at once; SQLite files are opened read-only (`mode=ro`, `PRAGMA query_only`, and an
+authorizer that allows reading only). Every query has a statement timeout, runs in UTC and is
+rolled back. On PostgreSQL the rows are read with COPY as CSV text that Arrow parses
+(`pg_copy.py`; several times faster than the driver's row objects); elsewhere, or when a
+column's type needs the driver, they are streamed with a server-side cursor in chunks of
+`chunk_rows`, each turned into columnar Arrow arrays as it arrives, so the driver never holds a
+whole window of Python row objects. A `query_file` is read only from the project home or a
+folder named in `query_dirs`, links resolved.
 
-Failures name the integration and the host, never the password: an unreachable server is
-retried with exponential backoff, then reported; a refused login is reported at once; an SQL
-error carries the database's own message; missing columns are listed. Values of the wrong
+Failures name the integration, the data kind's query and the host, never the password: an
+unreachable server is retried with exponential backoff, then reported; a refused login is
+reported at once; a query that is not one read-only statement is refused before it runs; an
+SQL error carries the database's own message; missing columns are listed. Values of the wrong
 type quarantine their row (see `shaping.py`).
 """
 
@@ -27,11 +35,13 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -44,7 +54,7 @@ from sqlalchemy.pool import NullPool
 
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
 from etl.resources.sources.plumbing import shaping
-from etl.resources.sources.plumbing.locations import resolve
+from etl.resources.sources.plumbing.locations import home, inside, resolve
 from etl.resources.sources.plumbing.shaping import (
     AgentStatusMapping,
     ContactMapping,
@@ -55,6 +65,12 @@ from etl.resources.sources.plumbing.shaping import (
     ValueFormat,
 )
 from etl.resources.sources.universal.pg_copy import copy_rows
+from etl.resources.sources.universal.read_only_sql import (
+    CheckedQuery,
+    Lexing,
+    RefusedQueryError,
+    check_query,
+)
 
 WINDOW_PARAMETERS = (
     "window_start",
@@ -79,9 +95,22 @@ LOGIN_REFUSED = re.compile(
 )
 READ_ONLY_VIOLATION = re.compile(
     r"read-only transaction|read only transaction|readonly database|query_only|\(1792|"
-    r"must not contain data-modifying statements",
+    r"must not contain data-modifying statements|not authorized|authorization denied",
     re.IGNORECASE,
 )
+# The driver refused several statements in one string (only if the check let one through).
+SEVERAL_STATEMENTS = re.compile(
+    r"one statement at a time|multiple commands into a prepared statement", re.IGNORECASE
+)
+# MariaDB/MySQL: a client flag that would let one string carry several statements.
+MULTI_STATEMENTS = 1 << 16
+# SQLite authorizer: the actions of reading (WITH RECURSIVE included); any other is denied.
+SQLITE_READING = {
+    sqlite3.SQLITE_SELECT,
+    sqlite3.SQLITE_READ,
+    sqlite3.SQLITE_FUNCTION,
+    sqlite3.SQLITE_RECURSIVE,
+}
 TIMED_OUT = re.compile(
     r"statement timeout|max_statement_time|max_execution_time|interrupted", re.IGNORECASE
 )
@@ -92,7 +121,9 @@ class QueryOptions(shaping.StrictConfig):
 
     query: str | None = Field(default=None, description="SQL text with :window_start/:window_end")
     query_file: str | None = Field(
-        default=None, description="a .sql file instead of inline SQL; relative to WFM_HOME"
+        default=None,
+        description="a .sql file instead of inline SQL; relative to WFM_HOME, and inside it "
+        "or a folder of source.query_dirs",
     )
     format: ValueFormat | None = Field(default=None, description="replaces source.format")
 
@@ -138,6 +169,11 @@ class DatabaseSettings(ConnectionSettings):
     """`source:` settings of `vendor: database`."""
 
     format: ValueFormat = ValueFormat(time="utc")
+    query_dirs: list[str] = Field(
+        default_factory=list,
+        description="folders outside the project home that query_file may read from "
+        "(absolute, or relative to WFM_HOME)",
+    )
     contacts: DatabaseContacts | None = None
     agent_status: DatabaseAgentStatus | None = None
 
@@ -146,10 +182,13 @@ def check_window_parameters(sql: str) -> None:
     """A query must be bound to the window; otherwise every tick would read everything."""
     used = set(sa.text(sql).compile().params)
     if not used & set(WINDOW_PARAMETERS):
-        raise ValueError(
-            "the query uses none of the window parameters :window_start/:window_end (also "
-            ":window_start_epoch/:window_end_epoch, :local_start/:local_end)"
-        )
+        raise ValueError(_UNBOUND)
+
+
+_UNBOUND = (
+    "the query uses none of the window parameters :window_start/:window_end (also "
+    ":window_start_epoch/:window_end_epoch, :local_start/:local_end)"
+)
 
 
 def local_range(start: datetime, end: datetime, timezone: str) -> tuple[datetime, datetime]:
@@ -170,6 +209,7 @@ class _Target:
     url: sa.URL
     label: str
     secrets: tuple[str, ...]
+    lexing: Lexing  # how the dialect reads SQL text by default (a session may differ)
 
     def scrub(self, text: str) -> str:
         for secret in self.secrets:
@@ -185,8 +225,17 @@ class QuerySource(SourceResource):
     settings: ConnectionSettings
 
     # -- what subclasses provide --------------------------------------------------------------
-    def statement(self, kind: str) -> sa.TextClause:
+    def query(self, kind: str) -> str:
+        """The SQL text of the data kind's query, as written."""
         raise NotImplementedError
+
+    def query_name(self, kind: str) -> str:
+        """Where the query comes from, for messages: `contacts query (source.contacts.query)`."""
+        return f"{kind} query"
+
+    def bind_parameters(self, kind: str) -> list[sa.BindParameter]:
+        """Parameters that need more than a plain value (e.g. an expanding list for IN)."""
+        return []
 
     def mapping(self, kind: str) -> ContactMapping | AgentStatusMapping:
         raise NotImplementedError
@@ -220,17 +269,20 @@ class QuerySource(SourceResource):
         }
 
     def _where(self, kind: str) -> str:
-        return f"integration {self.integration_id!r}, {kind} query"
+        return f"integration {self.integration_id!r}, {self.query_name(kind)}"
 
     def _extract(self, kind: str, start: datetime, end: datetime) -> Extract:
         target = self._target()
-        statement = self.statement(kind)
+        sql = self.query(kind)
         params = self.parameters(kind, start, end)
-        with self._session(target, kind) as connection:
+        with self._session(target, kind) as (connection, lexing):
+            # Checked as this session reads SQL text (where its strings end), before it runs.
+            checked = self._checked(kind, sql, lexing, target)
+            statement = sa.text(checked.text).bindparams(*self.bind_parameters(kind))
             failure: SourceError | None = None
             try:
                 table, read = self._rows(connection, kind, statement, params, target)
-            except sa.exc.DBAPIError as exc:
+            except sa.exc.SQLAlchemyError as exc:
                 failure = self._query_error(kind, target, exc)
             if failure is not None:
                 # Raised outside the handler: the driver's exception (which may quote the
@@ -245,7 +297,33 @@ class QuerySource(SourceResource):
         description = f"{kind} query on {target.label}: {read}" + (
             f", {outside} outside the window ignored" if outside else ""
         )
+        if not checked.parsed:
+            description += f"; {self._tokens_only(kind, checked)}"
         return Extract(frame, rejected, description)
+
+    def _checked(self, kind: str, sql: str, lexing: Lexing, target: _Target) -> CheckedQuery:
+        """The query if it is one read-only statement; else the one message saying why not."""
+        try:
+            checked = check_query(sql, lexing)
+            if not set(checked.parameters) & set(WINDOW_PARAMETERS):
+                raise RefusedQueryError(_UNBOUND + " outside comments", wrote=False)
+        except RefusedQueryError as exc:
+            refusal = exc.reason
+        else:
+            if not checked.parsed:
+                dg.get_dagster_logger().warning(
+                    f"{self._where(kind)} on {target.label}: {self._tokens_only(kind, checked)}"
+                )
+            return checked
+        raise SourceError(
+            f"{self._where(kind)} on {target.label} was refused before it ran: {refusal}"
+        )
+
+    def _tokens_only(self, kind: str, checked: CheckedQuery) -> str:
+        return (
+            f"the {kind} query was checked on its tokens only (the SQL parser could not read "
+            f"it: {checked.parse_error}); it ran as written, read-only"
+        )
 
     def _rows(
         self,
@@ -325,24 +403,31 @@ class QuerySource(SourceResource):
             port = f":{url.port}" if url.port else ""
             label = f"{url.get_backend_name()} at {url.host}{port}/{url.database or ''}"
         secrets = tuple(s for s in (url.password, text) if s)
-        return _Target(url, label, secrets)
+        return _Target(url, label, secrets, Lexing.of_backend(url.get_backend_name()))
 
     def _engine(self, target: _Target) -> sa.Engine:
-        backend = target.url.get_backend_name()
+        backend, driver = target.url.get_backend_name(), target.url.get_driver_name()
         timeout = self.settings.connect_timeout_s
         connect_args: dict[str, Any] = {}
-        if backend == "postgresql" and target.url.get_driver_name() == "psycopg2":
+        if backend == "postgresql" and driver == "psycopg2":
             connect_args = {"connect_timeout": timeout, "application_name": "wfm-etl"}
         elif backend in ("mysql", "mariadb"):
             connect_args = {"connect_timeout": timeout}
         elif backend == "sqlite":
-            connect_args = {"timeout": timeout}
             database = target.url.database
-            if database and database != ":memory:" and not resolve(database).exists():
-                raise SourceError(
-                    f"integration {self.integration_id!r}: {target.label} does not exist"
-                )
-        return sa.create_engine(target.url, poolclass=NullPool, connect_args=connect_args)
+            if database and database != ":memory:":
+                path = resolve(database)
+                if not path.exists():
+                    raise SourceError(
+                        f"integration {self.integration_id!r}: {target.label} does not exist"
+                    )
+                if driver == "pysqlite":
+                    return _read_only_sqlite(path, timeout)
+            connect_args = {"timeout": timeout}
+        engine = sa.create_engine(target.url, poolclass=NullPool, connect_args=connect_args)
+        if backend in ("mysql", "mariadb"):
+            sa.event.listen(engine, "do_connect", _one_statement_per_call)
+        return engine
 
     def _connect(self, engine: sa.Engine, target: _Target) -> sa.Connection:
         """A connection, retried with exponential backoff while the server is unreachable."""
@@ -373,21 +458,22 @@ class QuerySource(SourceResource):
         raise AssertionError("unreachable")
 
     @contextmanager
-    def _session(self, target: _Target, kind: str) -> Iterator[sa.Connection]:
-        """A read-only transaction with a statement timeout, always rolled back."""
+    def _session(self, target: _Target, kind: str) -> Iterator[tuple[sa.Connection, Lexing]]:
+        """A read-only transaction with a statement timeout, always rolled back, and how its
+        session reads SQL text."""
         engine = self._engine(target)
         try:
             connection = self._connect(engine, target)
             try:
                 failure: SourceError | None = None
                 try:
-                    cleanup = self._read_only(connection)
+                    lexing, cleanup = self._read_only(connection, target)
                 except sa.exc.DBAPIError as exc:
                     failure = self._query_error(kind, target, exc)
                 if failure is not None:
                     raise failure
                 try:
-                    yield connection
+                    yield connection, lexing
                 finally:
                     cleanup()
                     connection.rollback()
@@ -396,44 +482,91 @@ class QuerySource(SourceResource):
         finally:
             engine.dispose()
 
-    def _read_only(self, connection: sa.Connection):
-        """Make the transaction read-only, bounded in time and in UTC, the way each database
-        can."""
+    def _read_only(
+        self, connection: sa.Connection, target: _Target
+    ) -> tuple[Lexing, Callable[[], None]]:
+        """Make the session and its transaction read-only, bounded in time and in UTC, the way
+        each database can; and read the settings that decide how it reads SQL text."""
         dialect = connection.dialect
         seconds = self.settings.statement_timeout_s
         millis = int(seconds * 1000)
         # The session runs in UTC: the window parameters are UTC timestamps without zone, and
         # PostgreSQL compares them with timestamptz columns in the session's timezone.
         if dialect.name == "postgresql":
+            session = [
+                # Every transaction of the session is read-only, also one that a smuggled
+                # COMMIT or ROLLBACK would open after ours.
+                "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+                f"SET statement_timeout = {millis}",
+                "SET TIME ZONE 'UTC'",
+            ]
+            raw = connection.connection.dbapi_connection
+            if dialect.driver == "psycopg2":  # outside any transaction, so nothing undoes it
+                raw.autocommit = True
+                with raw.cursor() as cursor:
+                    for command in session:
+                        cursor.execute(command)
+                raw.autocommit = False
+            else:
+                for command in session:
+                    connection.exec_driver_sql(command)
             connection.exec_driver_sql("SET TRANSACTION READ ONLY")
-            connection.exec_driver_sql(f"SET LOCAL statement_timeout = {millis}")
-            connection.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")
-        elif dialect.name in ("mysql", "mariadb"):
+            conforming = connection.exec_driver_sql("SHOW standard_conforming_strings").scalar()
+            return Lexing("postgres", backslash_escapes=conforming != "on"), lambda: None
+        if dialect.name in ("mysql", "mariadb"):
             if getattr(dialect, "is_mariadb", False):
                 connection.exec_driver_sql(f"SET SESSION max_statement_time = {seconds:.3f}")
             else:
                 connection.exec_driver_sql(f"SET SESSION max_execution_time = {millis}")
             connection.exec_driver_sql("SET SESSION time_zone = '+00:00'")
+            # The session default too: DDL commits the transaction it runs in, and is then
+            # refused because the session is read-only.
+            connection.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
             connection.exec_driver_sql("START TRANSACTION READ ONLY")
-        elif dialect.name == "sqlite":
+            mode = connection.exec_driver_sql("SELECT @@SESSION.sql_mode").scalar() or ""
+            lexing = Lexing(
+                "mysql",
+                backslash_escapes="NO_BACKSLASH_ESCAPES" not in mode,
+                ansi_quotes="ANSI_QUOTES" in mode,
+            )
+            return lexing, lambda: None
+        if dialect.name == "sqlite":
             connection.exec_driver_sql("PRAGMA query_only = ON")
             raw = connection.connection.dbapi_connection
             deadline = time.monotonic() + seconds
             raw.set_progress_handler(lambda: int(time.monotonic() > deadline), 10_000)
-            return lambda: raw.set_progress_handler(None, 0)
-        else:
-            dg.get_dagster_logger().warning(
-                f"integration {self.integration_id!r}: {dialect.name} has no read-only "
-                "transaction here; the query runs in a transaction that is rolled back"
-            )
-        return lambda: None
+            if isinstance(raw, sqlite3.Connection):
+                raw.set_authorizer(_sqlite_reading)
 
-    def _query_error(self, kind: str, target: _Target, exc: sa.exc.DBAPIError) -> SourceError:
-        message = target.scrub(str(exc.orig)).strip()
+            def cleanup() -> None:
+                raw.set_progress_handler(None, 0)
+                if isinstance(raw, sqlite3.Connection):
+                    raw.set_authorizer(None)
+
+            return target.lexing, cleanup
+        dg.get_dagster_logger().warning(
+            f"integration {self.integration_id!r}: {dialect.name} has no read-only "
+            "transaction here; the query runs in a transaction that is rolled back"
+        )
+        return target.lexing, lambda: None
+
+    def _query_error(self, kind: str, target: _Target, exc: sa.exc.SQLAlchemyError) -> SourceError:
         where = f"{self._where(kind)} failed on {target.label}"
+        if isinstance(exc, sa.exc.ResourceClosedError):
+            return SourceError(
+                f"{where}: the query returned no rows (it is no query that returns rows)"
+            )
+        original = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+        message = target.scrub(str(original)).strip()
+        if not isinstance(exc, sa.exc.DBAPIError):  # SQLAlchemy's own: drop the quoted SQL
+            message = message.split("\n[SQL:")[0].strip()
         if READ_ONLY_VIOLATION.search(message):
             return SourceError(
                 f"{where}: the query tried to write, and queries run read-only: {message}"
+            )
+        if SEVERAL_STATEMENTS.search(message):
+            return SourceError(
+                f"{where}: the database refused it as more than one statement: {message}"
             )
         if TIMED_OUT.search(message):
             return SourceError(
@@ -441,6 +574,34 @@ class QuerySource(SourceResource):
                 f"({self.settings.statement_timeout_s:g} s, source.statement_timeout_s): {message}"
             )
         return SourceError(f"{where}: {message}")
+
+
+def _read_only_sqlite(path: Path, timeout: int) -> sa.Engine:
+    """An engine whose connections open the file read-only (SQLite's `mode=ro`): no write
+    reaches it whatever runs."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    return sa.create_engine(
+        "sqlite://",
+        poolclass=NullPool,
+        creator=lambda: sqlite3.connect(uri, uri=True, timeout=timeout),
+    )
+
+
+def _sqlite_reading(action: int, table: str | None, *_: Any) -> int:
+    """SQLite's authorizer: reading is allowed, anything else (ATTACH, PRAGMA, writes) denied.
+    A table-valued function (json_each) declares its table, which SQLite authorizes as an
+    update of sqlite_master that never reaches the read-only file."""
+    if action in SQLITE_READING or (action == sqlite3.SQLITE_UPDATE and table == "sqlite_master"):
+        return sqlite3.SQLITE_OK
+    return sqlite3.SQLITE_DENY
+
+
+def _one_statement_per_call(
+    dialect: sa.Dialect, record: Any, cargs: list[Any], cparams: dict[str, Any]
+) -> None:
+    """MariaDB/MySQL: never ask for CLIENT_MULTI_STATEMENTS (a URL may set client_flag), so
+    the server itself refuses a string with several statements."""
+    cparams["client_flag"] = int(cparams.get("client_flag", 0)) & ~MULTI_STATEMENTS
 
 
 def _columnar(columns: list[str], rows: list[sa.Row]) -> pa.Table:
@@ -502,23 +663,47 @@ class DatabaseSource(QuerySource):
         holds = f"the {kind} query and its column map"
         return shaping.data_section(self.settings, kind, self.integration_id, holds)
 
-    def statement(self, kind: str) -> sa.TextClause:
+    def query(self, kind: str) -> str:
         options = self._options(kind)
         if options.query is not None:
-            return sa.text(options.query)
-        path = resolve(options.query_file)
+            return options.query
+        path = self._query_path(kind)
         try:
             sql = path.read_text(encoding="utf-8")
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else f"not UTF-8 text ({exc.reason})"
             raise SourceError(
                 f"integration {self.integration_id!r}: cannot read source.{kind}.query_file "
-                f"{path}: {exc.strerror}"
+                f"{path}: {reason}"
             ) from None
         try:
             check_window_parameters(sql)
         except ValueError as exc:
             raise SourceError(f"integration {self.integration_id!r}: {path}: {exc}") from None
-        return sa.text(sql)
+        return sql
+
+    def query_name(self, kind: str) -> str:
+        options = self._options(kind)
+        if options.query is not None:
+            return f"{kind} query (source.{kind}.query)"
+        return f"{kind} query (source.{kind}.query_file {resolve(options.query_file)})"
+
+    def _query_path(self, kind: str) -> Path:
+        """The query file, if it lies in the project home or a folder of `query_dirs` once
+        every link is resolved: a query file is read into logs and errors, so it must not be
+        any file of the machine."""
+        path = resolve(self._options(kind).query_file)
+        folders = [home(), *(resolve(folder) for folder in self.settings.query_dirs)]
+        if inside(path, folders):
+            return path
+        real = path.resolve()
+        link = f" (a link to {real})" if real != path.absolute() else ""
+        allowed = ", ".join(str(f) for f in folders)
+        raise SourceError(
+            f"integration {self.integration_id!r}: source.{kind}.query_file {path}{link} is "
+            f"outside the folders query files are read from ({allowed}); move it into the "
+            "project home, or name its folder in source.query_dirs"
+        )
 
     def mapping(self, kind: str) -> ContactMapping | AgentStatusMapping:
         return self._options(kind)

@@ -8,17 +8,19 @@ Arrow reads exactly (integers, floats, numeric with a declared precision, text, 
 dates, timestamps with or without zone); otherwise the source reads through the cursor, as it
 does on every other database.
 
-The query is the integration's own, with its window bound by the driver (`mogrify`, the same
-client-side binding psycopg2 does for every `execute`), inside the read-only, time-limited
-transaction the source opened: COPY runs under the same statement timeout. The query is
-nested as a subquery (its closing semicolon dropped, on lines of its own so a trailing `--`
-comment ends there); one that cannot be nested is read through the cursor as written.
+The query is the integration's own, already checked to be exactly one read-only statement
+and without its closing semicolon (`read_only_sql.py`): psycopg2 sends every statement with
+PostgreSQL's simple protocol, which would run a second statement smuggled in the text, so this
+check is what keeps the nesting below one statement. Its window is bound by the driver
+(`mogrify`, the same client-side binding psycopg2 does for every `execute`), inside the
+read-only, time-limited session and transaction the source opened: the probe and COPY run
+under the same statement timeout. The query is nested as a subquery (on lines of its own, so a
+`--` comment ends there); one that cannot be nested is read through the cursor as written.
 """
 
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -27,8 +29,6 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 
-# A statement's closing semicolon, perhaps followed by `--` comments: no use in a subquery.
-TRAILING_SEMICOLON = re.compile(r";(\s*(?:--[^\n]*\s*)*)$")
 # PostgreSQL type OIDs and the Arrow type their text form is read as.
 BOOL, INT8, INT2, INT4, TEXT, NAME, FLOAT4, FLOAT8 = 16, 20, 21, 23, 25, 19, 700, 701
 BPCHAR, VARCHAR, DATE, TIMESTAMP, TIMESTAMPTZ, NUMERIC = 1042, 1043, 1082, 1114, 1184, 1700
@@ -65,8 +65,10 @@ def copy_rows(
     compiled = statement.compile(dialect=dialect)
     cursor = connection.connection.dbapi_connection.cursor()
     try:
-        query = cursor.mogrify(str(compiled), compiled.construct_params(params)).decode()
-        query = TRAILING_SEMICOLON.sub(r"\1", query.strip())
+        # Expanding parameters (`IN :splits`) become one placeholder per value, as `execute`
+        # would make them.
+        expanded = compiled.construct_expanded_state(params)
+        query = cursor.mogrify(expanded.statement, expanded.parameters).decode()
         cursor.execute("SAVEPOINT wfm_copy_probe")
         try:
             cursor.execute(f"SELECT * FROM ({_nested(query)}) AS wfm_query LIMIT 0")

@@ -52,10 +52,15 @@ class AvayaCmsSource(QuerySource):
     settings_model = AvayaCmsSettings
     settings: AvayaCmsSettings
 
-    def statement(self, kind: str) -> sa.TextClause:
+    def query(self, kind: str) -> str:
         self._contacts_only(kind)
-        sql = HSPLIT_SQL.read_text(encoding="utf-8")
-        return sa.text(sql).bindparams(sa.bindparam("splits", expanding=True))
+        return HSPLIT_SQL.read_text(encoding="utf-8")
+
+    def query_name(self, kind: str) -> str:
+        return f"{kind} query (sql/sources/{HSPLIT_SQL.name})"
+
+    def bind_parameters(self, kind: str) -> list[sa.BindParameter]:
+        return [sa.bindparam("splits", expanding=True)]
 
     def mapping(self, kind: str) -> ContactMapping | AgentStatusMapping:
         self._contacts_only(kind)

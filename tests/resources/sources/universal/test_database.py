@@ -2,15 +2,15 @@
 
 A customer table is created in a fixture, imported through the real asset path or read
 directly from the source, and compared with what was inserted. Failures (unreachable server,
-refused login, SQL errors, writes, timeouts, missing columns, wrong types) must name the
-integration and host, carry the database's own message, and never show the password.
+refused login, SQL errors, timeouts, missing columns, wrong types) must name the integration,
+the query and the host, carry the database's own message, and never show the password. Queries
+that write: test_database_read_only.py.
 """
 
 from __future__ import annotations
 
 import traceback
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -90,11 +90,6 @@ def create_customer_tables(url: str, stats: list[dict], events: list[dict] = ())
         if events:
             con.execute(AGENT_EVENTS.insert(), list(events))
     engine.dispose()
-
-
-@pytest.fixture
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'customer.sqlite'}"
 
 
 @pytest.fixture(params=["pg_url", "mysql_url", "sqlite_url"])
@@ -361,47 +356,7 @@ def test_agent_status_segments_are_exact(db_url):
     assert extract.rejected.empty
 
 
-# -- read-only, timeouts --------------------------------------------------------------------
-WRITING_QUERY = {
-    # A data-modifying WITH is refused even earlier (no server-side cursor may hold one), so
-    # the write hides in a function, as it could in a customer's view.
-    "pg_url": "SELECT q.*, purge_stats() FROM queue_stats q WHERE interval_start >= :window_start",
-    "mysql_url": "DELETE FROM queue_stats WHERE interval_start >= :window_start RETURNING *",
-    "sqlite_url": "DELETE FROM queue_stats WHERE interval_start >= :window_start RETURNING *",
-}
-READ_ONLY_MESSAGE = {
-    "pg_url": "in a read-only transaction",
-    "mysql_url": "Cannot execute statement in a READ ONLY transaction",
-    "sqlite_url": "attempt to write a readonly database",
-}
-
-
-@pytest.mark.parametrize("server", ["pg_url", "mysql_url", "sqlite_url"])
-def test_a_query_that_writes_fails_and_writes_nothing(server, request, monkeypatch):
-    url = request.getfixturevalue(server)
-    monkeypatch.setenv(URL_ENV, url)
-    create_customer_tables(url, stats_rows(WINDOW[0], hours=1))
-    if server == "pg_url":
-        engine = sa.create_engine(url)
-        with engine.begin() as con:
-            con.exec_driver_sql(
-                "CREATE FUNCTION purge_stats() RETURNS bigint LANGUAGE sql AS"
-                " 'WITH gone AS (DELETE FROM queue_stats RETURNING 1) SELECT count(*) FROM gone'"
-            )
-        engine.dispose()
-    source = source_for(contacts={"query": WRITING_QUERY[server], "columns": CONTACTS_MAP})
-    with pytest.raises(SourceError) as raised:
-        source.contacts(*WINDOW)
-    message = str(raised.value)
-    assert "integration 'crm_db'" in message
-    assert "tried to write" in message
-    assert READ_ONLY_MESSAGE[server] in message
-    engine = sa.create_engine(url)
-    with engine.connect() as con:
-        assert con.execute(sa.text("SELECT count(*) FROM queue_stats")).scalar() == 12
-    engine.dispose()
-
-
+# -- timeouts (read-only: test_database_read_only.py) ------------------------------------
 SLOW_QUERY = {
     "pg_url": "SELECT q.* FROM queue_stats q, pg_sleep(5) WHERE interval_start >= :window_start",
     "mysql_url": "SELECT q.*, SLEEP(5) AS pause FROM queue_stats q"
@@ -479,7 +434,9 @@ def test_sql_error_carries_the_database_message(db_url):
     with pytest.raises(SourceError) as raised:
         source.contacts(*WINDOW)
     message = str(raised.value)
-    assert message.startswith("integration 'crm_db', contacts query failed on ")
+    assert message.startswith(
+        "integration 'crm_db', contacts query (source.contacts.query) failed on "
+    )
     assert "no_such_table" in message  # the database's own words
 
 
