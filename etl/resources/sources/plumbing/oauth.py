@@ -35,6 +35,7 @@ class ClientCredentials:
     fetched: int = field(default=0, init=False)  # tokens obtained (for logs and tests)
 
     def _fetch(self) -> None:
+        self.http.redactor.add_pair(self.client_id, self.client_secret)
         basic = base64.b64encode(f"{self.client_id}:{self.client_secret}".encode()).decode()
         form = {"grant_type": "client_credentials"}
         if self.scope:
@@ -51,6 +52,7 @@ class ClientCredentials:
                 f"{self.http.where('POST', self.token_url)}: the token answer has no "
                 f"access_token ({type(exc).__name__})"
             ) from None
+        self.http.redactor.add(str(token))  # a token obtained at run time is a secret too
         self._token = token
         # Refresh a little before the announced expiry (a tenth of a short lifetime).
         self._refresh_at = self.clock() + lifetime - min(self.refresh_margin_s, lifetime / 10)

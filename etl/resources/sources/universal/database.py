@@ -45,6 +45,7 @@ from sqlalchemy.pool import NullPool
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
 from etl.resources.sources.plumbing import shaping
 from etl.resources.sources.plumbing.locations import resolve
+from etl.resources.sources.plumbing.redaction import Secrets
 from etl.resources.sources.plumbing.shaping import (
     AgentStatusMapping,
     ContactMapping,
@@ -169,13 +170,10 @@ class _Target:
 
     url: sa.URL
     label: str
-    secrets: tuple[str, ...]
+    secrets: Secrets  # the password and the URL text, in every form (redaction.py)
 
     def scrub(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return self.secrets.redact(text)
 
 
 class QuerySource(SourceResource):
@@ -324,8 +322,7 @@ class QuerySource(SourceResource):
         else:
             port = f":{url.port}" if url.port else ""
             label = f"{url.get_backend_name()} at {url.host}{port}/{url.database or ''}"
-        secrets = tuple(s for s in (url.password, text) if s)
-        return _Target(url, label, secrets)
+        return _Target(url, label, Secrets([url.password, text]))
 
     def _engine(self, target: _Target) -> sa.Engine:
         backend = target.url.get_backend_name()

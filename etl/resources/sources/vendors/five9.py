@@ -191,7 +191,8 @@ class _Soap:
         fault = _fault(response)
         if fault is not None:
             raise SourceError(
-                f"{self.http.where('POST', self.url)} {operation}: SOAP fault: {fault}"
+                f"{self.http.where('POST', self.url)} {operation}: SOAP fault: "
+                f"{self.http.quote(fault)}"
             )
         if response.status >= 400:  # a 500 without a fault was retried; give up clearly
             raise HttpError(

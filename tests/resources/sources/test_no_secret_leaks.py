@@ -1,0 +1,353 @@
+"""No secret in any encoding after a failure, end to end.
+
+Each test makes an import fail the way a user meets it (refused credentials, an error answer
+that quotes the request back, a refused database login, a failed query), materializes the
+asset through Dagster with a real SQLite instance in a temporary DAGSTER_HOME, then reads
+every file under DAGSTER_HOME (event log, compute logs), the warehouse folder and everything
+the run printed, looking for each form of each secret: plain, base64 alone and as HTTP Basic
+`id:secret`, URL- and form-encoded, JSON-escaped, and the access tokens obtained at run time.
+Secrets hold characters that change under every encoding.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import pytest
+import sqlalchemy as sa
+
+from tests.conftest import make_integration
+from tests.fakes import EXPIRE_TOKENS, Reply, failure_messages
+from tests.fakes.five9 import PATH as FIVE9_PATH
+from tests.fakes.five9 import USERNAME as FIVE9_USER
+from tests.fakes.five9 import FakeFive9, contacts_report
+from tests.fakes.genesys import CLIENT_ID as GENESYS_CLIENT
+from tests.fakes.genesys import FakeGenesys
+from tests.fakes.talkdesk import CLIENT_ID as TALKDESK_CLIENT
+from tests.fakes.talkdesk import FakeTalkdesk
+from tests.leaks import files_under, find_forms, materialize_hour, secret_forms
+
+HOUR = datetime(2026, 11, 16, 9, tzinfo=UTC)
+FAST_HTTP = {
+    "backoff_base_s": 0.001,
+    "backoff_max_s": 0.01,
+    "retry_after_max_s": 0.01,
+    "timeout_s": 10,
+    "attempts": 2,
+}
+# '/', '+', '=', '&', '"', ' ' and 'ü' each change under URL, form, JSON or base64 encoding.
+GENESYS_SECRET = 'gc/Kx9vQw7L+"sec"=&ü 4711'
+WRONG_SECRET = 'gc/Wr0ngPw9zT+"x"=&é 0815'
+FIVE9_PASSWORD = 'f9/Pq4mZr8Ys+"pw"=&ä 9876'
+TALKDESK_SECRET = 'td/Hj2nLc5Vb+"cs"=&ö 2323'
+DB_PASSWORD = "p@ss:w/rd"
+SECRET_ENV = "WFM_TEST_LEAK_SECRET"
+URL_ENV = "WFM_TEST_LEAK_DB_URL"
+
+
+def b64(text: str) -> bytes:
+    return base64.b64encode(text.encode())
+
+
+@pytest.fixture
+def home(instance) -> Path:
+    return Path(instance.root_directory)
+
+
+def assert_nothing_leaked(forms: dict[str, bytes], roots: list[Path], output: str) -> None:
+    files = files_under(*roots)
+    found = find_forms(forms, files, output)
+    assert found == [], "secret found: " + "; ".join(f"{form} in {where}" for form, where in found)
+
+
+def assert_failure_recorded(home: Path, output: str, text: str) -> None:
+    """The failure reached the event log, the compute logs and the output: the places the
+    search covers really hold the run's traces."""
+    files = files_under(home)
+    assert any(p.suffix == ".db" for p in files), "no SQLite event log under DAGSTER_HOME"
+    logs = [p for p in files if p.suffix in (".out", ".err", ".complete")]
+    assert logs, "no compute log under DAGSTER_HOME"
+    assert any(text.encode() in p.read_bytes() for p in files), f"{text!r} not in DAGSTER_HOME"
+    assert text in output
+
+
+def echoed(fake, form: bytes) -> bool:
+    return any(form in answer for answer in fake.answers)
+
+
+# -- Genesys Cloud -----------------------------------------------------------------------------
+@pytest.fixture
+def genesys() -> Iterator[FakeGenesys]:
+    with FakeGenesys(GENESYS_SECRET) as server:
+        server.echo_requests = True
+        yield server
+
+
+def genesys_integration(fake: FakeGenesys):
+    return make_integration(
+        id="gc_leak",
+        vendor="genesys_cloud",
+        revision_window_hours=72,
+        source={
+            "client_id": GENESYS_CLIENT,
+            "client_secret_env": SECRET_ENV,
+            "base_url": fake.url,
+            "login_url": fake.url,
+            "http": FAST_HTTP,
+        },
+    )
+
+
+def test_genesys_refused_token_call_leaves_no_secret(
+    settings, instance, home, genesys, monkeypatch, capfd
+):
+    # The configured secret is wrong: the token call is answered 401, quoting the request's
+    # `Authorization: Basic base64(client_id:secret)` and the decoded credentials back.
+    monkeypatch.setenv(SECRET_ENV, WRONG_SECRET)
+
+    result = materialize_hour(settings, genesys_integration(genesys), instance, HOUR)
+
+    assert not result.success
+    assert any(
+        "integration 'gc_leak'" in m and "HTTP 401" in m and SECRET_ENV in m
+        for m in failure_messages(result)
+    )
+    [token_call] = genesys.calls("POST", "/oauth/token")
+    basic = b64(f"{GENESYS_CLIENT}:{WRONG_SECRET}")
+    assert token_call.headers["Authorization"] == f"Basic {basic.decode()}"
+    assert echoed(genesys, basic)  # the answer quoted it
+    output = capfd.readouterr()
+    output = output.out + output.err
+    assert_failure_recorded(home, output, "HTTP 401")
+    assert_nothing_leaked(
+        secret_forms(WRONG_SECRET, GENESYS_CLIENT), [home, settings.warehouse_dir], output
+    )
+
+
+def test_genesys_refused_api_call_leaves_neither_secret_nor_token(
+    settings, instance, home, genesys, monkeypatch, capfd
+):
+    # The token works, then every token is revoked at once: the aggregates call is answered
+    # 401 twice (with the first token, then a fresh one), each answer quoting `Bearer <token>`.
+    monkeypatch.setenv(SECRET_ENV, GENESYS_SECRET)
+    aggregates = "/api/v2/analytics/conversations/aggregates/query"
+    genesys.inject("POST", aggregates, EXPIRE_TOKENS, EXPIRE_TOKENS)
+
+    result = materialize_hour(settings, genesys_integration(genesys), instance, HOUR)
+
+    assert not result.success
+    assert any("HTTP 401" in m for m in failure_messages(result))
+    tokens = [c.headers["Authorization"].split()[1] for c in genesys.calls("POST", aggregates)]
+    assert len(set(tokens)) == 2
+    assert all(echoed(genesys, t.encode()) for t in tokens)
+    output = capfd.readouterr()
+    output = output.out + output.err
+    assert_failure_recorded(home, output, "HTTP 401")
+    forms = secret_forms(GENESYS_SECRET, GENESYS_CLIENT)
+    forms.update({f"access token {n}": t.encode() for n, t in enumerate(tokens, start=1)})
+    assert_nothing_leaked(forms, [home, settings.warehouse_dir], output)
+
+
+# -- Five9 -------------------------------------------------------------------------------------
+@pytest.fixture
+def five9() -> Iterator[FakeFive9]:
+    with FakeFive9(FIVE9_PASSWORD) as server:
+        server.reports[("My Reports", "wfm-etl contacts")] = contacts_report("UTC")
+        server.echo_requests = True
+        yield server
+
+
+def five9_integration(fake: FakeFive9, **source):
+    return make_integration(
+        id="f9_leak",
+        vendor="five9",
+        interval_minutes=30,
+        timezone="UTC",
+        source={
+            "username": FIVE9_USER,
+            "password_env": SECRET_ENV,
+            "base_url": f"{fake.url}{FIVE9_PATH}",
+            "poll_wait_s": 0,
+            "http": FAST_HTTP,
+            **source,
+        },
+    )
+
+
+def test_five9_401_leaves_no_password(settings, instance, home, five9, monkeypatch, capfd):
+    # A wrong password: Five9 answers 401 with an HTML page that quotes the request headers.
+    monkeypatch.setenv(SECRET_ENV, WRONG_SECRET)
+
+    result = materialize_hour(settings, five9_integration(five9), instance, HOUR)
+
+    assert not result.success
+    assert any("integration 'f9_leak'" in m and "HTTP 401" in m for m in failure_messages(result))
+    assert echoed(five9, b64(f"{FIVE9_USER}:{WRONG_SECRET}"))
+    output = capfd.readouterr()
+    output = output.out + output.err
+    assert_failure_recorded(home, output, "HTTP 401")
+    assert_nothing_leaked(
+        secret_forms(WRONG_SECRET, FIVE9_USER), [home, settings.warehouse_dir], output
+    )
+
+
+def test_five9_soap_fault_quoting_the_request_leaves_no_password(
+    settings, instance, home, five9, monkeypatch, capfd
+):
+    # The password is right, the report is not there: the SOAP fault's faultstring quotes the
+    # request, Authorization header and decoded credentials included.
+    monkeypatch.setenv(SECRET_ENV, FIVE9_PASSWORD)
+    integration = five9_integration(
+        five9, contacts_report={"folder": "My Reports", "name": "no such report"}
+    )
+
+    result = materialize_hour(settings, integration, instance, HOUR)
+
+    assert not result.success
+    assert any(
+        "SOAP fault" in m and "no such report" in m and "integration 'f9_leak'" in m
+        for m in failure_messages(result)
+    )
+    # The fault quoted the Basic header and the password the server decoded (XML-escaped).
+    assert echoed(five9, b64(f"{FIVE9_USER}:{FIVE9_PASSWORD}"))
+    assert echoed(five9, escape(FIVE9_PASSWORD).encode())
+    output = capfd.readouterr()
+    output = output.out + output.err
+    assert_failure_recorded(home, output, "SOAP fault")
+    assert_nothing_leaked(
+        secret_forms(FIVE9_PASSWORD, FIVE9_USER), [home, settings.warehouse_dir], output
+    )
+
+
+# -- Talkdesk ----------------------------------------------------------------------------------
+@pytest.fixture
+def talkdesk() -> Iterator[FakeTalkdesk]:
+    with FakeTalkdesk(TALKDESK_SECRET) as server:
+        server.echo_requests = True
+        yield server
+
+
+def talkdesk_integration(fake: FakeTalkdesk):
+    return make_integration(
+        id="td_leak",
+        vendor="talkdesk",
+        source={
+            "client_id": TALKDESK_CLIENT,
+            "client_secret_env": SECRET_ENV,
+            "oauth_url": f"{fake.url}/oauth/token",
+            "base_url": fake.url,
+            "poll_interval_s": 0,
+            "http": FAST_HTTP,
+        },
+    )
+
+
+def test_talkdesk_refused_token_call_leaves_no_secret(
+    settings, instance, home, talkdesk, monkeypatch, capfd
+):
+    monkeypatch.setenv(SECRET_ENV, WRONG_SECRET)
+
+    result = materialize_hour(settings, talkdesk_integration(talkdesk), instance, HOUR)
+
+    assert not result.success
+    assert any("integration 'td_leak'" in m and "HTTP 401" in m for m in failure_messages(result))
+    assert echoed(talkdesk, b64(f"{TALKDESK_CLIENT}:{WRONG_SECRET}"))
+    output = capfd.readouterr()
+    output = output.out + output.err
+    assert_failure_recorded(home, output, "HTTP 401")
+    assert_nothing_leaked(
+        secret_forms(WRONG_SECRET, TALKDESK_CLIENT), [home, settings.warehouse_dir], output
+    )
+
+
+def test_talkdesk_refused_report_job_leaves_neither_secret_nor_token(
+    settings, instance, home, talkdesk, monkeypatch, capfd
+):
+    # The token works; creating the report job is denied (403), the answer quoting the
+    # request's `Authorization: Bearer <token>` and its JSON body.
+    monkeypatch.setenv(SECRET_ENV, TALKDESK_SECRET)
+    talkdesk.inject("POST", "/data/reports/calls/jobs", Reply(403, {"message": "Forbidden"}))
+
+    result = materialize_hour(settings, talkdesk_integration(talkdesk), instance, HOUR)
+
+    assert not result.success
+    assert any("HTTP 403" in m for m in failure_messages(result))
+    [job_call] = talkdesk.calls("POST", "/data/reports/calls/jobs")
+    token = job_call.headers["Authorization"].split()[1]
+    assert echoed(talkdesk, token.encode())
+    output = capfd.readouterr()
+    output = output.out + output.err
+    assert_failure_recorded(home, output, "HTTP 403")
+    forms = secret_forms(TALKDESK_SECRET, TALKDESK_CLIENT)
+    forms["access token"] = token.encode()
+    assert_nothing_leaked(forms, [home, settings.warehouse_dir], output)
+
+
+# -- database ----------------------------------------------------------------------------------
+def database_integration():
+    return make_integration(
+        id="db_leak",
+        vendor="database",
+        delivery="on_premise",
+        source={
+            "url_env": URL_ENV,
+            "connect_attempts": 1,
+            "contacts": {
+                "query": "SELECT queue_id AS external_queue_id, 'calls' AS channel, "
+                "starts AS interval_start, offered, answered, abandoned, handle_s AS "
+                "handle_time_s FROM no_such_table WHERE starts >= :window_start "
+                "AND starts < :window_end",
+            },
+        },
+    )
+
+
+def with_password(url: str, password: str) -> str:
+    return sa.make_url(url).set(password=password).render_as_string(hide_password=False)
+
+
+def test_database_refused_login_leaves_no_password(
+    settings, instance, home, mysql_url, monkeypatch, capfd
+):
+    # MariaDB's root has no password here: logging in with one is refused.
+    url = with_password(mysql_url, DB_PASSWORD)
+    assert "p%40ss%3Aw%2Frd" in url  # the password travels URL-encoded in the URL
+    monkeypatch.setenv(URL_ENV, url)
+
+    result = materialize_hour(settings, database_integration(), instance, HOUR)
+
+    assert not result.success
+    assert any(
+        "integration 'db_leak'" in m and "refused the login of user 'root'" in m
+        for m in failure_messages(result)
+    )
+    output = capfd.readouterr()
+    output = output.out + output.err
+    assert_failure_recorded(home, output, "refused the login")
+    forms = secret_forms(DB_PASSWORD, "root")
+    assert_nothing_leaked(forms, [home, settings.warehouse_dir], output)
+
+
+def test_database_failed_query_leaves_no_password(
+    settings, instance, home, pg_url, monkeypatch, capfd
+):
+    # The local PostgreSQL trusts the login whatever the password; the query then fails.
+    url = with_password(pg_url, DB_PASSWORD)
+    monkeypatch.setenv(URL_ENV, url)
+
+    result = materialize_hour(settings, database_integration(), instance, HOUR)
+
+    assert not result.success
+    assert any(
+        "integration 'db_leak', contacts query failed" in m and "no_such_table" in m
+        for m in failure_messages(result)
+    )
+    output = capfd.readouterr()
+    output = output.out + output.err
+    assert_failure_recorded(home, output, "no_such_table")
+    forms = secret_forms(DB_PASSWORD, "postgres")
+    assert_nothing_leaked(forms, [home, settings.warehouse_dir], output)
