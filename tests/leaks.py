@@ -80,10 +80,12 @@ def materialize_hour(
     instance: dg.DagsterInstance,
     hour,
     kind: str = "contacts",
+    **resources: dg.ConfigurableResource,
 ) -> dg.ExecuteInProcessResult:
     """Materialize one hourly partition of the integration's asset, as the UI does (the
-    asset comes with its resources bound: the source and the warehouse)."""
-    defs = build_definitions(settings, [integration])
+    asset comes with its resources bound: the source and the warehouse; `resources`
+    replaces them by key)."""
+    defs = build_definitions(settings, [integration], resources)
     asset = defs.resolve_assets_def(dg.AssetKey([integration.id, kind]))
     return dg.materialize(
         [asset],

@@ -12,14 +12,22 @@ Secrets hold characters that change under every encoding.
 from __future__ import annotations
 
 import base64
+import logging
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import ClassVar
 from xml.sax.saxutils import escape
 
+import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from etl.resources.sources.base import Extract, SourceError, SourceResource
+from etl.resources.sources.plumbing.frames import contact_rows, extract
+from etl.resources.sources.plumbing.http import HttpClient, HttpSettings
+from etl.resources.warehouse import Warehouse
 from tests.conftest import make_integration
 from tests.fakes import EXPIRE_TOKENS, Reply, failure_messages
 from tests.fakes.five9 import PATH as FIVE9_PATH
@@ -350,4 +358,103 @@ def test_database_failed_query_leaves_no_password(
     output = output.out + output.err
     assert_failure_recorded(home, output, "no_such_table")
     forms = secret_forms(DB_PASSWORD, "postgres")
+    assert_nothing_leaked(forms, [home, settings.warehouse_dir], output)
+
+
+# -- the second line of defence ----------------------------------------------------------------
+class CarelessSource(SourceResource):
+    """A vendor adapter written without a thought for secrets: it gives its HTTP client no
+    secrets, and prints, logs, raises and quarantines what the server answered, as is. What
+    keeps its secret and token out is the plumbing's learning and the asset's guard."""
+
+    secret_envs: ClassVar[dict[str, str]] = {"client_secret": "client_secret_env"}
+    client_secret: str
+    base_url: str
+    fail: bool = True
+
+    def contacts(self, start: datetime, end: datetime) -> Extract:
+        http = HttpClient(self.integration_id, "Careless", HttpSettings(attempts=1))
+        basic = base64.b64encode(f"{GENESYS_CLIENT}:{self.client_secret}".encode()).decode()
+        answer = http.request(
+            "POST",
+            f"{self.base_url}/oauth/token",
+            headers={"Authorization": f"Basic {basic}"},
+            form={"grant_type": "client_credentials"},
+        )
+        token = answer.json()["access_token"]
+        missing = http.request(
+            "GET",
+            f"{self.base_url}/api/v2/nowhere",
+            headers={"Authorization": f"Bearer {token}"},
+            accept=(404,),
+        )
+        text = missing.text
+        print(f"careless print: {text}")
+        sys.stderr.write(f"careless stderr: {text}\n")
+        logging.getLogger("careless.vendor").error("careless log: %s", text)
+        dg.get_dagster_logger().warning(f"careless dagster log: {text}")
+        if self.fail:
+            raise SourceError(f"careless failure: {text}") from RuntimeError(text)
+        rejected = [{"source_ref": f"careless {text}", "row": missing.json(), "rules": [text]}]
+        good = [  # enough good rows that one rejected row stays under the rejected share
+            {
+                "external_queue_id": f"q{n}",
+                "channel": "calls",
+                "interval_start": start,
+                "offered": 2,
+                "answered": 1,
+                "abandoned": 1,
+                "handle_time_s": 60.0,
+            }
+            for n in range(30)
+        ]
+        return extract(
+            contact_rows(good, self.integration_id, self.interval_minutes, "careless"),
+            rejected,
+            f"careless description: {text}",
+        )
+
+
+@pytest.mark.parametrize("fail", [True, False], ids=["failing", "quarantining"])
+def test_an_adapter_that_quotes_answers_raw_still_leaks_nothing(
+    settings, instance, home, genesys, capfd, caplog, fail
+):
+    integration = genesys_integration(genesys)
+    careless = CarelessSource(
+        integration_id=integration.id,
+        timezone=integration.timezone,
+        interval_minutes=integration.interval_minutes,
+        client_secret=GENESYS_SECRET,
+        base_url=genesys.url,
+        fail=fail,
+    )
+
+    result = materialize_hour(
+        settings, integration, instance, HOUR, **{f"source_{integration.id}": careless}
+    )
+
+    [call] = genesys.calls("GET", "/api/v2/nowhere")
+    token = call.headers["Authorization"].split()[1]
+    assert echoed(genesys, token.encode())
+    output = capfd.readouterr()
+    output = output.out + output.err + caplog.text  # Python log records, as handlers got them
+    for said in ("careless print", "careless stderr", "careless log", "careless dagster log"):
+        assert said in output
+    if fail:
+        assert not result.success
+        assert any("careless failure" in m for m in failure_messages(result))
+        assert_failure_recorded(home, output, "careless failure")
+    else:
+        assert result.success
+        warehouse = Warehouse(root=str(settings.warehouse_dir))
+        rejected = warehouse.query("SELECT source_ref, row_json, rules FROM rejected_rows")
+        assert len(rejected) == 1
+        assert '"Authorization": "Bearer ***"' in rejected["row_json"][0]  # masked, kept
+        assert len(warehouse.query("SELECT * FROM contact_intervals")) == 30
+        [materialization] = result.asset_materializations_for_node(f"{integration.id}__contacts")
+        description = materialization.metadata["source"].value
+        assert description.startswith("careless description: ")
+        assert "Bearer ***" in description
+    forms = secret_forms(GENESYS_SECRET, GENESYS_CLIENT)
+    forms["access token"] = token.encode()
     assert_nothing_leaked(forms, [home, settings.warehouse_dir], output)

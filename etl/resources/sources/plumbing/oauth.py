@@ -26,7 +26,7 @@ class ClientCredentials:
     http: HttpClient
     token_url: str
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     scope: str | None = None
     refresh_margin_s: float = 60.0  # refresh this long before the announced expiry
     clock: Callable[[], float] = time.monotonic

@@ -19,8 +19,8 @@ masked (`scrub_credentials`); the database source redacts driver messages. The s
 `guarded`, which the fact asset runs every import inside: while it is active, every log
 record the process creates, every write to stdout and stderr (what becomes the compute logs),
 the exception leaving the asset (what Dagster stores as the failure), the metadata it yields
-and the extract's text that reaches the warehouse are redacted with every secret any source
-registered meanwhile.
+and the extract's own text that reaches the warehouse (rejected rows, description, failures)
+are redacted with every secret any source registered meanwhile.
 """
 
 from __future__ import annotations
@@ -57,14 +57,16 @@ CREDENTIAL_NAME = re.compile(
 _NAMED_VALUE = re.compile(
     r"""(?P<name>(?<![A-Za-z0-9])["']?(?:proxy-)?(?:authorization|set-cookie|cookie|x-api-key|"""
     r"""api[-_]?key|apikey|client[-_]?secret|secret|passw(?:or)?d|pwd|(?:access|refresh|id)"""
-    r"""[-_]?token|token|credentials?)["']?\s*[:=]\s*(?:(?:Basic|Bearer|Digest|Negotiate)\s+)?)"""
-    r"""(?P<value>"(?:[^"\\]|\\.)*"|'[^']*'|[^\s"',;&<>}\]]+)""",
+    r"""[-_]?token|token|credentials?)["']?\s*[:=]\s*)"""
+    r"""(?P<value>"(?:[^"\\]|\\.)*"|'[^']*'|"""
+    r"""(?:(?:Basic|Bearer|Digest|Token|Negotiate)\s+)?[^\s"',;&<>}\]]+)""",
     re.IGNORECASE,
 )
 _SCHEME_VALUE = re.compile(
     r"(?P<scheme>\b(?:Basic|Bearer|Digest|Token|Negotiate)\s+)(?P<value>[A-Za-z0-9\-._~+/]+=*)",
     re.IGNORECASE,
 )
+_SCHEME_WORD = re.compile(r"(?:Basic|Bearer|Digest|Token|Negotiate)\s+", re.IGNORECASE)
 _XML_VALUE = re.compile(
     r"(?P<open><(?P<tag>(?:\w+:)?(?:password|passwd|secret|client_secret|api_?key|"
     r"access_?token|token))>)[^<]*(?=</(?P=tag)>)",
@@ -224,7 +226,7 @@ class Secrets:
             return self.redact(value)
         if isinstance(value, Mapping):
             return {self.redact_data(k): self.redact_data(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
+        if type(value) in (list, tuple):  # not a record or named tuple built on tuple
             return type(value)(self.redact_data(v) for v in value)
         return value
 
@@ -236,7 +238,7 @@ class Secrets:
         return cleaned
 
     def _metadata_value(self, value: Any) -> Any:
-        if isinstance(value, str | Mapping | list | tuple):
+        if isinstance(value, str | Mapping) or type(value) in (list, tuple):
             return self.redact_data(value)
         if isinstance(value, dg.TextMetadataValue):
             return dg.MetadataValue.text(self.redact(value.text))
@@ -253,8 +255,8 @@ class Secrets:
         return value
 
     def redact_frame(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """A frame whose text cells hold no secret. Each text column is searched once, as
-        its distinct values joined, and only a column with a hit is rewritten cell by cell."""
+        """A frame whose text cells hold no secret. Each text column is searched once, its
+        values joined, and only a column with a hit is rewritten cell by cell."""
         if frame is None or frame.empty or self._compiled() is None:
             return frame
         changed: dict[str, pd.Series] = {}
@@ -262,18 +264,20 @@ class Secrets:
             series = frame[column]
             if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
                 continue
-            texts = series.dropna().astype(str)
-            if self.found("\x00".join(pd.unique(texts))):
+            if self.found("\x00".join(series.dropna().astype(str))):
                 changed[column] = series.map(self.redact_data)
         return frame.assign(**changed) if changed else frame
 
     def redact_extract(self, extract: Extract) -> Extract:
-        """The extract's text (rows, rejected rows, description, failures) without secrets."""
+        """The extract's own text without secrets: the rejected rows (kept as they came, so
+        the text a source could not read, an answer it quoted), the description and the
+        failures. The delivered rows are not searched: they are the vendor's data in
+        canonical columns (queue, channel, user, activity), and searching every cell of a
+        history month would add to every import what only a broken vendor could need."""
         if self._compiled() is None:
             return extract
         return replace(
             extract,
-            frame=self.redact_frame(extract.frame),
             rejected=self.redact_frame(extract.rejected),
             description=self.redact(extract.description),
             failed=[replace(f, reason=self.redact(f.reason)) for f in extract.failed],
@@ -288,7 +292,9 @@ def scrub_credentials(text: str) -> str:
     def named(match: re.Match[str]) -> str:
         value = match.group("value")
         quote = value[0] if value[:1] in ('"', "'") else ""
-        return f"{match.group('name')}{quote}{REDACTED}{quote}"
+        scheme = _SCHEME_WORD.match(value[len(quote) :])  # "Basic ***" stays "Basic ***"
+        kept = scheme.group(0) if scheme else ""
+        return f"{match.group('name')}{quote}{kept}{REDACTED}{quote}"
 
     def scheme(match: re.Match[str]) -> str:
         value = match.group("value")
