@@ -15,6 +15,7 @@ import base64
 import logging
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
@@ -29,7 +30,7 @@ from etl.resources.sources.plumbing.frames import contact_rows, extract
 from etl.resources.sources.plumbing.http import HttpClient, HttpSettings
 from etl.resources.warehouse import Warehouse
 from tests.conftest import make_integration
-from tests.fakes import EXPIRE_TOKENS, Reply, failure_messages
+from tests.fakes import EXPIRE_TOKENS, FakeServer, Reply, failure_messages
 from tests.fakes.five9 import PATH as FIVE9_PATH
 from tests.fakes.five9 import USERNAME as FIVE9_USER
 from tests.fakes.five9 import FakeFive9, contacts_report
@@ -66,6 +67,26 @@ def home(instance) -> Path:
     return Path(instance.root_directory)
 
 
+@pytest.fixture(autouse=True)
+def python_logs_to_stderr(capfd) -> Iterator[None]:
+    """Python log records go to stderr, as in a deployment that configures logging."""
+    handler = logging.StreamHandler(sys.stderr)
+    logging.getLogger().addHandler(handler)
+    yield
+    logging.getLogger().removeHandler(handler)
+
+
+def check_traces(capfd, home: Path, settings, forms: dict[str, bytes], failure: str | None) -> str:
+    """What the run printed, after checking that the `failure` text was recorded where the
+    search looks and that no form of a secret is anywhere."""
+    captured = capfd.readouterr()
+    output = captured.out + captured.err
+    if failure is not None:
+        assert_failure_recorded(home, output, failure)
+    assert_nothing_leaked(forms, [home, settings.warehouse_dir], output)
+    return output
+
+
 def assert_nothing_leaked(forms: dict[str, bytes], roots: list[Path], output: str) -> None:
     files = files_under(*roots)
     found = find_forms(forms, files, output)
@@ -88,11 +109,18 @@ def echoed(fake, form: bytes) -> bool:
 
 
 # -- Genesys Cloud -----------------------------------------------------------------------------
-@pytest.fixture
-def genesys() -> Iterator[FakeGenesys]:
-    with FakeGenesys(GENESYS_SECRET) as server:
+@contextmanager
+def echoing(server: FakeServer) -> Iterator:
+    """The started fake, quoting every request back in its error answers."""
+    with server:
         server.echo_requests = True
         yield server
+
+
+@pytest.fixture
+def genesys() -> Iterator[FakeGenesys]:
+    with echoing(FakeGenesys(GENESYS_SECRET)) as started:
+        yield started
 
 
 def genesys_integration(fake: FakeGenesys):
@@ -107,32 +135,6 @@ def genesys_integration(fake: FakeGenesys):
             "login_url": fake.url,
             "http": FAST_HTTP,
         },
-    )
-
-
-def test_genesys_refused_token_call_leaves_no_secret(
-    settings, instance, home, genesys, monkeypatch, capfd
-):
-    # The configured secret is wrong: the token call is answered 401, quoting the request's
-    # `Authorization: Basic base64(client_id:secret)` and the decoded credentials back.
-    monkeypatch.setenv(SECRET_ENV, WRONG_SECRET)
-
-    result = materialize_hour(settings, genesys_integration(genesys), instance, HOUR)
-
-    assert not result.success
-    assert any(
-        "integration 'gc_leak'" in m and "HTTP 401" in m and SECRET_ENV in m
-        for m in failure_messages(result)
-    )
-    [token_call] = genesys.calls("POST", "/oauth/token")
-    basic = b64(f"{GENESYS_CLIENT}:{WRONG_SECRET}")
-    assert token_call.headers["Authorization"] == f"Basic {basic.decode()}"
-    assert echoed(genesys, basic)  # the answer quoted it
-    output = capfd.readouterr()
-    output = output.out + output.err
-    assert_failure_recorded(home, output, "HTTP 401")
-    assert_nothing_leaked(
-        secret_forms(WRONG_SECRET, GENESYS_CLIENT), [home, settings.warehouse_dir], output
     )
 
 
@@ -152,21 +154,18 @@ def test_genesys_refused_api_call_leaves_neither_secret_nor_token(
     tokens = [c.headers["Authorization"].split()[1] for c in genesys.calls("POST", aggregates)]
     assert len(set(tokens)) == 2
     assert all(echoed(genesys, t.encode()) for t in tokens)
-    output = capfd.readouterr()
-    output = output.out + output.err
-    assert_failure_recorded(home, output, "HTTP 401")
     forms = secret_forms(GENESYS_SECRET, GENESYS_CLIENT)
     forms.update({f"access token {n}": t.encode() for n, t in enumerate(tokens, start=1)})
-    assert_nothing_leaked(forms, [home, settings.warehouse_dir], output)
+    check_traces(capfd, home, settings, forms, "HTTP 401")
 
 
 # -- Five9 -------------------------------------------------------------------------------------
 @pytest.fixture
 def five9() -> Iterator[FakeFive9]:
-    with FakeFive9(FIVE9_PASSWORD) as server:
-        server.reports[("My Reports", "wfm-etl contacts")] = contacts_report("UTC")
-        server.echo_requests = True
-        yield server
+    server = FakeFive9(FIVE9_PASSWORD)
+    server.reports[("My Reports", "wfm-etl contacts")] = contacts_report("UTC")
+    with echoing(server) as started:
+        yield started
 
 
 def five9_integration(fake: FakeFive9, **source):
@@ -183,23 +182,6 @@ def five9_integration(fake: FakeFive9, **source):
             "http": FAST_HTTP,
             **source,
         },
-    )
-
-
-def test_five9_401_leaves_no_password(settings, instance, home, five9, monkeypatch, capfd):
-    # A wrong password: Five9 answers 401 with an HTML page that quotes the request headers.
-    monkeypatch.setenv(SECRET_ENV, WRONG_SECRET)
-
-    result = materialize_hour(settings, five9_integration(five9), instance, HOUR)
-
-    assert not result.success
-    assert any("integration 'f9_leak'" in m and "HTTP 401" in m for m in failure_messages(result))
-    assert echoed(five9, b64(f"{FIVE9_USER}:{WRONG_SECRET}"))
-    output = capfd.readouterr()
-    output = output.out + output.err
-    assert_failure_recorded(home, output, "HTTP 401")
-    assert_nothing_leaked(
-        secret_forms(WRONG_SECRET, FIVE9_USER), [home, settings.warehouse_dir], output
     )
 
 
@@ -223,20 +205,14 @@ def test_five9_soap_fault_quoting_the_request_leaves_no_password(
     # The fault quoted the Basic header and the password the server decoded (XML-escaped).
     assert echoed(five9, b64(f"{FIVE9_USER}:{FIVE9_PASSWORD}"))
     assert echoed(five9, escape(FIVE9_PASSWORD).encode())
-    output = capfd.readouterr()
-    output = output.out + output.err
-    assert_failure_recorded(home, output, "SOAP fault")
-    assert_nothing_leaked(
-        secret_forms(FIVE9_PASSWORD, FIVE9_USER), [home, settings.warehouse_dir], output
-    )
+    check_traces(capfd, home, settings, secret_forms(FIVE9_PASSWORD, FIVE9_USER), "SOAP fault")
 
 
 # -- Talkdesk ----------------------------------------------------------------------------------
 @pytest.fixture
 def talkdesk() -> Iterator[FakeTalkdesk]:
-    with FakeTalkdesk(TALKDESK_SECRET) as server:
-        server.echo_requests = True
-        yield server
+    with echoing(FakeTalkdesk(TALKDESK_SECRET)) as started:
+        yield started
 
 
 def talkdesk_integration(fake: FakeTalkdesk):
@@ -251,24 +227,6 @@ def talkdesk_integration(fake: FakeTalkdesk):
             "poll_interval_s": 0,
             "http": FAST_HTTP,
         },
-    )
-
-
-def test_talkdesk_refused_token_call_leaves_no_secret(
-    settings, instance, home, talkdesk, monkeypatch, capfd
-):
-    monkeypatch.setenv(SECRET_ENV, WRONG_SECRET)
-
-    result = materialize_hour(settings, talkdesk_integration(talkdesk), instance, HOUR)
-
-    assert not result.success
-    assert any("integration 'td_leak'" in m and "HTTP 401" in m for m in failure_messages(result))
-    assert echoed(talkdesk, b64(f"{TALKDESK_CLIENT}:{WRONG_SECRET}"))
-    output = capfd.readouterr()
-    output = output.out + output.err
-    assert_failure_recorded(home, output, "HTTP 401")
-    assert_nothing_leaked(
-        secret_forms(WRONG_SECRET, TALKDESK_CLIENT), [home, settings.warehouse_dir], output
     )
 
 
@@ -287,12 +245,40 @@ def test_talkdesk_refused_report_job_leaves_neither_secret_nor_token(
     [job_call] = talkdesk.calls("POST", "/data/reports/calls/jobs")
     token = job_call.headers["Authorization"].split()[1]
     assert echoed(talkdesk, token.encode())
-    output = capfd.readouterr()
-    output = output.out + output.err
-    assert_failure_recorded(home, output, "HTTP 403")
     forms = secret_forms(TALKDESK_SECRET, TALKDESK_CLIENT)
     forms["access token"] = token.encode()
-    assert_nothing_leaked(forms, [home, settings.warehouse_dir], output)
+    check_traces(capfd, home, settings, forms, "HTTP 403")
+
+
+# -- refused credentials, every vendor ----------------------------------------------------------
+REFUSED = {
+    "genesys_cloud": (lambda: FakeGenesys(GENESYS_SECRET), genesys_integration, GENESYS_CLIENT),
+    "five9": (lambda: FakeFive9(FIVE9_PASSWORD), five9_integration, FIVE9_USER),
+    "talkdesk": (lambda: FakeTalkdesk(TALKDESK_SECRET), talkdesk_integration, TALKDESK_CLIENT),
+}
+
+
+@pytest.mark.parametrize("vendor", list(REFUSED))
+def test_refused_credentials_leave_no_secret(vendor, settings, instance, home, monkeypatch, capfd):
+    # The configured secret is wrong: the vendor answers 401, quoting the request's
+    # `Authorization: Basic base64(id:secret)` and the decoded credentials back (Genesys Cloud
+    # and Talkdesk on their OAuth token call, in JSON; Five9 on its SOAP call, in an HTML page).
+    new_fake, new_integration, user = REFUSED[vendor]
+    monkeypatch.setenv(SECRET_ENV, WRONG_SECRET)
+    with echoing(new_fake()) as fake:
+        integration = new_integration(fake)
+        result = materialize_hour(settings, integration, instance, HOUR)
+
+    assert not result.success
+    assert any(
+        f"integration {integration.id!r}" in m and "HTTP 401" in m and SECRET_ENV in m
+        for m in failure_messages(result)
+    )
+    basic = b64(f"{user}:{WRONG_SECRET}")
+    [sent] = fake.requests
+    assert sent.headers["Authorization"] == f"Basic {basic.decode()}"
+    assert echoed(fake, basic)  # the answer quoted it
+    check_traces(capfd, home, settings, secret_forms(WRONG_SECRET, user), "HTTP 401")
 
 
 # -- database ----------------------------------------------------------------------------------
@@ -318,47 +304,28 @@ def with_password(url: str, password: str) -> str:
     return sa.make_url(url).set(password=password).render_as_string(hide_password=False)
 
 
-def test_database_refused_login_leaves_no_password(
-    settings, instance, home, mysql_url, monkeypatch, capfd
-):
+DATABASE_FAILURES = {
     # MariaDB's root has no password here: logging in with one is refused.
-    url = with_password(mysql_url, DB_PASSWORD)
+    "refused login": ("mysql_url", "root", "refused the login of user 'root'"),
+    # The local PostgreSQL trusts the login whatever the password; the query then fails.
+    "failed query": ("pg_url", "postgres", "contacts query failed on postgresql"),
+}
+
+
+@pytest.mark.parametrize("case", list(DATABASE_FAILURES))
+def test_database_failure_leaves_no_password(
+    case, settings, instance, home, monkeypatch, capfd, request
+):
+    server, user, said = DATABASE_FAILURES[case]
+    url = with_password(request.getfixturevalue(server), DB_PASSWORD)
     assert "p%40ss%3Aw%2Frd" in url  # the password travels URL-encoded in the URL
     monkeypatch.setenv(URL_ENV, url)
 
     result = materialize_hour(settings, database_integration(), instance, HOUR)
 
     assert not result.success
-    assert any(
-        "integration 'db_leak'" in m and "refused the login of user 'root'" in m
-        for m in failure_messages(result)
-    )
-    output = capfd.readouterr()
-    output = output.out + output.err
-    assert_failure_recorded(home, output, "refused the login")
-    forms = secret_forms(DB_PASSWORD, "root")
-    assert_nothing_leaked(forms, [home, settings.warehouse_dir], output)
-
-
-def test_database_failed_query_leaves_no_password(
-    settings, instance, home, pg_url, monkeypatch, capfd
-):
-    # The local PostgreSQL trusts the login whatever the password; the query then fails.
-    url = with_password(pg_url, DB_PASSWORD)
-    monkeypatch.setenv(URL_ENV, url)
-
-    result = materialize_hour(settings, database_integration(), instance, HOUR)
-
-    assert not result.success
-    assert any(
-        "integration 'db_leak', contacts query failed" in m and "no_such_table" in m
-        for m in failure_messages(result)
-    )
-    output = capfd.readouterr()
-    output = output.out + output.err
-    assert_failure_recorded(home, output, "no_such_table")
-    forms = secret_forms(DB_PASSWORD, "postgres")
-    assert_nothing_leaked(forms, [home, settings.warehouse_dir], output)
+    assert any("integration 'db_leak'" in m and said in m for m in failure_messages(result))
+    check_traces(capfd, home, settings, secret_forms(DB_PASSWORD, user), said)
 
 
 # -- the second line of defence ----------------------------------------------------------------
@@ -417,7 +384,7 @@ class CarelessSource(SourceResource):
 
 @pytest.mark.parametrize("fail", [True, False], ids=["failing", "quarantining"])
 def test_an_adapter_that_quotes_answers_raw_still_leaks_nothing(
-    settings, instance, home, genesys, capfd, caplog, fail
+    settings, instance, home, genesys, capfd, fail
 ):
     integration = genesys_integration(genesys)
     careless = CarelessSource(
@@ -436,14 +403,15 @@ def test_an_adapter_that_quotes_answers_raw_still_leaks_nothing(
     [call] = genesys.calls("GET", "/api/v2/nowhere")
     token = call.headers["Authorization"].split()[1]
     assert echoed(genesys, token.encode())
-    output = capfd.readouterr()
-    output = output.out + output.err + caplog.text  # Python log records, as handlers got them
+    forms = secret_forms(GENESYS_SECRET, GENESYS_CLIENT)
+    forms["access token"] = token.encode()
+    failure = "careless failure" if fail else None
+    output = check_traces(capfd, home, settings, forms, failure)
     for said in ("careless print", "careless stderr", "careless log", "careless dagster log"):
         assert said in output
     if fail:
         assert not result.success
         assert any("careless failure" in m for m in failure_messages(result))
-        assert_failure_recorded(home, output, "careless failure")
     else:
         assert result.success
         warehouse = Warehouse(root=str(settings.warehouse_dir))
@@ -455,6 +423,3 @@ def test_an_adapter_that_quotes_answers_raw_still_leaks_nothing(
         description = materialization.metadata["source"].value
         assert description.startswith("careless description: ")
         assert "Bearer ***" in description
-    forms = secret_forms(GENESYS_SECRET, GENESYS_CLIENT)
-    forms["access token"] = token.encode()
-    assert_nothing_leaked(forms, [home, settings.warehouse_dir], output)
