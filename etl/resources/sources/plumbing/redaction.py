@@ -163,9 +163,13 @@ class Secrets:
 
     # -- learning ----------------------------------------------------------------------------
     def add(self, *values: str | None) -> None:
-        """Secret values (None, empty and too short ones are ignored)."""
-        new = [v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET]
-        forms = set().union(*(forms_of(v) for v in new)) if new else set()
+        """Secret values (None, empty and too short ones are ignored). A value already
+        known is not derived again (a client adds its token with every request)."""
+        known = set(self._values)
+        new = [v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET and v not in known]
+        if not new:
+            return
+        forms = set().union(*(forms_of(v) for v in new))
         self._learn(new, forms)
         for other in _active_others(self):
             other._learn(new, forms)
