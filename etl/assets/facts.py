@@ -8,7 +8,7 @@ per data kind is described by a `FactKind`.
 
 import warnings
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -23,6 +23,7 @@ from etl.assets.import_log import import_log_frame, log_import
 from etl.config import Integration
 from etl.partitions import HOUR, KEY_FORMAT, hourly_partitions, hours, key_of
 from etl.resources.sources.base import Extract, SourceResource
+from etl.resources.sources.plumbing.redaction import guarded_results
 from etl.resources.warehouse import Warehouse
 from etl.schemas import TableSpec, rules_of
 from etl.validation import (
@@ -300,12 +301,18 @@ def _build_fact_asset(integration: Integration, kind: FactKind) -> dg.AssetsDefi
         tags={"integration": integration.id, "vendor": integration.vendor},
     )
     def _asset(context: dg.AssetExecutionContext):
-        yield from import_window(
-            context,
-            integration,
-            kind,
-            getattr(context.resources, source),
-            context.resources.warehouse,
+        resource = getattr(context.resources, source)
+        # Secrets never leave the import, in any form: see plumbing/redaction.py.
+        yield from guarded_results(
+            resource,
+            kind.extract,
+            lambda extract: import_window(
+                context,
+                integration,
+                replace(kind, extract=extract),
+                resource,
+                context.resources.warehouse,
+            ),
         )
 
     return _asset

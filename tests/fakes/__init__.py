@@ -3,10 +3,17 @@
 `FakeServer` runs `http.server` in a thread on an ephemeral port, records every request, and
 lets a test script failures in front of the normal answers (`inject`): a 429 with
 Retry-After, a 500, a token that expires mid-import. Subclasses add the vendor's routes.
+
+With `echo_requests` on, every error answer quotes the request back (headers, body and the
+decoded Basic credentials, raw and form-encoded), as API gateways and debug modes do: the
+adversary of the project's redaction.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import itertools
 import json
 import threading
@@ -16,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from xml.sax.saxutils import escape
 
 
 @dataclass
@@ -60,6 +68,8 @@ class FakeServer:
         self.injected: list[tuple[str, str, Reply | str]] = []
         self.tokens: set[str] = set()
         self.token_numbers = itertools.count(1)
+        self.echo_requests = False
+        self.answers: list[bytes] = []  # every answer body sent, in order
         self.lock = threading.Lock()
         self.per_second: float | None = None  # rate rule: faster requests get a 429
         self.last_request_at = float("-inf")
@@ -82,7 +92,11 @@ class FakeServer:
                     target=self.path,
                 )
                 reply = server.dispatch(recorded)
+                if server.echo_requests and reply.status >= 400:
+                    reply = echoed(recorded, reply)
                 payload, content_type = reply.payload()
+                with server.lock:
+                    server.answers.append(payload)
                 self.send_response(reply.status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
@@ -160,13 +174,56 @@ class FakeServer:
 
     # -- auth helpers -------------------------------------------------------------------------
     def issue_token(self) -> str:
-        token = f"token-{next(self.token_numbers)}"
+        """A fresh access token, unique and long like a real one (so a leak is unambiguous)."""
+        number = next(self.token_numbers)
+        digest = hashlib.sha256(f"{self.url}|{number}".encode()).hexdigest()[:32]
+        token = f"at{number}.{digest}"
         self.tokens.add(token)
         return token
 
     def bearer_ok(self, request: Recorded) -> bool:
         auth = request.headers.get("Authorization", "")
         return auth.startswith("Bearer ") and auth[len("Bearer ") :] in self.tokens
+
+
+def basic_credentials(request: Recorded) -> str:
+    """The `user:password` of the request's HTTP Basic header, decoded ('' if none)."""
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Basic "):
+        return ""
+    try:
+        return base64.b64decode(header[len("Basic ") :]).decode("utf-8", errors="replace")
+    except (binascii.Error, ValueError):
+        return ""
+
+
+def echoed(request: Recorded, reply: Reply) -> Reply:
+    """`reply` with the request quoted back: first in the JSON (key `request`) and before a
+    text answer, after the text of a SOAP fault's faultstring."""
+    credentials = basic_credentials(request)
+    # Credentials first: a client that cuts long answers short must not be saved by the cut.
+    headers = dict(sorted(request.headers.items(), key=lambda kv: kv[0] != "Authorization"))
+    quoted = {
+        "method": request.method,
+        "path": request.path,
+        "headers": headers,
+        "body": request.body.decode("utf-8", errors="replace"),
+        "credentials": credentials,
+        "credentials_form": urllib.parse.urlencode({"credentials": credentials}),
+    }
+    if isinstance(reply.body, dict | list):
+        body = reply.body if isinstance(reply.body, dict) else {"answer": reply.body}
+        return Reply(reply.status, {"request": quoted, **body}, reply.headers)
+    text = reply.body.decode() if isinstance(reply.body, bytes) else str(reply.body)
+    lines = [f"{request.method} {request.path}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines += ["", quoted["body"], f"credentials: {credentials}", quoted["credentials_form"]]
+    echo = "\n".join(lines)
+    if "</faultstring>" in text:  # after the fault's own text: a cut may fall in a secret
+        text = text.replace("</faultstring>", f" (request: {escape(echo)})</faultstring>", 1)
+    else:
+        text = f"{echo}\n{text}"
+    return Reply(reply.status, text, {"Content-Type": "text/plain", **reply.headers})
 
 
 def failure_messages(result: Any) -> list[str]:

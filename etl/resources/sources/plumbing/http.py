@@ -10,7 +10,11 @@ client needs and gets here:
   it random, so many workers do not retry in lock step);
 - a `SourceError` that names the integration and the vendor on every failure, and an
   `AuthError` on 401/403 that says which credential to check (by its environment variable
-  name) and never contains a secret: known secret values are redacted from every message;
+  name) and never contains a secret in any form (`redaction.py`): the client learns every
+  credential it sends (the `secrets` given, Authorization and key headers, password and
+  token fields of forms, JSON bodies and query strings, URL user info), and an error answer
+  is quoted only with those masked and with whatever else looks like a credential masked too
+  (a server that echoes the request's headers or body back);
 - no automatic redirects: a 3xx is returned to the caller, who decides whether the target
   may see the credentials (Talkdesk redirects a finished report to a file store);
 - client-side spacing of requests (`HttpSettings.requests_per_second`, see `ratelimit.py`)
@@ -38,11 +42,13 @@ from pydantic import Field
 
 from etl.resources.sources.base import SourceError
 from etl.resources.sources.plumbing.ratelimit import RateLimiter
+from etl.resources.sources.plumbing.redaction import CREDENTIAL_NAME, Secrets, scrub_credentials
 
 log = logging.getLogger(__name__)
 
 # 501 Not Implemented and 505 HTTP Version Not Supported do not get better by waiting.
 NOT_TRANSIENT_5XX = frozenset({501, 505})
+SNIPPET_CHARS = 300  # of an error answer quoted in a message
 
 
 class HttpSettings(dg.Config):
@@ -126,35 +132,89 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     return max((when - (now or datetime.now(UTC))).total_seconds(), 0.0)
 
 
+def _credential_values(pairs: Iterable[tuple[Any, Any]]) -> list[str]:
+    """Values of fields whose names say they are credentials (password, client_secret, ...)."""
+    return [str(v) for k, v in pairs if v is not None and CREDENTIAL_NAME.search(str(k))]
+
+
+def _json_credentials(value: Any) -> list[str]:
+    if isinstance(value, Mapping):
+        found = _credential_values((k, v) for k, v in value.items() if isinstance(v, str))
+        return found + [s for v in value.values() for s in _json_credentials(v)]
+    if isinstance(value, list | tuple):
+        return [s for v in value for s in _json_credentials(v)]
+    return []
+
+
 @dataclass
 class HttpClient:
-    """One vendor's HTTP client for one integration (create one per extract)."""
+    """One vendor's HTTP client for one integration (create one per extract).
+
+    `secrets` are the values to keep out of messages (a `Secrets`, or plain values); the
+    client adds every credential it sends and every token a caller registers with
+    `secrets.add`, so an adapter needs no redaction code of its own.
+    """
 
     integration_id: str
     vendor: str  # as users know it, e.g. "Genesys Cloud"
     settings: HttpSettings = field(default_factory=HttpSettings)
-    secrets: Iterable[str] = ()
+    secrets: Secrets | Iterable[str] = ()
     credential_hint: str = ""  # e.g. "client_id and the secret in $GENESYS_SECRET"
     sleep: Callable[[float], None] = time.sleep
     rand: Callable[[], float] = random.random
 
     def __post_init__(self) -> None:
-        self.secrets = tuple(s for s in self.secrets if s and len(s) >= 3)
+        if not isinstance(self.secrets, Secrets):
+            self.secrets = Secrets(self.secrets)
         rate = self.settings.requests_per_second
         self.limiter = RateLimiter(rate, sleep=self.sleep) if rate else None
 
     # -- messages -----------------------------------------------------------------------------
+    @property
+    def redactor(self) -> Secrets:
+        assert isinstance(self.secrets, Secrets)
+        return self.secrets
+
     def redact(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "***")
-        return text
+        """`text` with every known secret masked, in every form (redaction.py)."""
+        return self.redactor.redact(text)
+
+    def quote(self, text: str, limit: int = SNIPPET_CHARS) -> str:
+        """Text a server sent (an error answer, a SOAP fault) as it may appear in a message:
+        known secrets and anything that looks like a credential masked before it is cut to
+        `limit` characters, so a cut never leaves part of a secret behind."""
+        cleaned = scrub_credentials(self.redact(text))
+        cleaned = " ".join(cleaned.split())
+        return cleaned if len(cleaned) <= limit else cleaned[:limit] + "..."
 
     def where(self, method: str, url: str) -> str:
         return f"integration {self.integration_id!r}: {self.vendor} {method} {public_url(url)}"
 
     def _snippet(self, response: HttpResponse) -> str:
-        text = " ".join(response.text.split())
-        return self.redact(text[:300])
+        return self.quote(response.text)
+
+    def _learn(
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        params: Iterable[tuple[str, Any]],
+        form: Mapping[str, str] | None,
+        json_body: Any,
+    ) -> None:
+        """Register the credentials a request is about to send."""
+        secrets = self.redactor
+        for name, value in headers.items():
+            if name.lower() in ("authorization", "proxy-authorization"):
+                secrets.add_authorization(value)
+            elif CREDENTIAL_NAME.search(name):
+                secrets.add(value)
+        parts = urllib.parse.urlsplit(url)
+        if parts.password:
+            secrets.add(urllib.parse.unquote(parts.password), parts.password)
+        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        secrets.add(*_credential_values([*params, *query]))
+        secrets.add(*_credential_values((form or {}).items()))
+        secrets.add(*_json_credentials(json_body))
 
     # -- the request loop ---------------------------------------------------------------------
     def request(
@@ -179,11 +239,12 @@ class HttpClient:
         `sign(method, url, headers, body)` returns the headers to send, called before every
         attempt (a signature with a timestamp must be made anew for each try).
         """
-        if params:
-            items = params.items() if isinstance(params, Mapping) else params
+        items = list((params.items() if isinstance(params, Mapping) else params) or [])
+        if items:
             query = urllib.parse.urlencode([(k, v) for k, v in items if v is not None])
             url = f"{url}{'&' if '?' in url else '?'}{query}"
         send_headers = {"Accept": "application/json", **(headers or {})}
+        self._learn(url, send_headers, items, form, json_body)
         body = data
         if json_body is not None:
             body = json.dumps(json_body).encode()
@@ -206,7 +267,8 @@ class HttpClient:
                         f"{self.where(method, url)}: no answer after {attempts} attempt(s): "
                         f"{self.redact(str(reason))}"
                     ) from None
-                self._wait(attempt, None, f"network error ({reason})", method, url)
+                why = f"network error ({self.redact(str(reason))})"
+                self._wait(attempt, None, why, method, url)
                 continue
             status = response.status
             if status in (401, 403):

@@ -28,7 +28,7 @@ class ClientCredentials:
     http: HttpClient
     token_url: str
     client_id: str
-    client_secret: str
+    client_secret: str = field(repr=False)
     scope: str | None = None
     credentials_in: Literal["basic", "body"] = "basic"  # where the client id and secret go
     refresh_margin_s: float = 60.0  # refresh this long before the announced expiry
@@ -38,6 +38,7 @@ class ClientCredentials:
     fetched: int = field(default=0, init=False)  # tokens obtained (for logs and tests)
 
     def _fetch(self) -> None:
+        self.http.redactor.add_pair(self.client_id, self.client_secret)
         form = {"grant_type": "client_credentials"}
         headers: dict[str, str] = {}
         if self.credentials_in == "body":
@@ -61,6 +62,7 @@ class ClientCredentials:
                 f"{self.http.where('POST', self.token_url)}: the token answer has no "
                 f"access_token ({type(exc).__name__})"
             ) from None
+        self.http.redactor.add(str(token))  # a token obtained at run time is a secret too
         self._token = token
         # Refresh a little before the announced expiry (a tenth of a short lifetime).
         self._refresh_at = self.clock() + lifetime - min(self.refresh_margin_s, lifetime / 10)
@@ -80,6 +82,7 @@ class ClientCredentials:
                 f"{where}: {self.http.vendor} rejected the credentials (HTTP 400 {reason}){hint}",
                 status=400,
             )
+        reason = self.http.quote(reason, limit=80)
         return HttpError(f"{where}: HTTP 400 {reason or '(no error code)'}", status=400)
 
     def token(self) -> str:

@@ -55,6 +55,7 @@ from sqlalchemy.pool import NullPool
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
 from etl.resources.sources.plumbing import shaping
 from etl.resources.sources.plumbing.locations import home, inside, resolve
+from etl.resources.sources.plumbing.redaction import Secrets
 from etl.resources.sources.plumbing.shaping import (
     AgentStatusMapping,
     ContactMapping,
@@ -208,14 +209,11 @@ class _Target:
 
     url: sa.URL
     label: str
-    secrets: tuple[str, ...]
+    secrets: Secrets  # the password and the URL text, in every form (redaction.py)
     lexing: Lexing  # how the dialect reads SQL text by default (a session may differ)
 
     def scrub(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return self.secrets.redact(text)
 
 
 class QuerySource(SourceResource):
@@ -402,7 +400,7 @@ class QuerySource(SourceResource):
         else:
             port = f":{url.port}" if url.port else ""
             label = f"{url.get_backend_name()} at {url.host}{port}/{url.database or ''}"
-        secrets = tuple(s for s in (url.password, text) if s)
+        secrets = Secrets([url.password, text])
         return _Target(url, label, secrets, Lexing.of_backend(url.get_backend_name()))
 
     def _engine(self, target: _Target) -> sa.Engine:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import dataclasses
 import io
 import re
 import time
@@ -162,7 +163,7 @@ class _Soap:
     http: HttpClient
     url: str
     username: str
-    password: str
+    password: str = dataclasses.field(repr=False)
 
     def call(self, operation: str, inner: str) -> str:
         """Call one operation; the text of its `return`."""
@@ -191,7 +192,8 @@ class _Soap:
         fault = _fault(response)
         if fault is not None:
             raise SourceError(
-                f"{self.http.where('POST', self.url)} {operation}: SOAP fault: {fault}"
+                f"{self.http.where('POST', self.url)} {operation}: SOAP fault: "
+                f"{self.http.quote(fault)}"
             )
         if response.status >= 400:  # a 500 without a fault was retried; give up clearly
             raise HttpError(
