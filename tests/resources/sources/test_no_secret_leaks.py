@@ -308,7 +308,11 @@ DATABASE_FAILURES = {
     # MariaDB's root has no password here: logging in with one is refused.
     "refused login": ("mysql_url", "root", "refused the login of user 'root'"),
     # The local PostgreSQL trusts the login whatever the password; the query then fails.
-    "failed query": ("pg_url", "postgres", "contacts query failed on postgresql"),
+    "failed query": (
+        "pg_url",
+        "postgres",
+        "contacts query (source.contacts.query) failed on postgresql",
+    ),
 }
 
 
