@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from etl.config import ConfigError, parse_integrations
 from etl.resources.sources import SourceError
 from etl.resources.sources.universal.database import DatabaseSource, local_range
+from etl.validation import SOURCE_FIELD_PREFIX, rows_as_json
 from tests.conftest import make_integration
 from tests.helpers import definitions, import_range
 
@@ -208,7 +209,11 @@ def test_copy_reads_what_the_cursor_reads(pg_url, monkeypatch):
     slow, slow_rejected, slow_described = raw_rows(source_for(contacts=contacts, use_copy=False))
     assert "3 row(s) read with COPY" in described
     assert "3 row(s) in 1 chunk(s)" in slow_described
-    pd.testing.assert_frame_equal(frame, slow)
+    # The same rows; the fields as delivered hold the same values (COPY's text gives a
+    # decimal another precision than the driver's).
+    canonical = [c for c in frame.columns if not c.startswith(SOURCE_FIELD_PREFIX)]
+    pd.testing.assert_frame_equal(frame[canonical], slow[canonical])
+    assert rows_as_json(frame, frame.index) == rows_as_json(slow, slow.index)
     pd.testing.assert_frame_equal(rejected, slow_rejected)
     assert list(frame["external_queue_id"]) == ["Q,1", "Q\n2", "Q3"]  # quoted CSV text kept
     assert list(frame["interval_start"]) == [
