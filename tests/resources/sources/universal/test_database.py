@@ -8,6 +8,7 @@ integration and host, carry the database's own message, and never show the passw
 
 from __future__ import annotations
 
+import json
 import traceback
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -164,6 +165,36 @@ def test_import_matches_inserted_rows(db_url, settings, warehouse, instance):
     materialization = result.asset_materializations_for_node("crm_db__contacts")[0]
     read = "24 row(s) read with COPY" if db_url.startswith("postgresql") else "24 row(s) in 5 chunk"
     assert read in materialization.metadata["source"].value
+
+
+def test_rule_failures_keep_the_query_row_as_delivered(db_url, settings, warehouse, instance):
+    """A row the schema rejects is quarantined with the query result's own columns and
+    values, not the converted row."""
+    rows = stats_rows(WINDOW[0], hours=1)
+    rows[4] = {**rows[4], "answered": rows[4]["offered"] + 3}  # answered > offered
+    create_customer_tables(db_url, rows)
+    integration = db_integration().model_copy(update={"max_rejected_share": 0.5})
+    result = import_range(definitions(settings, integration), instance, integration.id, *WINDOW)
+    assert result.success
+    rejected = warehouse.query("SELECT source_ref, row_json, rules FROM rejected_rows")
+    assert len(rejected) == 1
+    assert rejected["source_ref"][0].startswith("query row ")  # MariaDB orders 'q' as 'Q'
+    delivered = json.loads(rejected["row_json"][0])
+    assert list(delivered) == [
+        "queue_id",
+        "media",
+        "interval_start",
+        "offered",
+        "answered",
+        "abandoned",
+        "handle_seconds",
+    ]
+    bad = rows[4]
+    assert (delivered["queue_id"], delivered["media"]) == (bad["queue_id"], bad["media"])
+    assert (delivered["offered"], delivered["answered"]) == (bad["offered"], bad["answered"])
+    assert float(delivered["handle_seconds"]) == bad["handle_seconds"]
+    assert pd.Timestamp(delivered["interval_start"]).replace(tzinfo=None) == bad["interval_start"]
+    assert "answered <= offered" in list(rejected["rules"][0])
 
 
 # -- COPY on PostgreSQL ---------------------------------------------------------------------
