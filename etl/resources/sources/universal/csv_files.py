@@ -596,8 +596,10 @@ class _Window:
         paths = [
             p
             for p in sorted(self.folder.glob(self.section.glob))
-            if p.is_file() and not p.name.startswith(".")
+            if (p.is_file() or p.is_symlink()) and not p.name.startswith(".")
         ]
+        if not paths:
+            self.problems.append(f"no file in the folder matches {self.section.glob!r}")
         busy = [path for path in paths if not self.visit(path, wait=False)]
         index = self.index
         if index is not None:
@@ -678,7 +680,11 @@ class _Window:
         try:
             real = path.resolve(strict=True)
         except (OSError, RuntimeError):
-            return None  # gone, or a loop of links
+            if path.is_symlink():
+                self.problems.append(f"{name}: a link to a file that does not exist: not read")
+            return None
+        if not real.is_file():
+            return None  # a link to a folder
         if real.is_relative_to(self.folder):
             return real
         self.counts["refused"] += 1

@@ -1597,3 +1597,11 @@ def test_rule_failures_keep_the_fields_as_delivered(folder, state, settings, war
         "AHT": "00:04:30",
     }
     assert "answered <= offered" in list(rejected["rules"][0])
+
+
+def test_a_glob_that_matches_nothing_and_dangling_links_are_named(folder, state):
+    extract = source(folder, state, contacts={**NAMED, "glob": "exports/*.csv"}).contacts(*WINDOW)
+    assert "no file in the folder matches 'exports/*.csv'" in extract.description
+    (folder / "gone.csv").symlink_to(folder / "nothing.csv")
+    extract = source(folder, state).contacts(*WINDOW)
+    assert "gone.csv: a link to a file that does not exist: not read" in extract.description
