@@ -33,7 +33,7 @@ from pydantic import Field, field_validator
 
 from etl.resources.sources.plumbing.shaping import ValueFormat
 
-PIECE_BYTES = 1 << 24  # 16 MiB: a few hundred thousand records
+PIECE_BYTES = 1 << 22  # 4 MiB: about 80,000 records of a usual export
 LINE_BREAK_BYTES = re.compile(rb"\r\n|\n|\r")
 # A byte that is not whitespace to str.strip() when it is ASCII.
 TEXT_BYTE = re.compile(rb"[^ \t\n\r\x0b\x0c\x1c-\x1f]")
