@@ -32,6 +32,8 @@ QUARANTINE_COLUMNS = (
 DUPLICATE_RULE = "duplicate_row: exact copy of another row with the same key (kept once)"
 CONFLICT_RULE = "conflicting_key: rows share the key {key} but disagree"
 OUTSIDE_RULE = "{column}: outside the imported window"
+# Columns a source adds to its frame to keep each row's fields as delivered (`rows_as_json`).
+SOURCE_FIELD_PREFIX = "source:"
 SPAN_OUTSIDE_RULE = "{start}..{end}: does not overlap the imported window"
 
 RowCheck = Callable[[pd.DataFrame], pd.Series]
@@ -198,9 +200,27 @@ def _key_problems(good: pd.DataFrame, spec: TableSpec) -> tuple[pd.Series, pd.Se
 
 
 def rows_as_json(frame: pd.DataFrame, index: pd.Index) -> list[str]:
-    """Quarantined rows as the quarantine keeps them: one JSON object each, without the ref."""
+    """Quarantined rows as the quarantine keeps them, one JSON object each, without the ref:
+    the fields as delivered where the source kept them (columns `source:<name>`; a field
+    another delivery had and this row's did not is left out), else the row as validated."""
+    delivered = [c for c in frame.columns if str(c).startswith(SOURCE_FIELD_PREFIX)]
+    if delivered:
+        rows = frame.loc[index, delivered]
+        cut = len(SOURCE_FIELD_PREFIX)
+        return [
+            json.dumps(
+                {name[cut:]: value for name, value in record.items() if not _absent(value)},
+                default=str,
+                ensure_ascii=False,
+            )
+            for record in rows.to_dict(orient="records")
+        ]
     rows = frame.loc[index].drop(columns=["source_ref"], errors="ignore")
     return [json.dumps(rec, default=str) for rec in rows.to_dict(orient="records")]
+
+
+def _absent(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
 
 
 def validate(

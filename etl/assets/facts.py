@@ -170,6 +170,18 @@ def import_window(
     )
 
     extract = kind.extract(source, start, end)
+    if extract.failed:
+        # Until failed hours are failed one by one, a window the source could not deliver
+        # completely is not written at all: its hours keep what they held.
+        reasons = "; ".join(
+            f"{f.start:%Y-%m-%d %H:%M}..{f.end:%Y-%m-%d %H:%M} UTC: {f.reason}"
+            for f in extract.failed[:5]
+        )
+        raise dg.Failure(
+            description=f"{where}: the source could not deliver the window completely, so "
+            f"nothing was written and the window is imported again later: {reasons}",
+            metadata={"source": extract.description},
+        )
     try:
         validated = validate_extract(extract, integration, kind, start, end, run_id)
     except SourceDataError as exc:

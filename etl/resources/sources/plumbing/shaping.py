@@ -33,6 +33,7 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from etl.resources.sources.base import SourceError
 from etl.schemas import CHANNELS
+from etl.validation import SOURCE_FIELD_PREFIX
 
 TimeMode = Literal["iso", "utc", "local", "epoch"]
 DurationUnit = Literal["s", "ms", "hms"]
@@ -190,7 +191,14 @@ def _check_targets(columns: dict[str, str], fields: dict[str, str]) -> None:
         raise ValueError(f"column map points two columns at {', '.join(twice)}")
 
 
-class MissingColumnsError(ValueError):
+class ColumnsError(ValueError):
+    """Delivered columns do not fit the mapping (a column missing, a column named twice), so
+    no row can be shaped; `available` lists the delivered columns."""
+
+    available: list[str]
+
+
+class MissingColumnsError(ColumnsError):
     """Delivered data lacks columns a mapping needs; `missing` names each (field, column)."""
 
     def __init__(self, missing: list[tuple[str, str]], available: list[str]):
@@ -200,6 +208,24 @@ class MissingColumnsError(ValueError):
             f"no column(s) {_names(missing)}; the data has: "
             f"{', '.join(map(repr, available)) or 'none'}"
         )
+
+
+class RepeatedColumnError(ColumnsError):
+    """The header names a column the mapping reads more than once: which one holds the
+    field cannot be told, so neither is guessed."""
+
+    def __init__(self, name: str, positions: list[int], field_name: str, available: list[str]):
+        self.available = available
+        where = ", ".join(map(str, positions[:-1])) + f" and {positions[-1]}"
+        super().__init__(
+            f"the header names column {name!r} {_times(len(positions))} (columns {where}); "
+            f"map the one that holds {field_name} by its position, e.g. "
+            f"'{name} ({positions[-1]})', in the column map"
+        )
+
+
+def _times(n: int) -> str:
+    return {2: "twice", 3: "three times"}.get(n, f"{n} times")
 
 
 @dataclass
@@ -213,6 +239,9 @@ class RawRows:
     ref_numbers: np.ndarray
     preset_rules: dict[int, str] = field(default_factory=dict)
     preset_json: dict[int, str] = field(default_factory=dict)
+    # Column names the delivery repeats -> their positions (the table names the later ones
+    # `<name> (<position>)`).
+    repeated: dict[str, list[int]] = field(default_factory=dict)
 
     @cached_property
     def refs(self) -> pd.arrays.ArrowStringArray:
@@ -227,10 +256,11 @@ class ShapeContext:
     integration_id: str
     timezone: str
     interval_minutes: int
-    # Partition of rejects whose time is unknown and that have no readable neighbour row.
+    # Partition of rejects whose own time cannot be read, and how the rule names it.
     fallback_time: pd.Timestamp
     # Missing value columns: raise MissingColumnsError (database) or reject every row (CSV).
     missing: MissingPolicy = "raise"
+    fallback_label: str = "the window's first hour"
 
 
 @dataclass
@@ -323,13 +353,27 @@ def _empty_rejects() -> pd.DataFrame:
 class _Columns:
     """Field -> delivered column, by the column map first, then by the field's own name."""
 
-    def __init__(self, table: pa.Table, mapping: dict[str, str], fields: dict[str, str]):
+    def __init__(
+        self,
+        table: pa.Table,
+        mapping: dict[str, str],
+        fields: dict[str, str],
+        repeated: dict[str, list[int]] | None = None,
+        strict: bool = True,
+    ):
         self.table = table
         self.explicit = {target: source for source, target in mapping.items()}
         self.source = dict(self.explicit)
         for name in fields:
             if name not in self.source and name in table.column_names:
                 self.source[name] = name
+        for target, source in list(self.source.items()):
+            if repeated and source in repeated:  # which of them holds the field is unknown
+                if strict:
+                    raise RepeatedColumnError(
+                        source, repeated[source], target, list(table.column_names)
+                    )
+                del self.source[target]
 
     def has(self, name: str) -> bool:
         return self.source.get(name) in self.table.column_names
@@ -871,6 +915,20 @@ def _time_needs(fmt: ValueFormat, cols: _Columns, name: str, date: str, clock: s
     return [name]
 
 
+def _delivered(table: pa.Table) -> dict[str, pd.api.extensions.ExtensionArray]:
+    """The fields as delivered, as columns `source:<name>` beside the canonical ones (Arrow
+    data shared, not copied), so that a row the schema rejects later is quarantined as it
+    came (`etl.validation.rows_as_json`)."""
+    delivered = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        if _is_text(column):
+            values = pd.arrays.ArrowStringArray(column)
+        else:
+            values = pd.arrays.ArrowExtensionArray(column)
+        delivered[f"{SOURCE_FIELD_PREFIX}{name}"] = values
+    return delivered
+
+
 def _finish(
     kind: Literal["contacts", "agent_status"],
     raw: RawRows,
@@ -882,11 +940,13 @@ def _finish(
     """The shaped rows and rejects; `columns` become the frame at once (column by column,
     pandas would copy the growing frame's blocks at every column)."""
     bad = problems.any()
-    frame = pd.DataFrame({**columns, "source_ref": raw.refs})
+    frame = pd.DataFrame({**columns, "source_ref": raw.refs, **_delivered(raw.table)})
     if not bad.any():  # the usual case: keep the frame rather than copy every column
         return Shaped(kind, frame, empty_rejects())
     good = frame[~bad].reset_index(drop=True)
-    placed = when.ffill().bfill().fillna(ctx.fallback_time).astype("datetime64[ns, UTC]")
+    unplaced = when.isna().to_numpy()
+    problems.add(unplaced & bad, f"time unreadable: placed in {ctx.fallback_label}")
+    placed = when.fillna(ctx.fallback_time).astype("datetime64[ns, UTC]")
     rows = np.flatnonzero(bad)
     records = raw.table.take(pa.array(rows)).to_pylist()
     row_json = [
@@ -919,7 +979,7 @@ class _ContactKeys(NamedTuple):
 def _contact_keys(
     raw: RawRows, mapping: ContactMapping, fmt: ValueFormat, ctx: ShapeContext
 ) -> _ContactKeys:
-    cols = _Columns(raw.table, mapping.columns, CONTACT_FIELDS)
+    cols = _Columns(raw.table, mapping.columns, CONTACT_FIELDS, raw.repeated)
     n = raw.table.num_rows
     problems = _Problems(n, raw.preset_rules)
     structural = ["external_queue_id"] + ([] if mapping.channel else ["channel"])
@@ -950,14 +1010,46 @@ def contact_coverage(
     raw: RawRows, mapping: ContactMapping, fmt: ValueFormat, ctx: ShapeContext
 ) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
     """`shape_contacts(...).coverage()` without shaping the values: every row and reject
-    belongs to its own placed instant or to a neighbour's, so the span of the placed instants
-    is the span of the shaped file (the fallback hour when no row has a time)."""
+    belongs to its own placed instant, or to the fallback hour when its time cannot be read,
+    so the span of those is the span of the shaped file."""
     if raw.table.num_rows == 0:
         return None, None
-    placed = _contact_keys(raw, mapping, fmt, ctx).time.placed.dropna()
-    if placed.empty:
-        return ctx.fallback_time, ctx.fallback_time
+    placed = _contact_keys(raw, mapping, fmt, ctx).time.placed
+    if placed.isna().any():
+        placed = placed.fillna(ctx.fallback_time)
     return placed.min(), placed.max()
+
+
+def time_span(
+    kind: Literal["contacts", "agent_status"],
+    raw: RawRows,
+    mapping: ContactMapping | AgentStatusMapping,
+    fmt: ValueFormat,
+    ctx: ShapeContext,
+) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    """The first and last instant the rows' times name, for rows that cannot be shaped (a
+    column missing, a column named twice): which hours a delivery would have filled. The
+    time columns alone are read, as far as they can be (a local time that occurs twice at
+    its first occurrence); None when they cannot be read at all."""
+    fields = CONTACT_FIELDS if kind == "contacts" else AGENT_FIELDS
+    cols = _Columns(raw.table, mapping.columns, fields, raw.repeated, strict=False)
+    loose = fmt.model_copy(update={"ambiguous_times": "reject"})
+    problems = _Problems(raw.table.num_rows, {})
+    if kind == "contacts":
+        times = [("interval_start", "interval_date", "interval_time", "utc_offset")]
+    else:
+        times = [
+            ("start", "start_date", "start_time", "start_offset"),
+            ("end", "end_date", "end_time", "end_offset"),
+        ]
+    parts = [
+        _read_time(cols, *names, loose, ctx.timezone, problems).placed.dropna() for names in times
+    ]
+    parts = [part for part in parts if len(part)]
+    if not parts:
+        return None
+    values = pd.concat(parts, ignore_index=True)
+    return values.min(), values.max()
 
 
 def shape_contacts(
@@ -1035,7 +1127,7 @@ def shape_agent_status(
     raw: RawRows, mapping: AgentStatusMapping, fmt: ValueFormat, ctx: ShapeContext
 ) -> Shaped:
     """Delivered agent-status rows -> canonical segments (user, activity, start/end UTC)."""
-    cols = _Columns(raw.table, mapping.columns, AGENT_FIELDS)
+    cols = _Columns(raw.table, mapping.columns, AGENT_FIELDS, raw.repeated)
     n = raw.table.num_rows
     problems = _Problems(n, raw.preset_rules)
     structural = ["user_identifier", "external_activity"]

@@ -6,71 +6,83 @@ start falls in its window from whichever files hold them. The format section of 
 says how the files are written (delimiter, decimal separator, quoting, encoding, header row,
 column and channel names, how times and durations are given, averages instead of sums).
 
-- Only files that can hold the window are parsed: a file index (`file_index.py`) remembers
-  what each file covers, keyed by path, size and content hash.
+- Only files that can hold the window are read: a file index (`file_index.py`) remembers
+  what each file covers, keyed by path, size and content hash. A file is read in pieces
+  (`csv_reader.py`), and only the rows of the window are kept, so a large file costs a
+  piece's memory, not the file's.
 - A file delivered again replaces what it held: a changed file is parsed again, and when two
   files hold the same interval (a corrected export under a new name), the rows of the most
   recently modified file win; the older rows are counted as superseded.
-- A bad row is quarantined with file, line and rule; a bad file (wrong encoding, no header,
-  missing time or key column) becomes one quarantined row naming the file and the problem, in
-  the partition of the hour the file was delivered (its modification time), because what it
-  covers cannot be known. Other files and rows still load.
-
-Files are parsed with pyarrow's multithreaded CSV reader when every record is one physical
-line (the usual case), which gives exact line numbers cheaply; otherwise (quoted line breaks,
-blank lines, ragged rows) with Python's csv module, line by line, which gives exact line
-numbers and per-line rules for ragged rows.
+- A window is delivered complete or its incomplete hours are reported (`Extract.failed`),
+  never emptied: a file younger than `min_file_age_s` or one that keeps changing while it is
+  read (size, modification time or inode differ before and after) fails the hours it may
+  hold (its named day, else the whole window); a file that cannot be read (encoding, no
+  header, a key or time column missing or named twice) fails the hours its times name, else
+  the hour it was delivered and those its previous version held.
+- Files are read only inside the folder: a glob may not leave it, and a link that resolves
+  outside it is refused, never opened.
+- A bad row is quarantined with file, line, the fields as delivered and the rules; the good
+  rows still load.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
 import hashlib
-import io
 import itertools
 import json
-import re
+import os
 import time
+import uuid
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path, PurePosixPath
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
 from etl.resources.files import replace_atomically
-from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
+from etl.resources.sources.base import (
+    Extract,
+    SourceError,
+    SourceResource,
+    SourceSettings,
+    WindowFailure,
+)
 from etl.resources.sources.plumbing import shaping
 from etl.resources.sources.plumbing.locations import resolve, state_dir
 from etl.resources.sources.plumbing.shaping import (
     AgentStatusMapping,
+    ColumnsError,
     ContactMapping,
-    MissingColumnsError,
     RawRows,
     ShapeContext,
     Shaped,
-    ValueFormat,
+)
+from etl.resources.sources.universal.csv_reader import (
+    CsvFormat,
+    FileProblemError,
+    Piece,
+    read_pieces,
 )
 from etl.resources.sources.universal.file_index import FileEntry, FileIndex, sha256_of
 from etl.schemas import STRING
 from etl.validation import rows_as_json
 
+__all__ = ["CsvAgentStatus", "CsvContacts", "CsvFormat", "CsvSettings", "CsvSource"]
+
 # Unknown files a run parses for the index before saving it and releasing them to other runs.
 CLAIMS_PER_SAVE = 16
-PARSER_VERSION = "1"  # bump when parsing changes, so indexed files are read again
-LINE_BREAK = re.compile(r"\r\n|\n|\r")
-LINE_BREAK_BYTES = re.compile(rb"\r\n|\n|\r")
-# A byte that is not whitespace to str.strip() when it is ASCII.
-TEXT_BYTE = re.compile(rb"[^ \t\n\r\x0b\x0c\x1c-\x1f]")
+PARSER_VERSION = "2"  # bump when parsing changes, so indexed files are read again
+READ_BYTES = 1 << 20  # what one read of a file asks for
+# How often a file that changed while it was read is read again before its hours fail.
+READ_ATTEMPTS = 3
+HOUR = pd.Timedelta(hours=1)
 CANONICAL = {
     "contacts": {
         "integration_id": object,
@@ -95,37 +107,16 @@ CANONICAL = {
 }
 
 
-class CsvFormat(ValueFormat):
-    """How the files are written. Value formats (time, durations, decimal separator, ...) are
-    those of every universal source; these add the CSV layout."""
-
-    delimiter: str = Field(default=",", min_length=1, max_length=1)
-    quote_char: str | None = Field(default='"', max_length=1)
-    encoding: str = Field(
-        default="utf-8",
-        description="utf-8 (with or without byte order mark), cp1252, utf-16, or any Python "
-        "codec name",
-    )
-    header_row: int = Field(
-        default=1,
-        ge=0,
-        description="line number of the header (lines above it are skipped); 0: no header, "
-        "columns are named 1, 2, 3, ...",
-    )
-
-    @field_validator("encoding")
-    @classmethod
-    def _known_encoding(cls, value: str) -> str:
-        try:
-            codecs.lookup(value)
-        except LookupError as exc:
-            raise ValueError(f"unknown encoding {value!r}") from exc
-        return value
-
-    @field_validator("quote_char")
-    @classmethod
-    def _empty_is_none(cls, value: str | None) -> str | None:
-        return value or None
+def inside_folder(glob: str) -> str:
+    """A glob names files inside the folder: relative, and no `..` step out of it (another
+    integration's files are not this one's to read)."""
+    parts = PurePosixPath(glob.replace("\\", "/")).parts
+    if glob.startswith(("/", "~")) or ".." in parts:
+        raise ValueError(
+            f"glob {glob!r} reaches outside source.folder: a glob names files inside the "
+            "folder, relative to it, without '..'"
+        )
+    return glob
 
 
 class CsvContacts(ContactMapping):
@@ -140,6 +131,11 @@ class CsvContacts(ContactMapping):
         "files are indexed from their names without being read, and a row outside its file's "
         "day is quarantined. Files whose names do not match are indexed from their times.",
     )
+
+    @field_validator("glob")
+    @classmethod
+    def _glob_inside(cls, value: str) -> str:
+        return inside_folder(value)
 
     @field_validator("day_in_name")
     @classmethod
@@ -165,6 +161,11 @@ class CsvAgentStatus(AgentStatusMapping):
     glob: str = Field(description="files in the folder, e.g. 'agents/*.csv'")
     format: CsvFormat | None = Field(default=None, description="replaces source.format")
 
+    @field_validator("glob")
+    @classmethod
+    def _glob_inside(cls, value: str) -> str:
+        return inside_folder(value)
+
 
 class CsvSettings(SourceSettings):
     """`source:` settings of `vendor: csv`."""
@@ -177,292 +178,183 @@ class CsvSettings(SourceSettings):
     min_file_age_s: float = Field(
         default=0.0,
         ge=0,
-        description="ignore files modified more recently (exporters that write in place)",
+        description="a file modified more recently is still being written: the hours it may "
+        "hold wait for it (exporters that write in place)",
     )
     format: CsvFormat = CsvFormat()
     contacts: CsvContacts = CsvContacts()
     agent_status: CsvAgentStatus | None = None
 
 
-class FileProblemError(ValueError):
-    """A whole file cannot be read; `line` is where the problem is."""
+# -- reading a file that holds still --------------------------------------------------------
+class _ChangedError(Exception):
+    """The file changed while it was read: what was read is no version of it."""
 
-    def __init__(self, line: int, rule: str):
-        super().__init__(rule)
-        self.line = line
-        self.rule = rule
+
+def _read_chunks(path: Path) -> Iterator[bytes]:
+    """A delivered file's bytes, a megabyte at a time: the one place such a file is opened.
+    `path` is resolved (inside the folder); opening never follows a link."""
+    with open(path, "rb", opener=lambda p, flags: os.open(p, flags | os.O_NOFOLLOW)) as handle:
+        while chunk := handle.read(READ_BYTES):
+            yield chunk
+
+
+def _version(stat: os.stat_result) -> tuple[int, ...]:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
+
+
+def _settled_chunks(
+    path: Path, seen: os.stat_result, digest: hashlib._Hash | None
+) -> Iterator[bytes]:
+    """The file's bytes, as long as it stays the version `seen`: raises `_ChangedError` after
+    the last byte when its size, modification time or inode changed while it was read."""
+    size = 0
+    try:
+        for chunk in _read_chunks(path):
+            size += len(chunk)
+            if digest is not None:
+                digest.update(chunk)
+            yield chunk
+        after = os.stat(path)
+    except FileNotFoundError:
+        raise _ChangedError from None
+    if size != seen.st_size or _version(after) != _version(seen):
+        raise _ChangedError
+
+
+def _stays(path: Path, seen: os.stat_result) -> bool:
+    try:
+        return _version(os.stat(path)) == _version(seen)
+    except FileNotFoundError:
+        return False
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """Why a file cannot be read, and the span its times name when they can be read."""
+
+    text: str
+    span: tuple[pd.Timestamp, pd.Timestamp] | None
 
 
 @dataclass
-class FileRows:
-    """A file's records as text columns, the line each starts on, and ragged lines."""
+class _Reading:
+    """What one pass over a file gave: the (window's) rows when shaped, the span of all it
+    holds, its content hash when asked for, or the problem that stopped it."""
 
-    table: pa.Table
-    lines: np.ndarray
-    malformed: dict[int, tuple[str, str]] = field(default_factory=dict)
-    blank_lines: int = 0
-    slow_path: bool = False
+    shaped: Shaped | None = None
+    coverage: FileCoverage | None = None
+    digest: str | None = None
+    problem: _Problem | None = None
 
 
-# -- reading one file -----------------------------------------------------------------------
-def decode(data: bytes, encoding: str) -> str:
-    """The file's text; a wrong encoding is a problem naming the line and byte."""
-    codec = codecs.lookup(encoding).name
-    if codec == "utf-8":
-        codec = "utf-8-sig"  # a byte order mark is fine either way
-    boms = {codecs.BOM_UTF8: "utf-8", codecs.BOM_UTF16_LE: "utf-16", codecs.BOM_UTF16_BE: "utf-16"}
-    for bom, name in boms.items():
-        if data.startswith(bom) and not codec.startswith(name):
-            raise FileProblemError(
-                1, f"starts with a {name} byte order mark but format.encoding is {encoding}"
-            )
-    try:
-        text = data.decode(codec)
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].decode(codec, errors="replace").count("\n") + 1
-        bad = exc.object[exc.start : exc.end].hex(" ")
-        raise FileProblemError(
-            line,
-            f"not valid {encoding}: byte(s) {bad} at offset {exc.start}; check format.encoding",
-        ) from None
-    if "\x00" in text:
-        line = text[: text.index("\x00")].count("\n") + 1
-        raise FileProblemError(
-            line, f"contains NUL characters: not {encoding} text (UTF-16?); check format.encoding"
+class _Coverage:
+    """The span and counts of a file's pieces, put together as they are read."""
+
+    def __init__(self) -> None:
+        self.first: pd.Timestamp | None = None
+        self.last: pd.Timestamp | None = None
+        self.open_ended = False
+        self.rows = 0
+        self.rejected: int | None = 0
+
+    def add(self, first, last, open_ended: bool, rows: int, rejected: int | None) -> None:
+        if first is not None:
+            self.first = first if self.first is None else min(self.first, first)
+            self.last = last if self.last is None else max(self.last, last)
+        self.open_ended |= open_ended
+        self.rows += rows
+        self.rejected = (
+            None if rejected is None or self.rejected is None else self.rejected + rejected
         )
-    return text
+
+    def add_shaped(self, shaped: Shaped) -> None:
+        first, last, is_open = shaped.coverage()
+        rows = len(shaped.frame) + len(shaped.rejected)
+        self.add(first, last, is_open, rows, len(shaped.rejected))
+
+    def result(self) -> FileCoverage:
+        return FileCoverage(self.first, self.last, self.open_ended, self.rows, self.rejected)
 
 
-def _dialect(fmt: CsvFormat) -> dict:
-    if fmt.quote_char:
-        return {"delimiter": fmt.delimiter, "quotechar": fmt.quote_char, "doublequote": True}
-    return {"delimiter": fmt.delimiter, "quoting": csv.QUOTE_NONE}
+class _Keeper:
+    """Keeps a file's parsed rows beside the index as its pieces are read (written under a
+    temporary name, renamed into place when the whole file was read)."""
 
+    def __init__(self, target: Path):
+        self.frame_path = target.with_name(f"{target.name}.frame.parquet")
+        self.rejected_path = target.with_name(f"{target.name}.rejected.parquet")
+        self.tmp = target.parent / f".tmp-{uuid.uuid4().hex}-{target.name}.part"
+        self.writer: pq.ParquetWriter | None = None
+        self.rejects: list[pd.DataFrame] = []
+        self.ok = True
 
-def _split_header(text: str, fmt: CsvFormat) -> tuple[list[str] | None, str, int]:
-    """(header fields or None, the data text after the header, line number of its first line)."""
-    if fmt.header_row == 0:
-        return None, text, 1
-    position = 0
-    for number in range(1, fmt.header_row + 1):
-        match = LINE_BREAK.search(text, position)
-        line_end = match.start() if match else len(text)
-        if number == fmt.header_row:
-            header_text = text[position:line_end]
-            if not header_text.strip():
-                raise FileProblemError(number, f"line {number} (format.header_row) is empty")
-            rest = text[match.end() :] if match else ""
-            return _header_fields(header_text, fmt), rest, number + 1
-        if match is None:
-            raise FileProblemError(
-                number, f"file has {number} line(s); format.header_row is {fmt.header_row}"
-            )
-        position = match.end()
-    raise AssertionError("unreachable")
-
-
-def _header_fields(header_text: str, fmt: CsvFormat) -> list[str]:
-    return next(csv.reader([header_text], **_dialect(fmt)))
-
-
-def _names(header: list[str]) -> tuple[list[str], int]:
-    """Column names (trimmed, made unique) and how many are named (trailing empty header
-    fields come from trailing delimiters)."""
-    named = len(header)
-    while named and not header[named - 1].strip():
-        named -= 1
-    names: list[str] = []
-    for position, raw in enumerate(header, start=1):
-        name = raw.strip() or f"column_{position}"
-        while name in names:
-            name = f"{name} ({position})"
-        names.append(name)
-    return names, named
-
-
-def read_rows(data: bytes, fmt: CsvFormat) -> tuple[FileRows, list[str]]:
-    """A file's records as text columns named by its header. Raises `FileProblemError` for a
-    file that cannot be read at all (encoding, empty, no header)."""
-    fast = _read_utf8(data, fmt)
-    if fast is not None:
-        return fast
-    text = decode(data, fmt.encoding)
-    if not text.strip():
-        raise FileProblemError(1, "empty file: no header and no rows")
-    header, body, first_line = _split_header(text, fmt)
-    body = body.rstrip("\r\n")
-    if header is None:
-        first = next(csv.reader(io.StringIO(body, newline=""), **_dialect(fmt)), [])
-        header = [str(i) for i in range(1, len(first) + 1)]
-        names, named = header, len(header)
-    else:
-        names, named = _names(header)
-    if not body.strip():
-        return FileRows(_empty_table(names), np.array([], dtype=np.int64)), names
-    encoded = body.encode("utf-8")
-    lines = encoded.count(b"\n") + 1
-    rows = _body_rows(pa.py_buffer(encoded), lines, lambda: body, names, named, fmt, first_line)
-    return rows, names
-
-
-def _read_utf8(data: bytes, fmt: CsvFormat) -> tuple[FileRows, list[str]] | None:
-    """`read_rows` of the usual file (UTF-8, the header on line 1, one record per line) on
-    its bytes, without decoding it to text and encoding it again for Arrow: about a third of
-    the reading time (bench/). None for any other file: `read_rows` reads it as text, and
-    names its problems. A file whose records span lines or are ragged goes on to Python's
-    reader from here, so that Arrow's reader does not parse it twice."""
-    if codecs.lookup(fmt.encoding).name != "utf-8" or fmt.header_row != 1 or b"\x00" in data:
-        return None
-    if not data.isascii():
+    def add(self, shaped: Shaped) -> None:
+        if not self.ok:
+            return
         try:
-            data.decode("utf-8-sig")  # Arrow's reader would take bad bytes apart
-        except UnicodeDecodeError:
-            return None
-    start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    line_break = LINE_BREAK_BYTES.search(data, start)
-    if line_break is None:
-        return None
-    header_text = data[start : line_break.start()].decode("utf-8")
-    end = len(data)
-    while end > line_break.end() and data[end - 1] in b"\r\n":
-        end -= 1
-    content = TEXT_BYTE.search(data, line_break.end(), end)
-    if not header_text.strip() or content is None or data[content.start()] >= 0x80:
-        return None  # an empty header or body, or one only Unicode can tell apart from blank
-    names, named = _names(_header_fields(header_text, fmt))
-    after = line_break.end()
-    body = pa.py_buffer(data).slice(after, end - after)
-    lines = data.count(b"\n", after, end) + 1
+            table = pa.Table.from_pandas(shaped.frame, preserve_index=False)
+            if self.writer is None:
+                self.tmp.parent.mkdir(parents=True, exist_ok=True)
+                self.writer = pq.ParquetWriter(self.tmp, table.schema)
+            elif not table.schema.equals(self.writer.schema):
+                table = table.cast(self.writer.schema)
+            self.writer.write_table(table)
+        except (pa.ArrowException, TypeError, ValueError):
+            self.ok = False  # rows Arrow cannot hold as they are: parse again when needed
+        self.rejects.append(shaped.rejected)
 
-    def text() -> str:
-        return data[after:end].decode("utf-8")
+    def commit(self) -> None:
+        if self.writer is None or not self.ok:
+            self.discard()
+            return
+        self.writer.close()
+        rejects = [r for r in self.rejects if len(r)] or self.rejects[:1]
+        rejected = pd.concat(rejects, ignore_index=True) if len(rejects) > 1 else rejects[0]
+        try:
+            table = pa.Table.from_pandas(rejected, preserve_index=False)
+        except (pa.ArrowException, TypeError, ValueError):
+            self.discard()
+            return
+        replace_atomically(self.rejected_path, lambda tmp: pq.write_table(table, tmp))
+        fd = os.open(self.tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self.tmp, self.frame_path)
 
-    return _body_rows(body, lines, text, names, named, fmt, 2), names
-
-
-def _body_rows(
-    body: pa.Buffer,
-    physical_lines: int,
-    text: Callable[[], str],
-    names: list[str],
-    named: int,
-    fmt: CsvFormat,
-    first_line: int,
-) -> FileRows:
-    """The records after the header: Arrow's reader when each is one line of the UTF-8
-    `body`, else Python's reader on its `text` (decoded only then)."""
-    rows = _fast_rows(body, physical_lines, names, fmt, first_line)
-    if rows is None:
-        rows = _slow_rows(text(), names, named, fmt, first_line)
-    return _without_empty_extras(rows, names, named)
+    def discard(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.tmp.unlink(missing_ok=True)
 
 
-def _without_empty_extras(rows: FileRows, names: list[str], named: int) -> FileRows:
-    """Columns after the last header name come from trailing delimiters: dropped when empty."""
-    for name in names[named:]:
-        if _all_blank(rows.table.select([name])).all():
-            rows.table = rows.table.drop_columns([name])
-    return rows
-
-
-def _empty_table(names: list[str]) -> pa.Table:
-    return pa.table({name: pa.array([], pa.string()) for name in names})
-
-
-def _fast_rows(
-    body: pa.Buffer, physical_lines: int, names: list[str], fmt: CsvFormat, first_line: int
-) -> FileRows | None:
-    """pyarrow's reader on the UTF-8 text after the header, when every record is exactly one
-    of its `physical_lines`; None otherwise."""
-    ragged: list[object] = []
-
-    def on_ragged(row: object) -> str:
-        ragged.append(row)
-        return "skip"
-
-    slots = [f"f{i}" for i in range(len(names))]
-    try:
-        table = pacsv.read_csv(
-            body,
-            read_options=pacsv.ReadOptions(column_names=slots, block_size=1 << 22),
-            parse_options=pacsv.ParseOptions(
-                delimiter=fmt.delimiter,
-                quote_char=fmt.quote_char or False,
-                double_quote=True,
-                escape_char=False,
-                newlines_in_values=True,
-                ignore_empty_lines=True,
-                invalid_row_handler=on_ragged,
-            ),
-            convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(slots, pa.string()),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-            ),
-        )
-    except pa.ArrowInvalid:
-        return None
-    if ragged or table.num_rows != physical_lines:
-        return None
-    table = table.rename_columns(names)
-    lines = np.arange(first_line, first_line + table.num_rows, dtype=np.int64)
-    blank = _all_blank(table)
-    if blank.any():
-        table = table.filter(pa.array(~blank))
-        lines = lines[~blank]
-    return FileRows(table, lines, blank_lines=int(blank.sum()))
-
-
-def _all_blank(table: pa.Table) -> np.ndarray:
-    """Rows where every field is empty (e.g. a line of delimiters only). Only the rows whose
-    first field is empty are looked at further: usually none are."""
-    blank = np.ones(table.num_rows, dtype=bool)
-    for column in table.columns:
-        rows = np.flatnonzero(blank)
-        if rows.size == 0:
-            break
-        values = column if rows.size == table.num_rows else column.take(pa.array(rows))
-        empty = pc.fill_null(pc.equal(pc.utf8_trim_whitespace(values), ""), True)
-        blank[rows] = np.asarray(empty.to_numpy(zero_copy_only=False), dtype=bool)
-    return blank
-
-
-def _slow_rows(
-    body: str, names: list[str], named: int, fmt: CsvFormat, first_line: int
-) -> FileRows:
-    """Python's csv reader, line by line: exact line numbers for records spanning lines, and
-    a rule for each ragged line instead of failing the file."""
-    width = len(names)
-    columns: list[list[str | None]] = [[] for _ in range(width)]
-    lines: list[int] = []
-    malformed: dict[int, tuple[str, str]] = {}
-    blank = 0
-    reader = csv.reader(io.StringIO(body, newline=""), **_dialect(fmt))
-    consumed = 0
-    try:
-        for fields in reader:
-            line = first_line + consumed
-            consumed = reader.line_num
-            if not any(f.strip() for f in fields):
-                blank += 1
-                continue
-            if len(fields) > width and not any(f.strip() for f in fields[width:]):
-                fields = fields[:width]  # trailing delimiters
-            if named <= len(fields) < width:
-                fields = fields + [""] * (width - len(fields))
-            if len(fields) != width:
-                rule = f"line has {len(fields)} fields, the header has {named}"
-                malformed[len(lines)] = (rule, fmt.delimiter.join(fields))
-                fields = [None] * width
-            for position, value in enumerate(fields):
-                columns[position].append(value)
-            lines.append(line)
-    except csv.Error as exc:
-        raise FileProblemError(first_line + consumed, f"unreadable CSV: {exc}") from None
-    table = pa.table(
-        {name: pa.array(values, pa.string()) for name, values in zip(names, columns, strict=True)}
+def _pieces_rows(name: str, piece: Piece) -> RawRows:
+    rows = piece.rows
+    return RawRows(
+        rows.table,
+        f"{name}:",
+        rows.lines,
+        preset_rules={row: rule for row, (rule, _) in rows.malformed.items()},
+        preset_json={
+            row: json.dumps({"line": text}, ensure_ascii=False)
+            for row, (_, text) in rows.malformed.items()
+        },
+        repeated=piece.header.repeated,
     )
-    return FileRows(table, np.asarray(lines, dtype=np.int64), malformed, blank, slow_path=True)
+
+
+def _concat(kind: str, parts: list[Shaped]) -> Shaped:
+    if len(parts) == 1:
+        return parts[0]
+    frames = [p.frame for p in parts if len(p.frame)] or [parts[0].frame]
+    rejects = [p.rejected for p in parts if len(p.rejected)] or [parts[0].rejected]
+    return Shaped(
+        kind,  # type: ignore[arg-type]
+        pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0],
+        pd.concat(rejects, ignore_index=True) if len(rejects) > 1 else rejects[0],
+    )
 
 
 # -- the source -----------------------------------------------------------------------------
@@ -481,10 +373,10 @@ class CsvSource(SourceResource):
     settings: CsvSettings
 
     def contacts(self, start: datetime, end: datetime) -> Extract:
-        return self._extract("contacts", start, end)
+        return _Window(self, "contacts", start, end).extract()
 
     def agent_status(self, start: datetime, end: datetime) -> Extract:
-        return self._extract("agent_status", start, end)
+        return _Window(self, "agent_status", start, end).extract()
 
     # -- configuration ------------------------------------------------------------------------
     def _section(self, kind: str) -> CsvContacts | CsvAgentStatus:
@@ -509,36 +401,22 @@ class CsvSource(SourceResource):
         name = f"{kind}-{entry.sha256[:32]}-{entry.fingerprint}-{entry.mtime_ns}"
         return self.parsed_dir() / name
 
-    def _store_parsed(self, kind: str, entry: FileEntry, shaped: Shaped) -> None:
-        """Keep what parsing a file gave, so importing its hours later does not parse again."""
-        target = self._parsed_path(kind, entry)
-        try:
-            tables = {
-                "frame": pa.Table.from_pandas(shaped.frame, preserve_index=False),
-                "rejected": pa.Table.from_pandas(shaped.rejected, preserve_index=False),
-            }
-        except (pa.ArrowException, TypeError, ValueError):
-            return  # rows Arrow cannot hold as they are: parse again when needed
-        for part, table in tables.items():
-            path = target.with_name(f"{target.name}.{part}.parquet")
-            replace_atomically(path, lambda tmp, t=table: pq.write_table(t, tmp))
-
     def _load_parsed(self, kind: str, entry: FileEntry) -> Shaped | None:
-        target = self._parsed_path(kind, entry)
+        keeper = _Keeper(self._parsed_path(kind, entry))
         try:
             frame, rejected = (
-                _as_parsed(pq.read_table(target.with_name(f"{target.name}.{part}.parquet")))
-                for part in ("frame", "rejected")
+                _as_parsed(pq.read_table(path))
+                for path in (keeper.frame_path, keeper.rejected_path)
             )
         except (FileNotFoundError, pa.ArrowException):
             return None
-        return Shaped(kind, frame, rejected)
+        return Shaped(kind, frame, rejected)  # type: ignore[arg-type]
 
     def _drop_parsed(self, kind: str, entry: FileEntry) -> None:
         """Forget the parsed rows of a file version that changed or went away."""
-        target = self._parsed_path(kind, entry)
-        for part in ("frame", "rejected"):
-            target.with_name(f"{target.name}.{part}.parquet").unlink(missing_ok=True)
+        keeper = _Keeper(self._parsed_path(kind, entry))
+        for path in (keeper.frame_path, keeper.rejected_path):
+            path.unlink(missing_ok=True)
 
     def _fingerprint(self, kind: str) -> str:
         """Everything that changes how a file is read: a change re-reads indexed files."""
@@ -570,218 +448,413 @@ class CsvSource(SourceResource):
         start, end = local.tz_convert("UTC")
         return start, end
 
-    def parse_file(self, kind: str, name: str, data: bytes | OSError, modified: datetime) -> Shaped:
-        """Everything one file holds: canonical rows and rejects (a bad file: one reject)."""
-        shaped = self._parse(kind, name, data, modified)
+    def _context(self, kind: str, name: str, modified: datetime) -> ShapeContext:
+        """How a file's rows are shaped; a row whose time cannot be read belongs to the hour
+        the file was delivered (the first hour of its day, for a file named by its day)."""
         day = self.named_day(kind, name)
-        return shaped if day is None else _within_named_day(shaped, *day)
-
-    def _parse(self, kind: str, name: str, data: bytes | OSError, modified: datetime) -> Shaped:
-        prepared = self._prepare(kind, name, data, modified)
-        if isinstance(prepared, Shaped):
-            return prepared
-        raw, context = prepared
-        section, fmt = self._section(kind), self._format(kind)
-        try:
-            if kind == "contacts":
-                return shaping.shape_contacts(raw, section, fmt, context)
-            return shaping.shape_agent_status(raw, section, fmt, context)
-        except MissingColumnsError as exc:
-            return self._missing_columns(kind, name, exc, data, context.fallback_time)
-
-    def file_coverage(
-        self, kind: str, name: str, data: bytes | OSError, modified: datetime
-    ) -> tuple[FileCoverage, Shaped | None]:
-        """What the index keeps of a file. Contact files are read for their times only (the
-        values are shaped when a window wants the file: a history import indexes years of
-        files to import one month); a file that cannot be read, and agent-status files (whose
-        open segments need the whole row), are parsed whole, and returned."""
-        if kind != "contacts":
-            shaped = self.parse_file(kind, name, data, modified)
-            return FileCoverage.of(shaped), shaped
-        prepared = self._prepare(kind, name, data, modified)
-        if isinstance(prepared, Shaped):  # unreadable: the whole file is one reject
-            return FileCoverage.of(prepared), prepared
-        raw, context = prepared
-        try:
-            first, last = shaping.contact_coverage(
-                raw, self._section(kind), self._format(kind), context
-            )
-        except MissingColumnsError as exc:  # what shaping the file would raise as well
-            shaped = self._missing_columns(kind, name, exc, data, context.fallback_time)
-            return FileCoverage.of(shaped), shaped
-        return FileCoverage(first, last, False, raw.table.num_rows, None), None
-
-    def _prepare(
-        self, kind: str, name: str, data: bytes | OSError, modified: datetime
-    ) -> tuple[RawRows, ShapeContext] | Shaped:
-        """The file's records ready to shape, or the whole file as one reject."""
-        fmt = self._format(kind)
-        delivered = pd.Timestamp(modified).tz_convert("UTC").floor("h")
-        if isinstance(data, OSError):
-            rule = f"cannot read the file: {data.strerror or data}"
-            return _file_reject(kind, name, 1, rule, 0, delivered)
-        try:
-            rows, _ = read_rows(data, fmt)
-        except FileProblemError as exc:
-            return _file_reject(kind, name, exc.line, exc.rule, len(data), delivered)
-        raw = RawRows(
-            rows.table,
-            f"{name}:",
-            rows.lines,
-            preset_rules={row: rule for row, (rule, _) in rows.malformed.items()},
-            preset_json={
-                row: json.dumps({"line": text}, ensure_ascii=False)
-                for row, (_, text) in rows.malformed.items()
-            },
-        )
-        context = ShapeContext(
+        if day is not None:
+            fallback = day[0].floor("h")
+            label = "the first hour of the day the file name declares (contacts.day_in_name)"
+        else:
+            fallback = pd.Timestamp(modified).tz_convert("UTC").floor("h")
+            label = "the hour the file was delivered (its modification time)"
+        return ShapeContext(
             self.integration_id,
             self.timezone,
             self.interval_minutes,
-            fallback_time=delivered,
+            fallback_time=fallback,
             missing="reject",
+            fallback_label=label,
         )
-        return raw, context
 
-    def _missing_columns(
-        self, kind: str, name: str, exc: MissingColumnsError, data: bytes, delivered: pd.Timestamp
-    ) -> Shaped:
+    def _shape(self, kind: str, raw: RawRows, context: ShapeContext) -> Shaped:
+        section, fmt = self._section(kind), self._format(kind)
+        if kind == "contacts":
+            return shaping.shape_contacts(raw, section, fmt, context)
+        return shaping.shape_agent_status(raw, section, fmt, context)
+
+    def _columns_rule(self, kind: str, exc: ColumnsError) -> str:
         fmt = self._format(kind)
         rule = str(exc)
         found = exc.available
         if len(found) == 1 and any(d in found[0] for d in ",;\t|" if d != fmt.delimiter):
             rule += f" (one column only: is format.delimiter {fmt.delimiter!r} right?)"
-        return _file_reject(kind, name, fmt.header_row or 1, rule, len(data), delivered)
+        return rule
 
-    # -- one window ---------------------------------------------------------------------------
-    def _extract(self, kind: str, start: datetime, end: datetime) -> Extract:
-        section = self._section(kind)
-        folder = self.folder()
+    def read_file(
+        self,
+        kind: str,
+        name: str,
+        path: Path,
+        seen: os.stat_result,
+        *,
+        shape: bool,
+        window: tuple[datetime, datetime] | None = None,
+        keep: _Keeper | None = None,
+        hashed: bool = False,
+    ) -> _Reading:
+        """One pass over a file, piece by piece: its rows shaped (only the `window`'s kept,
+        everything written to `keep`), or for a contact file its times only (`shape=False`:
+        what indexing it needs). Raises `_ChangedError` when the file changed while read."""
+        modified = datetime.fromtimestamp(seen.st_mtime, UTC)
+        context = self._context(kind, name, modified)
+        section, fmt = self._section(kind), self._format(kind)
+        day = self.named_day(kind, name)
+        digest = hashlib.sha256() if hashed else None
+        coverage = _Coverage()
+        parts: list[Shaped] = []
+        columns: ColumnsError | None = None
+        span: tuple[pd.Timestamp, pd.Timestamp] | None = None
+        problem: _Problem | None = None
+        try:
+            for piece in read_pieces(_settled_chunks(path, seen, digest), fmt):
+                raw = _pieces_rows(name, piece)
+                if columns is None:
+                    try:
+                        if shape:
+                            shaped = self._shape(kind, raw, context)
+                            if day is not None:
+                                shaped = _within_named_day(shaped, *day)
+                            coverage.add_shaped(shaped)
+                            if keep is not None:
+                                keep.add(shaped)
+                            if window is not None:
+                                shaped, _ = shaped.window(*window)
+                            parts.append(shaped)
+                        else:
+                            first, last = shaping.contact_coverage(raw, section, fmt, context)
+                            coverage.add(first, last, False, raw.table.num_rows, None)
+                    except ColumnsError as exc:
+                        columns, parts = exc, []
+                if columns is not None:  # the hours the file would have filled, still
+                    found = shaping.time_span(kind, raw, section, fmt, context)  # type: ignore[arg-type]
+                    span = _union(span, found)
+            if columns is not None:
+                problem = _Problem(self._columns_rule(kind, columns), span)
+        except FileProblemError as exc:
+            where = f"line {exc.line}: " if exc.line > 1 else ""
+            problem = _Problem(f"{where}{exc.rule}", None)
+        except _ChangedError:
+            if keep is not None:
+                keep.discard()
+            raise
+        except OSError as exc:
+            problem = _Problem(f"cannot read the file: {exc.strerror or exc}", None)
+        if problem is not None:
+            if keep is not None:
+                keep.discard()
+            if not _stays(path, seen):  # a problem of a file half written: read it again
+                raise _ChangedError
+            if day is not None:
+                problem = replace(problem, span=(day[0], day[1] - pd.Timedelta(1, "ns")))
+            return _Reading(problem=problem)
+        if keep is not None:
+            keep.commit()
+        shaped = _concat(kind, parts) if parts else None
+        return _Reading(shaped, coverage.result(), digest.hexdigest() if digest else None)
+
+
+def _union(
+    span: tuple[pd.Timestamp, pd.Timestamp] | None, other: tuple[pd.Timestamp, pd.Timestamp] | None
+) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    if span is None or other is None:
+        return span or other
+    return min(span[0], other[0]), max(span[1], other[1])
+
+
+class _Window:
+    """One window's read of the drop folder: which files hold it, what they hold for it, and
+    which of its hours could not be delivered completely."""
+
+    def __init__(self, source: CsvSource, kind: str, start: datetime, end: datetime):
+        self.source = source
+        self.kind = kind
+        self.start, self.end = pd.Timestamp(start), pd.Timestamp(end)
+        self.section = source._section(kind)
+        try:
+            inside_folder(self.section.glob)
+        except ValueError as exc:
+            raise SourceError(f"integration {source.integration_id!r}: {exc}") from None
+        folder = source.folder()
         if not folder.is_dir():
             raise SourceError(
-                f"integration {self.integration_id!r}: CSV folder {folder} does not exist or is "
-                "not a folder (source.folder)"
+                f"integration {source.integration_id!r}: CSV folder {folder} does not exist or "
+                "is not a folder (source.folder)"
             )
-        fingerprint = self._fingerprint(kind)
-        index = FileIndex(self.index_path()) if self.settings.use_index else None
-        counts: Counter[str] = Counter()
-        problems: list[str] = []
-        deliveries: list[_Delivery] = []
-        present: set[str] = set()
-        now = time.time()
+        self.folder = folder.resolve()
+        self.fingerprint = source._fingerprint(kind)
+        self.index = FileIndex(source.index_path()) if source.settings.use_index else None
+        self.counts: Counter[str] = Counter()
+        self.problems: list[str] = []
+        self.deliveries: list[_Delivery] = []
+        self.present: set[str] = set()
+        self.parsed: set[str] = set()  # files read for their rows or times (once each)
+        self.failed: list[WindowFailure] = []
+        self.now = time.time()
 
-        def visit(path: Path, wait: bool) -> bool:
-            """Index one file and keep what it holds for the window; False when another run
-            is indexing it right now (come back with `wait=True`)."""
-            try:
-                stat = path.stat()
-            except FileNotFoundError:
-                return True
-            name = path.relative_to(folder).as_posix()
-            key = f"{kind}:{name}"
-            present.add(key)
-            if now - stat.st_mtime < self.settings.min_file_age_s:
-                counts["too young"] += 1
-                return True
-            modified = datetime.fromtimestamp(stat.st_mtime, UTC)
-            shaped: Shaped | None = None
-            if index is not None and wait:
-                index.wait_for(key)  # until the run that claimed it has saved its entry
-            entry = index.get(key) if index else None
-            if entry is not None and entry.unchanged(stat.st_size, stat.st_mtime_ns, fingerprint):
-                counts["known"] += 1
-            elif (day := self.named_day(kind, name)) is not None:
-                counts["named"] += 1  # its name says what it covers: nothing to read yet
-                if index is not None and entry is not None:
-                    self._drop_parsed(kind, entry)  # the file's previous version
-                entry = _named_entry(name, day, stat, fingerprint)
-                if index is not None:
-                    index.put(key, entry)
-            else:
-                if index is not None and not wait:
-                    if not index.claim(key):
-                        return False
-                    index.refresh()  # another run may have indexed it since we looked
-                    known = index.get(key)
-                    if known is not None and known.unchanged(
-                        stat.st_size, stat.st_mtime_ns, fingerprint
-                    ):
-                        entry = known
-                        counts["known"] += 1
-                        return finish(path, name, stat, modified, entry, None)
-                data = _read_bytes(path)
-                digest = sha256_of(data) if isinstance(data, bytes) else "unreadable"
-                if entry is not None and (entry.sha256, entry.fingerprint) == (digest, fingerprint):
-                    counts["known"] += 1
-                    if index is not None:  # kept rows are per modification time
-                        self._drop_parsed(kind, entry)
-                    entry = replace(entry, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
-                else:
-                    if index is None:  # every window parses every file anyway
-                        shaped = self.parse_file(kind, name, data, modified)
-                        coverage = FileCoverage.of(shaped)
-                    else:
-                        coverage, shaped = self.file_coverage(kind, name, data, modified)
-                    counts["parsed"] += 1
-                    if index is not None and entry is not None:
-                        self._drop_parsed(kind, entry)  # the file's previous version
-                    entry = _entry(coverage, stat, digest, fingerprint)
-                    if shaped is None and entry.overlaps(start, end):
-                        shaped = self.parse_file(kind, name, data, modified)  # rows wanted
-                if index is not None:
-                    index.put(key, entry)
-                    if len(index.claims) >= CLAIMS_PER_SAVE:
-                        index.save()  # and let a run waiting for these files go on
-            return finish(path, name, stat, modified, entry, shaped)
-
-        def finish(
-            path: Path, name: str, stat, modified: datetime, entry: FileEntry, shaped
-        ) -> bool:
-            """Keep what an indexed file holds for the window."""
-            counts["files"] += 1
-            if not entry.overlaps(start, end):
-                counts["skipped"] += 1
-                return True
-            if shaped is None and index is not None:
-                shaped = self._load_parsed(kind, entry)
-                counts["kept parsed"] += shaped is not None
-            if shaped is None:
-                shaped = self.parse_file(kind, name, _read_bytes(path), modified)
-                counts["parsed"] += 1
-                if index is not None and not entry.within(start, end):
-                    self._store_parsed(kind, entry, shaped)  # other windows will want it
-            window, _ = shaped.window(start, end)
-            problems.extend(_file_problems(window, name))
-            deliveries.append(_Delivery((stat.st_mtime_ns, name), window))
-            return True
-
+    def extract(self) -> Extract:
         paths = [
             p
-            for p in sorted(folder.glob(section.glob))
-            if p.is_file() and not p.name.startswith(".")
+            for p in sorted(self.folder.glob(self.section.glob))
+            if (p.is_file() or p.is_symlink()) and not p.name.startswith(".")
         ]
-        busy = [path for path in paths if not visit(path, wait=False)]
+        if not paths:
+            self.problems.append(f"no file in the folder matches {self.section.glob!r}")
+        busy = [path for path in paths if not self.visit(path, wait=False)]
+        index = self.index
         if index is not None:
             index.save()
         for path in busy:
-            visit(path, wait=True)
+            self.visit(path, wait=True)
         if index is not None:
-            for gone in index.forget_missing(f"{kind}:", present):
-                self._drop_parsed(kind, gone)
+            for gone in index.forget_missing(f"{self.kind}:", self.present):
+                self.source._drop_parsed(self.kind, gone)
             index.save()
-        frame, rejected, superseded = _combine(kind, deliveries)
-        counts["superseded rows"] = superseded
-        for problem in problems:
-            dg.get_dagster_logger().warning(f"integration {self.integration_id!r}: {problem}")
-        return Extract(frame, rejected, self._describe(kind, counts, problems, len(deliveries)))
+        frame, rejected, superseded = _combine(self.kind, self.deliveries)
+        frame, rejected = _without_failed(self.kind, frame, rejected, self.failed)
+        self.counts["superseded rows"] = superseded
+        for problem in self.problems:
+            dg.get_dagster_logger().warning(
+                f"integration {self.source.integration_id!r}: {problem}"
+            )
+        return Extract(frame, rejected, self.describe(), self.failed)
 
-    def _describe(self, kind: str, counts: Counter[str], problems: list[str], used: int) -> str:
-        glob = self._section(kind).glob
+    # -- failures -----------------------------------------------------------------------------
+    def fail(self, first: pd.Timestamp, last: pd.Timestamp, reason: str) -> None:
+        """The hours from `first`'s to `last`'s, as far as they lie in the window, cannot be
+        delivered completely."""
+        lo = max(first.floor("h"), self.start)
+        hi = min(last.floor("h") + HOUR, self.end)
+        if lo < hi:
+            self.failed.append(WindowFailure(lo.to_pydatetime(), hi.to_pydatetime(), reason))
+
+    def incomplete(self, name: str, reason: str) -> None:
+        """A file not read as it stands (still written, changing): the hours it may hold wait,
+        its day's when its name declares one, else the whole window's."""
+        day = self.source.named_day(self.kind, name)
+        first, last = day if day is not None else (self.start, self.end)
+        self.fail(first, last - pd.Timedelta(1, "ns"), reason)
+        self.problems.append(reason)
+
+    def unreadable(self, name: str, entry: FileEntry) -> None:
+        self.counts["unreadable"] += 1
+        reason = f"{name}: {entry.problem}"
+        self.problems.append(reason)
+        for first, last in entry.failing or []:
+            self.fail(pd.Timestamp(first), pd.Timestamp(last), reason)
+
+    def problem_entry(
+        self, name: str, problem: _Problem, stat: os.stat_result, previous: FileEntry | None
+    ) -> FileEntry:
+        """The index entry of a file that cannot be read, with the hours it fails."""
+        if problem.span is not None:
+            spans = [problem.span]
+            text = f"{problem.text} (its hours fail until the file, or the configuration, is fixed)"
+        else:
+            delivered = pd.Timestamp(stat.st_mtime_ns, unit="ns", tz="UTC").floor("h")
+            spans = [(delivered, delivered + HOUR - pd.Timedelta(1, "ns"))]
+            if previous is not None and previous.problem is None and previous.first is not None:
+                spans.append((pd.Timestamp(previous.first), pd.Timestamp(previous.last)))
+            text = (
+                f"{problem.text} (what it holds is unknown: the hour it was delivered, "
+                f"{delivered:%Y-%m-%d %H:00} UTC, fails until it is fixed or removed)"
+            )
+        return FileEntry(
+            size=stat.st_size,
+            mtime_ns=stat.st_mtime_ns,
+            sha256="unreadable",
+            fingerprint=self.fingerprint,
+            first=min(s[0] for s in spans).isoformat(),
+            last=max(s[1] for s in spans).isoformat(),
+            open_ended=False,
+            rows=0,
+            rejected=None,
+            problem=text,
+            failing=[[a.isoformat(), b.isoformat()] for a, b in spans],
+        )
+
+    # -- one file -----------------------------------------------------------------------------
+    def inside(self, path: Path, name: str) -> Path | None:
+        """The file's resolved path, or None when it resolves outside the folder (a link to
+        a file elsewhere): refused, never opened."""
+        try:
+            real = path.resolve(strict=True)
+        except (OSError, RuntimeError):
+            if path.is_symlink():
+                self.problems.append(f"{name}: a link to a file that does not exist: not read")
+            return None
+        if not real.is_file():
+            return None  # a link to a folder
+        if real.is_relative_to(self.folder):
+            return real
+        self.counts["refused"] += 1
+        reason = (
+            f"{name}: a link to {real}, outside the folder {self.folder}: not read (files are "
+            "read only inside source.folder)"
+        )
+        self.problems.append(reason)
+        try:
+            delivered = pd.Timestamp(path.lstat().st_mtime_ns, unit="ns", tz="UTC")
+        except OSError:
+            return None
+        self.fail(delivered, delivered, reason)
+        return None
+
+    def visit(self, path: Path, wait: bool) -> bool:
+        """Index one file and keep what it holds for the window; False when another run is
+        indexing it right now (come back with `wait=True`)."""
+        name = path.relative_to(self.folder).as_posix()
+        real = self.inside(path, name)
+        if real is None:
+            return True
+        self.present.add(f"{self.kind}:{name}")
+        minimum = self.source.settings.min_file_age_s
+        for _ in range(READ_ATTEMPTS):
+            try:
+                stat = real.stat()
+            except FileNotFoundError:
+                return True
+            age = self.now - stat.st_mtime
+            if age < minimum:
+                self.counts["too young"] += 1
+                self.incomplete(
+                    name,
+                    f"{name}: modified {max(age, 0):.0f} s ago, younger than "
+                    f"source.min_file_age_s ({minimum:g} s): still being written, so the hours "
+                    "it may hold wait for it and are imported again later",
+                )
+                return True
+            try:
+                return self.version(real, name, stat, wait)
+            except _ChangedError:
+                self.counts["read again"] += 1
+        self.incomplete(
+            name,
+            f"{name}: changed while it was read, {READ_ATTEMPTS} times (its size, modification "
+            "time or inode differed before and after): the hours it may hold are not imported "
+            "from a partial file; they are imported again later",
+        )
+        return True
+
+    def version(self, path: Path, name: str, stat: os.stat_result, wait: bool) -> bool:
+        """`visit` of the file as `stat` saw it."""
+        index, kind, fingerprint = self.index, self.kind, self.fingerprint
+        key = f"{kind}:{name}"
+        if index is not None and wait:
+            index.wait_for(key)  # until the run that claimed it has saved its entry
+        entry = index.get(key) if index else None
+        if entry is not None and entry.unchanged(stat.st_size, stat.st_mtime_ns, fingerprint):
+            self.counts["known"] += 1
+            return self.finish(path, name, stat, entry)
+        if (day := self.source.named_day(kind, name)) is not None:
+            self.counts["named"] += 1  # its name says what it covers: nothing to read yet
+            if index is not None and entry is not None:
+                self.source._drop_parsed(kind, entry)  # the file's previous version
+            named = _named_entry(name, day, stat, fingerprint)
+            if index is not None:
+                index.put(key, named)
+            return self.finish(path, name, stat, named)
+        if index is None:  # every window reads every file anyway
+            reading = self.source.read_file(
+                kind, name, path, stat, shape=True, window=(self.start, self.end)
+            )
+            self.parsed.add(name)
+            return self.finish(path, name, stat, self.entry_of(name, reading, stat, None), reading)
+        if not wait:
+            if not index.claim(key):
+                return False
+            index.refresh()  # another run may have indexed it since we looked
+            known = index.get(key)
+            if known is not None and known.unchanged(stat.st_size, stat.st_mtime_ns, fingerprint):
+                self.counts["known"] += 1
+                return self.finish(path, name, stat, known)
+        # Contact files are indexed from their times only; agent-status files (whose open
+        # segments need the whole row) are shaped, and what the window wants kept.
+        whole = kind != "contacts"
+        reading = self.source.read_file(
+            kind,
+            name,
+            path,
+            stat,
+            shape=whole,
+            window=(self.start, self.end) if whole else None,
+            hashed=True,
+        )
+        if (
+            entry is not None
+            and entry.problem is None
+            and reading.problem is None
+            and (entry.sha256, entry.fingerprint) == (reading.digest, fingerprint)
+        ):
+            self.counts["known"] += 1  # touched, same content: kept rows are per mtime
+            self.source._drop_parsed(kind, entry)
+            entry = replace(entry, size=stat.st_size, mtime_ns=stat.st_mtime_ns)
+        else:
+            self.parsed.add(name)
+            if entry is not None:
+                self.source._drop_parsed(kind, entry)  # the file's previous version
+            entry = self.entry_of(name, reading, stat, entry)
+        index.put(key, entry)
+        if len(index.claims) >= CLAIMS_PER_SAVE:
+            index.save()  # and let a run waiting for these files go on
+        return self.finish(path, name, stat, entry, reading if whole else None)
+
+    def entry_of(
+        self, name: str, reading: _Reading, stat: os.stat_result, previous: FileEntry | None
+    ) -> FileEntry:
+        if reading.problem is not None:
+            return self.problem_entry(name, reading.problem, stat, previous)
+        assert reading.coverage is not None
+        return _entry(reading.coverage, stat, reading.digest or "", self.fingerprint)
+
+    def finish(
+        self,
+        path: Path,
+        name: str,
+        stat: os.stat_result,
+        entry: FileEntry,
+        reading: _Reading | None = None,
+    ) -> bool:
+        """Keep what an indexed file holds for the window."""
+        self.counts["files"] += 1
+        if entry.problem is not None:
+            self.unreadable(name, entry)
+            return True
+        if not entry.overlaps(self.start, self.end):
+            self.counts["skipped"] += 1
+            return True
+        shaped = reading.shaped if reading is not None else None
+        index = self.index
+        if shaped is None and index is not None:
+            shaped = self.source._load_parsed(self.kind, entry)
+            self.counts["kept parsed"] += shaped is not None
+        if shaped is None:
+            keep = None
+            if index is not None and not entry.within(self.start, self.end):
+                keep = _Keeper(self.source._parsed_path(self.kind, entry))  # for other windows
+            reading = self.source.read_file(
+                self.kind, name, path, stat, shape=True, window=(self.start, self.end), keep=keep
+            )
+            self.parsed.add(name)
+            if reading.problem is not None:  # a file named by its day, read for the first time
+                entry = self.problem_entry(name, reading.problem, stat, entry)
+                if index is not None:
+                    index.put(f"{self.kind}:{name}", entry)
+                self.unreadable(name, entry)
+                return True
+            shaped = reading.shaped
+        assert shaped is not None
+        window, _ = shaped.window(self.start, self.end)
+        if len(window.frame) or len(window.rejected):
+            self.deliveries.append(_Delivery((stat.st_mtime_ns, name), window))
+        return True
+
+    def describe(self) -> str:
+        counts = self.counts
         text = (
-            f"csv {self.settings.folder}/{glob}: {counts['files']} file(s), {used} hold the "
-            f"window; {counts['parsed']} parsed, {counts['known']} known from the index, "
-            f"{counts['skipped']} hold only other hours"
+            f"csv {self.source.settings.folder}/{self.section.glob}: {counts['files']} file(s), "
+            f"{len(self.deliveries)} hold the window; {len(self.parsed)} parsed, "
+            f"{counts['known']} known from the index, {counts['skipped']} hold only other hours"
         )
         if counts["named"]:
             text += f"; {counts['named']} indexed from their names (contacts.day_in_name)"
@@ -789,11 +862,41 @@ class CsvSource(SourceResource):
             text += f"; {counts['kept parsed']} read from the rows kept when they were parsed"
         if counts["too young"]:
             text += f"; {counts['too young']} still being written"
+        if counts["read again"]:
+            text += f"; {counts['read again']} read again (changed while read)"
+        if counts["refused"]:
+            text += f"; {counts['refused']} refused (links out of the folder)"
         if counts["superseded rows"]:
             text += f"; {counts['superseded rows']} row(s) superseded by newer files"
-        if problems:
-            text += "; unreadable: " + "; ".join(problems[:5])
+        if self.failed:
+            hours = sum((f.end - f.start) // timedelta(hours=1) for f in self.failed)
+            text += f"; {len(self.failed)} part(s) of the window not delivered ({hours} hour(s))"
+        if counts["unreadable"]:
+            text += f"; {counts['unreadable']} cannot be read"
+        if self.problems:
+            text += "; problems: " + "; ".join(self.problems[:5])
         return text
+
+
+def _without_failed(
+    kind: str, frame: pd.DataFrame, rejected: pd.DataFrame, failed: list[WindowFailure]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Leave out the rows (and rejects) of hours that failed: those hours are not imported
+    at all, so they keep what they held."""
+    if not failed:
+        return frame, rejected
+    column = shaping.KEYS[kind][-1]
+    times, when = frame[column], rejected["partition_time"]
+    drop = np.zeros(len(frame), dtype=bool)
+    drop_rejected = np.zeros(len(rejected), dtype=bool)
+    for failure in failed:
+        lo, hi = pd.Timestamp(failure.start), pd.Timestamp(failure.end)
+        drop |= ((times >= lo) & (times < hi)).to_numpy()
+        drop_rejected |= ((when >= lo) & (when < hi)).to_numpy()
+    return (
+        frame[~drop].reset_index(drop=True),
+        rejected[~drop_rejected].reset_index(drop=True),
+    )
 
 
 def _as_parsed(table: pa.Table) -> pd.DataFrame:
@@ -804,14 +907,6 @@ def _as_parsed(table: pa.Table) -> pd.DataFrame:
         if isinstance(dtype, pd.StringDtype) and dtype != STRING:
             frame[name] = pd.arrays.ArrowStringArray(table.column(name).combine_chunks())
     return frame
-
-
-def _read_bytes(path: Path) -> bytes | OSError:
-    """The file's bytes, or the error: an unreadable file is reported, never skipped."""
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        return exc
 
 
 @dataclass(frozen=True)
@@ -885,30 +980,6 @@ def _within_named_day(shaped: Shaped, start: pd.Timestamp, end: pd.Timestamp) ->
         shaped.frame[~outside].reset_index(drop=True),
         pd.concat(parts, ignore_index=True),
     )
-
-
-def _file_reject(
-    kind: str, name: str, line: int, rule: str, size: int, delivered: pd.Timestamp
-) -> Shaped:
-    """A file that cannot be read: one quarantined row naming it, in its delivery hour."""
-    rejected = pd.DataFrame(
-        {
-            "source_ref": [f"{name}:{line}"],
-            "row_json": [json.dumps({"file": name, "bytes": size, "problem": "whole file"})],
-            "rules": [[f"file: {rule}"]],
-            "partition_time": pd.to_datetime([delivered], utc=True),
-        }
-    )
-    return Shaped(kind, empty_frame(kind), rejected)
-
-
-def _file_problems(shaped: Shaped, name: str) -> list[str]:
-    rules = shaped.rejected["rules"]
-    return [
-        f"{name}: {rule[0].removeprefix('file: ')}"
-        for rule in rules
-        if rule and str(rule[0]).startswith("file: ")
-    ]
 
 
 def empty_frame(kind: str) -> pd.DataFrame:

@@ -31,7 +31,7 @@ import pandas as pd
 
 from etl.resources.files import file_lock, replace_atomically, try_lock
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,11 @@ class FileEntry:
     open_ended: bool  # holds an agent-status segment without end: overlaps every later window
     rows: int  # records delivered, good and rejected
     rejected: int | None  # None: indexed from its times only, rejects not counted
+    # A file that cannot be read: why, and the spans [first, last] (ISO, UTC) of the hours it
+    # fails (the hours its times name, else the hour it was delivered and those its previous
+    # version held); `first`..`last` then spans them all.
+    problem: str | None = None
+    failing: list[list[str]] | None = None
 
     def unchanged(self, size: int, mtime_ns: int, fingerprint: str) -> bool:
         return (self.size, self.mtime_ns, self.fingerprint) == (size, mtime_ns, fingerprint)
@@ -89,6 +94,7 @@ class FileIndex:
         self.entries: dict[str, FileEntry] = self._read()
         self.changed: dict[str, FileEntry | None] = {}
         self.claims: list[IO[bytes]] = []
+        self.claimed: set[str] = set()
 
     def _mtime(self) -> int | None:
         try:
@@ -112,11 +118,15 @@ class FileIndex:
         return entries
 
     def claim(self, key: str) -> bool:
-        """Claim an unknown file for indexing; False when another run holds it."""
+        """Claim an unknown file for indexing; False when another run holds it (True when this
+        run holds it already: a file read again because it changed while read)."""
+        if key in self.claimed:
+            return True
         handle = try_lock(self._claim_path(key))
         if handle is None:
             return False
         self.claims.append(handle)
+        self.claimed.add(key)
         return True
 
     def wait_for(self, key: str) -> None:
@@ -165,6 +175,7 @@ class FileIndex:
             for handle in self.claims:
                 handle.close()
             self.claims = []
+            self.claimed = set()
 
     def _save(self) -> None:
         if not self.changed:

@@ -17,7 +17,7 @@ import pytest
 
 from etl.config import ConfigError, parse_integrations
 from etl.resources.sources import SourceError
-from etl.resources.sources.universal import csv_files
+from etl.resources.sources.universal import csv_files, csv_reader
 from etl.resources.sources.universal.csv_files import CsvSource
 from tests.conftest import make_integration
 from tests.helpers import definitions, import_range
@@ -103,18 +103,22 @@ def indexed_spans_match_whole_parses(monkeypatch: pytest.MonkeyPatch) -> list[st
     """Every file a test here indexes from its times alone must span what a whole parse of it
     spans; otherwise an import would skip a file that holds its hours."""
     checked: list[str] = []
-    index_file = CsvSource.file_coverage
+    read_file = CsvSource.read_file
 
-    def checking(self: CsvSource, kind: str, name: str, data, modified: datetime):
-        coverage, shaped = index_file(self, kind, name, data, modified)
-        if shaped is None:
-            whole = self.parse_file(kind, name, data, modified)
-            assert (coverage.first, coverage.last, coverage.open_ended) == whole.coverage(), name
-            assert coverage.rows == len(whole.frame) + len(whole.rejected), name
+    def checking(self: CsvSource, kind: str, name: str, path: Path, seen, **options):
+        reading = read_file(self, kind, name, path, seen, **options)
+        if not options["shape"] and reading.problem is None:
+            whole = read_file(self, kind, name, path, seen, shape=True)
+            assert reading.coverage is not None
+            assert whole.coverage is not None
+            spans = (reading.coverage.first, reading.coverage.last, reading.coverage.open_ended)
+            assert spans == (whole.coverage.first, whole.coverage.last, False), name
+            assert spans == whole.shaped.coverage(), name
+            assert reading.coverage.rows == whole.coverage.rows, name
             checked.append(name)
-        return coverage, shaped
+        return reading
 
-    monkeypatch.setattr(CsvSource, "file_coverage", checking)
+    monkeypatch.setattr(CsvSource, "read_file", checking)
     return checked
 
 
@@ -324,7 +328,10 @@ def test_iso_time_without_offset_is_rejected(folder, state):
     )
     extract = source(folder, state, format={"time": "iso"}, contacts={}).contacts(*WINDOW)
     assert extract.frame.empty
-    assert extract.rejected["rules"][0] == ["interval_start: not an ISO 8601 time with UTC offset"]
+    assert extract.rejected["rules"][0] == [
+        "interval_start: not an ISO 8601 time with UTC offset",
+        "time unreadable: placed in the hour the file was delivered (its modification time)",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -490,7 +497,7 @@ def good_file(folder: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("content", "encoding", "line", "rule"),
+    ("content", "encoding", "problem"),
     [
         (
             german(
@@ -498,24 +505,24 @@ def good_file(folder: Path) -> None:
                 "Büro;Anrufe;16.11.2026;08:15;1;1;0;00:01:00",
             ),
             "utf-8",
-            3,
-            "file: not valid cp1252",
-        ),  # UTF-8 bytes cp1252 lacks? see below
-        ("", "utf-8", 1, "file: empty file: no header and no rows"),
+            "line 3: not valid cp1252: byte(s) 81",
+        ),
+        ("", "utf-8", "empty file: no header and no rows"),
         (
             german("Q;Anrufe;16.11.2026;08:00;1;1;0;00:01:00"),
             "utf-16",
-            1,
-            "file: starts with a utf-16 byte order mark but format.encoding is cp1252",
+            "starts with a utf-16 byte order mark but format.encoding is cp1252",
         ),
-        ("Warteschlange,Kanal,Datum\nQ,Anrufe,16.11.2026\n", "utf-8", 1, "file: no column(s)"),
+        ("Warteschlange,Kanal,Datum\nQ,Anrufe,16.11.2026\n", "utf-8", "no column(s)"),
     ],
     ids=["wrong-encoding", "empty", "utf16-as-cp1252", "wrong-delimiter"],
 )
-def test_unreadable_file_is_one_quarantined_row_and_others_load(
-    folder, state, content, encoding, line, rule
+def test_unreadable_file_fails_the_hour_it_was_delivered_and_others_load(
+    folder, state, content, encoding, problem
 ):
-    good_file(folder)
+    """A file whose times cannot be read at all: what it holds is unknown, so the hour it was
+    delivered fails (retried until it is fixed or removed); every other hour loads."""
+    write(folder / "good.csv", german("Q;Anrufe;16.11.2026;09:15;10;9;1;00:05:00"), "cp1252")
     data = content.encode(encoding)
     if encoding == "utf-8" and "Büro" in content:
         data = data.replace("ü".encode(), b"\x81")  # a byte cp1252 does not define
@@ -523,16 +530,36 @@ def test_unreadable_file_is_one_quarantined_row_and_others_load(
     os.utime(folder / "bad.csv", (DELIVERED.timestamp(), DELIVERED.timestamp()))
     extract = source(folder, state).contacts(*WINDOW)
     assert list(extract.frame["source_ref"]) == ["good.csv:2"]
-    assert list(extract.rejected["source_ref"]) == [f"bad.csv:{line}"]
-    assert extract.rejected["rules"][0][0].startswith(rule)
-    assert list(extract.rejected["partition_time"]) == [utc("2026-11-16 07:00")]
-    assert "unreadable: bad.csv" in extract.description
+    assert extract.rejected.empty
+    assert failed_hours(extract) == [(utc("2026-11-16 07:00"), utc("2026-11-16 08:00"))]
+    reason = extract.failed[0].reason
+    assert reason.startswith(f"bad.csv: {problem}")
+    assert reason.endswith(
+        "(what it holds is unknown: the hour it was delivered, 2026-11-16 07:00 UTC, fails "
+        "until it is fixed or removed)"
+    )
+    assert "1 cannot be read" in extract.description
+
+
+def test_unreadable_file_that_held_rows_fails_their_hours_too(folder, state):
+    path = write(folder / "a.csv", german("Q;Anrufe;16.11.2026;08:00;10;9;1;00:05:00"), "cp1252")
+    csv_source = source(folder, state)
+    assert len(csv_source.contacts(*WINDOW).frame) == 1
+    write(
+        path,
+        german("Q;Anrufe;16.11.2026;08:00;10;9;1;00:05:00"),
+        "utf-16",
+        mtime=datetime(2026, 11, 20, 10, 40, tzinfo=UTC),
+    )  # rewritten in another encoding
+    extract = csv_source.contacts(*WINDOW)
+    assert extract.frame.empty
+    assert failed_hours(extract) == [(utc("2026-11-16 07:00"), utc("2026-11-16 08:00"))]
 
 
 def test_wrong_delimiter_hint(folder, state):
     write(folder / "bad.csv", "Warteschlange,Kanal\nQ,Anrufe\n", mtime=DELIVERED)
-    rule = source(folder, state).contacts(*WINDOW).rejected["rules"][0][0]
-    assert rule.endswith("(one column only: is format.delimiter ';' right?)")
+    reason = source(folder, state).contacts(*WINDOW).failed[0].reason
+    assert "(one column only: is format.delimiter ';' right?)" in reason
 
 
 def test_missing_value_column_rejects_each_row_in_its_partition(folder, state):
@@ -566,6 +593,7 @@ def test_unparsable_dates_are_quarantined_by_line(folder, state):
             "Q;Anrufe;16.11.2026;08:30;1;1;0;00:01:00",
         ),
         "cp1252",
+        mtime=datetime(2026, 11, 16, 8, 5, tzinfo=UTC),
     )
     extract = source(folder, state).contacts(*WINDOW)
     assert list(extract.frame["source_ref"]) == ["a.csv:2", "a.csv:5"]
@@ -573,9 +601,10 @@ def test_unparsable_dates_are_quarantined_by_line(folder, state):
     expected = (
         "interval_start ('Datum' + 'Uhrzeit'): not a date and time in format %d.%m.%Y HH:MM[:SS]"
     )
-    assert [r[0] for r in extract.rejected["rules"]] == [expected, expected]
-    # Where a row's own time is unreadable, it belongs to the hour of the row before it.
-    assert list(extract.rejected["partition_time"]) == [utc("2026-11-16 07:00")] * 2
+    placed = "time unreadable: placed in the hour the file was delivered (its modification time)"
+    assert list(extract.rejected["rules"]) == [[expected, placed], [expected, placed]]
+    # Where a row's own time is unreadable, it belongs to the hour the file was delivered.
+    assert list(extract.rejected["partition_time"]) == [utc("2026-11-16 08:00")] * 2
 
 
 def test_header_only_file_is_no_rows_and_no_error(folder, state):
@@ -608,59 +637,98 @@ def test_line_endings(folder, state, newline):
     assert list(extract.rejected["source_ref"]) == ["a.csv:3"]
 
 
-# UTF-8 files read from their bytes (the usual file, and those whose records Python's reader
-# must take apart) and what is read as text instead.
-UTF8_FILES = {
-    "plain": (b"queue,offered\nQ1,1\nQ2,2\n", True),
-    "byte order mark and CRLF": (codecs.BOM_UTF8 + b"queue,offered\r\nQ1,1\r\nQ2,2\r\n", True),
-    "a line of empty fields": (b"queue,offered\nQ1,1\n ,\nQ2,2\n\n\n", True),
-    "trailing delimiters": (b"queue,offered,\nQ1,1,\nQ2,2,\n", True),
-    "non-ASCII text": ("queue,offered\nW\u00e4rme,1\n\u00e9,2\n".encode(), True),
-    "header only": (b"queue,offered\n", False),
-    "a body blank only to Unicode": ("queue,offered\n\u00a0\n".encode(), False),
-    "an empty line": (b"queue,offered\nQ1,1\n\nQ2,2\n", True),
-    "a quoted line break": (b'queue,offered\n"Q\n1",1\nQ2,2\n', True),
-    "a ragged line": (b"queue,offered\nQ1,1,9\nQ2,2\n", True),
-    "invalid UTF-8": (b"queue,offered\nQ1,1\nQ\xff,2\n", False),
-    "a NUL character": (b"queue,offered\nQ1,1\x00\n", False),
-    "CR line ends": (b"queue,offered\rQ1,1\rQ2,2\r", True),
+# Files read in pieces: every layout the reader knows, cut into pieces of every size.
+READER_FILES = {
+    "plain": (b"queue,offered\nQ1,1\nQ2,2\n", "utf-8"),
+    "byte order mark and CRLF": (codecs.BOM_UTF8 + b"queue,offered\r\nQ1,1\r\nQ2,2\r\n", "utf-8"),
+    "a line of empty fields": (b"queue,offered\nQ1,1\n ,\nQ2,2\n\n\n", "utf-8"),
+    "trailing delimiters": (b"queue,offered,\nQ1,1,\nQ2,2,\n", "utf-8"),
+    "non-ASCII text": ("queue,offered\nW\u00e4rme,1\n\u00e9,2\n".encode(), "utf-8"),
+    "cp1252 text": ("queue;offered\r\nW\u00e4rme;1\r\n\u00e9;2\r\n".encode("cp1252"), "cp1252"),
+    "utf-16 text": ("queue,offered\nW\u00e4rme,1\n".encode("utf-16"), "utf-16"),
+    "header only": (b"queue,offered\n", "utf-8"),
+    "a body blank only to Unicode": ("queue,offered\n\u00a0\n".encode(), "utf-8"),
+    "an empty line": (b"queue,offered\nQ1,1\n\nQ2,2\n", "utf-8"),
+    "a quoted line break": (b'queue,offered\n"Q\n1",1\nQ2,2\n', "utf-8"),
+    "a quoted line break later on": (
+        b"queue,offered\n" + b"Q,1\n" * 9 + b'"Q\n1",1\n' + b"Q,2\n" * 9,
+        "utf-8",
+    ),
+    "a ragged line": (b"queue,offered\nQ1,1,9\nQ2,2\n", "utf-8"),
+    "invalid UTF-8": (b"queue,offered\nQ1,1\nQ\xff,2\n", "utf-8"),
+    "a NUL character": (b"queue,offered\nQ1,1\x00\n", "utf-8"),
+    "CR line ends": (b"queue,offered\rQ1,1\rQ2,2\r", "utf-8"),
+    "a header named twice": (b"queue,offered,offered\nQ1,1,2\n", "utf-8"),
 }
 
 
-def read(data: bytes) -> tuple:
+def read(data: bytes, encoding: str = "utf-8", piece_bytes: int = 1 << 24) -> tuple:
     """What `read_rows` gives: the rows and where they come from, or the file's problem."""
+    fmt = csv_files.CsvFormat(encoding=encoding, delimiter=";" if encoding == "cp1252" else ",")
     try:
-        rows, names = csv_files.read_rows(data, csv_files.CsvFormat())
-    except csv_files.FileProblemError as exc:
+        rows, names = csv_reader.read_rows(data, fmt, piece_bytes)
+    except csv_reader.FileProblemError as exc:
         return exc.line, exc.rule
-    return rows.table.to_pydict(), list(rows.lines), rows.malformed, rows.blank_lines, names
+    return rows.table.to_pydict(), list(rows.lines), rows.malformed, names
 
 
-@pytest.mark.parametrize("name", UTF8_FILES)
-def test_utf8_file_reads_from_its_bytes_as_from_its_text(name, monkeypatch):
-    data, from_bytes = UTF8_FILES[name]
-    assert (csv_files._read_utf8(data, csv_files.CsvFormat()) is not None) == from_bytes
-    read_from_bytes = read(data)
-    monkeypatch.setattr(csv_files, "_read_utf8", lambda data, fmt: None)
-    assert read_from_bytes == read(data)
+@pytest.mark.parametrize("name", READER_FILES)
+def test_a_file_read_in_pieces_reads_as_a_whole(name):
+    data, encoding = READER_FILES[name]
+    whole = read(data, encoding)
+    for piece_bytes in (1, 2, 3, 5, 8, 13, 21):
+        assert read(data, encoding, piece_bytes) == whole, piece_bytes
 
 
-def test_utf8_file_read_from_its_bytes():
-    assert read(UTF8_FILES["byte order mark and CRLF"][0]) == (
+def test_reader_rows_and_problems():
+    assert read(READER_FILES["byte order mark and CRLF"][0]) == (
         {"queue": ["Q1", "Q2"], "offered": ["1", "2"]},
         [2, 3],
         {},
-        0,
         ["queue", "offered"],
     )
-    table, lines, _, blank, _ = read(UTF8_FILES["a line of empty fields"][0])
-    assert (table, lines, blank) == ({"queue": ["Q1", "Q2"], "offered": ["1", "2"]}, [2, 4], 1)
-    table, *_ = read(UTF8_FILES["trailing delimiters"][0])
+    table, lines, _, _ = read(READER_FILES["a line of empty fields"][0])
+    assert (table, lines) == ({"queue": ["Q1", "Q2"], "offered": ["1", "2"]}, [2, 4])
+    table, *_ = read(READER_FILES["trailing delimiters"][0])
     assert table == {"queue": ["Q1", "Q2"], "offered": ["1", "2"]}
-    assert read(UTF8_FILES["invalid UTF-8"][0]) == (
+    table, lines, *_ = read(*READER_FILES["a quoted line break later on"])
+    assert (table["queue"][9], lines[9:11]) == ("Q\n1", [11, 13])
+    assert read(READER_FILES["invalid UTF-8"][0]) == (
         3,
         "not valid utf-8: byte(s) ff at offset 20; check format.encoding",
     )
+    assert read(READER_FILES["a header named twice"][0])[3] == ["queue", "offered", "offered (3)"]
+
+
+def test_a_large_file_is_read_in_pieces(folder, state, monkeypatch):
+    """A file of many pieces gives the rows a whole read gives, and each piece is shaped on
+    its own: no piece holds more than its share of the file."""
+    rows = [
+        f"Q{q};Anrufe;16.11.2026;{h:02d}:{m:02d};5;4;1;00:02:00"
+        for h in range(24)
+        for m in (0, 15, 30, 45)
+        for q in range(50)
+    ]
+    write(folder / "big.csv", german(*rows), "cp1252")
+    shaped_rows: list[int] = []
+    shape = CsvSource._shape
+
+    def counting(self, kind, raw, context):
+        shaped_rows.append(raw.table.num_rows)
+        return shape(self, kind, raw, context)
+
+    monkeypatch.setattr(CsvSource, "_shape", counting)
+    monkeypatch.setattr(csv_reader, "PIECE_BYTES", 20_000)
+    monkeypatch.setattr(csv_reader.read_pieces, "__defaults__", (20_000,))
+    extract = source(folder, state, use_index=False).contacts(*WINDOW)
+    assert len(extract.frame) == 2 * 4 * 50
+    assert set(extract.frame["interval_start"].dt.floor("h")) == {
+        utc("2026-11-16 07:00"),
+        utc("2026-11-16 08:00"),
+    }
+    assert sum(shaped_rows) == len(rows)
+    assert len(shaped_rows) > 10
+    assert max(shaped_rows) < len(rows) / 10
 
 
 @pytest.mark.parametrize("header_too", [True, False])
@@ -690,6 +758,7 @@ def test_ragged_line_and_quoted_line_break_keep_exact_line_numbers(folder, state
             "Q;Anrufe;16.11.2026;08:30;x;1;0;00:01:00",  # line 6
         ),
         "cp1252",
+        mtime=DELIVERED,  # the ragged line's time is unknown: it belongs to this hour
     )
     extract = source(folder, state).contacts(*WINDOW)
     assert list(extract.frame["external_queue_id"]) == ["Q\r\nzwei Zeilen"]
@@ -758,8 +827,8 @@ def test_files_outside_the_window_are_indexed_from_their_times(
     folder, state, indexed_spans_match_whole_parses
 ):
     """The span a file covers, read from its times alone, around the rows that make it hard:
-    bad times first and last (placed at their neighbours'), a repeated local hour resolved by
-    file order, and a file with no readable time at all (placed at its delivery hour)."""
+    bad times first and last (placed at the file's delivery hour), a repeated local hour
+    resolved by file order, and a file with no readable time at all."""
     delivered = datetime(2026, 11, 20, 10, 40, tzinfo=UTC)
     write(
         folder / "edges.csv",
@@ -771,6 +840,7 @@ def test_files_outside_the_window_are_indexed_from_their_times(
             "Q;Anrufe;25.10.2026;25:00;1;1;0;00:01:00",
         ),
         "cp1252",
+        datetime(2026, 10, 25, 1, 30, tzinfo=UTC),  # where its unreadable times belong
     )
     write(folder / "no_times.csv", german("Q;Anrufe;?;?;1;1;0;00:01:00"), "cp1252", delivered)
     write(folder / "header_only.csv", german(), "cp1252")
@@ -846,13 +916,13 @@ def named_source(folder: Path, state: Path, **contacts) -> CsvSource:
 def reading(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The names of the files read from disk from now on."""
     read: list[str] = []
-    original = csv_files._read_bytes
+    original = csv_files._read_chunks
 
     def recording(path: Path):
         read.append(path.name)
         return original(path)
 
-    monkeypatch.setattr(csv_files, "_read_bytes", recording)
+    monkeypatch.setattr(csv_files, "_read_chunks", recording)
     return read
 
 
@@ -939,7 +1009,7 @@ def test_rows_outside_the_named_day_are_quarantined_in_that_day(folder, state):
         "interval_start: outside 2026-11-15T23:00:00+00:00..2026-11-16T23:00:00+00:00, the day "
         "the file name declares (contacts.day_in_name)"
     )
-    assert json.loads(rejected.loc["export_2026-11-16.csv:3", "row_json"])["offered"] == 6
+    assert json.loads(rejected.loc["export_2026-11-16.csv:3", "row_json"])["Angeboten"] == "6"
     assert list(rejected["partition_time"]) == [
         utc("2026-11-16 22:30"),  # its own time: the day holds it
         utc("2026-11-16 22:59:59.999999999"),  # the day's last instant
@@ -947,11 +1017,14 @@ def test_rows_outside_the_named_day_are_quarantined_in_that_day(folder, state):
     # The hour the row names reads nothing: the index lists the file for its own day only.
     next_hour = (last_hour[1], last_hour[1] + timedelta(hours=1))
     assert csv_source.contacts(*next_hour).frame.empty
-    # An unreadable day file is reported in the last hour of its day, not its delivery hour.
-    day_end = (datetime(2026, 11, 18, 22, tzinfo=UTC), datetime(2026, 11, 18, 23, tzinfo=UTC))
+    # An unreadable day file fails the hours of its day, not its delivery hour.
+    day_end = (datetime(2026, 11, 18, 22, tzinfo=UTC), datetime(2026, 11, 19, 1, tzinfo=UTC))
     broken = csv_source.contacts(*day_end)
-    assert list(broken.rejected["source_ref"]) == ["export_2026-11-18.csv:1"]
-    assert broken.rejected["rules"][0][0].startswith("file: no column(s)")
+    assert broken.rejected.empty
+    assert failed_hours(broken) == [(utc("2026-11-18 22:00"), utc("2026-11-18 23:00"))]
+    assert broken.failed[0].reason.startswith("export_2026-11-18.csv: no column(s)")
+    delivered = (datetime(2026, 11, 20, 10, tzinfo=UTC), datetime(2026, 11, 20, 11, tzinfo=UTC))
+    assert csv_source.contacts(*delivered).failed == []
 
 
 def test_names_that_do_not_declare_a_day_are_indexed_from_their_times(
@@ -961,7 +1034,7 @@ def test_names_that_do_not_declare_a_day_are_indexed_from_their_times(
     write(folder / "resent.csv", german("Q;Anrufe;16.11.2026;08:00;10;9;1;00:05:00"), "cp1252")
     read = reading(monkeypatch)
     extract = named_source(folder, state).contacts(*WINDOW)
-    assert read == ["resent.csv"]
+    assert set(read) == {"resent.csv"}  # for its times, then for its rows
     assert indexed_spans_match_whole_parses == ["resent.csv"]
     assert list(extract.frame["source_ref"]) == ["resent.csv:2"]
     assert "1 indexed from their names" in extract.description
@@ -992,6 +1065,7 @@ def test_agent_status_segments(folder, state):
         )
         + "\r\n",
         "cp1252",
+        mtime=DELIVERED,  # where the unreadable start belongs
     )
     csv_source = source(
         folder,
@@ -1072,6 +1146,14 @@ def test_config_errors_name_the_setting(tmp_path):
             {"folder": "x", "contacts": {"day_in_name": "c_%Y%m%d%H.csv"}},
             "names a time of day",
         ),
+        # Globs name files inside the folder only: never another integration's.
+        ({"folder": "x", "contacts": {"glob": "../other/*.csv"}}, "outside source.folder"),
+        ({"folder": "x", "contacts": {"glob": "/srv/other/*.csv"}}, "outside source.folder"),
+        ({"folder": "x", "contacts": {"glob": "a/../../b/*.csv"}}, "outside source.folder"),
+        (
+            {"folder": "x", "agent_status": {"glob": "../agents/*.csv"}},
+            "outside source.folder",
+        ),
     ]
     for settings, message in cases:
         with pytest.raises(ConfigError, match=re.escape(message)):
@@ -1085,22 +1167,23 @@ def test_parallel_runs_share_the_indexing_of_a_new_folder(folder, state, monkeyp
     for day in days:
         day_file(folder, day)
     parsed: list[str] = []
-    original = CsvSource.parse_file
+    original = CsvSource.read_file
 
-    def counting(self, kind, name, data, modified):
+    def counting(self, kind, name, path, seen, **options):
         parsed.append(name)
         time.sleep(0.005)  # long enough for the two runs to meet on the same files
-        return original(self, kind, name, data, modified)
+        return original(self, kind, name, path, seen, **options)
 
-    monkeypatch.setattr(CsvSource, "parse_file", counting)
+    monkeypatch.setattr(CsvSource, "read_file", counting)
     windows = [
         (datetime(2026, 11, 5, 12, tzinfo=UTC), datetime(2026, 11, 5, 13, tzinfo=UTC)),
         (datetime(2026, 12, 5, 12, tzinfo=UTC), datetime(2026, 12, 5, 13, tzinfo=UTC)),
     ]
     with ThreadPoolExecutor(2) as pool:
         extracts = list(pool.map(lambda w: source(folder, state).contacts(*w), windows))
-    # 40 parses for the index, plus at most one more per window for a file the other run indexed.
-    assert 40 <= len(parsed) <= 42
+    # 40 reads for the index, one more per window for the file that holds it, and at most one
+    # more per window for a file the other run indexed.
+    assert 42 <= len(parsed) <= 44
     assert len(set(parsed)) == 40
     index = json.loads(source(folder, state).index_path().read_text())
     assert len(index["files"]) == 40
@@ -1127,13 +1210,390 @@ def test_kept_rows_equal_a_fresh_parse_and_follow_file_changes(folder, state):
     pd.testing.assert_frame_equal(kept.rejected, fresh.rejected)
     assert len(list(csv_source.parsed_dir().glob("*.parquet"))) == 2  # rows and rejects
 
+    before = set(csv_source.parsed_dir().glob("*.parquet"))
     path.write_text(text.replace(";08:00;5;4;1;", ";08:00;7;4;1;"), encoding="cp1252")
     changed = csv_source.contacts(*WINDOW)
     assert "1 parsed" in changed.description
     assert changed.frame.set_index("interval_start").loc[utc("2026-11-16 07:00"), "offered"] == 7
-    assert not list(csv_source.parsed_dir().glob("*.parquet"))  # the old version dropped
-    csv_source.contacts(*WINDOW)
-    assert len(list(csv_source.parsed_dir().glob("*.parquet"))) == 2  # the new one kept
+    after = set(csv_source.parsed_dir().glob("*.parquet"))
+    assert len(after) == 2
+    assert not after & before
+    again = csv_source.contacts(*WINDOW)
+    assert "1 read from the rows kept" in again.description
+    pd.testing.assert_frame_equal(again.frame, changed.frame)
     path.unlink()
     csv_source.contacts(*WINDOW)
     assert not list(csv_source.parsed_dir().glob("*.parquet"))
+
+
+# -- complete extracts only: files being written, changing, unreadable ----------------------
+def failed_hours(extract) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    return [(pd.Timestamp(f.start), pd.Timestamp(f.end)) for f in extract.failed]
+
+
+def rewriting(monkeypatch: pytest.MonkeyPatch, path: Path, texts: list[str]) -> list[str]:
+    """Rewrite `path` (new content, size and modification time) just before each of its next
+    reads, with the next of `texts` while they last: an exporter that writes the file in place
+    while the import reads it. Returns the texts written so far."""
+    written: list[str] = []
+    pending = list(texts)
+    original = csv_files._read_chunks
+
+    def changing(target: Path):
+        if target.name == path.name and pending:
+            text = pending.pop(0)
+            path.write_bytes(text.encode("cp1252"))
+            moment = time.time() - 3600 + len(written)
+            os.utime(path, (moment, moment))
+            written.append(text)
+        return original(target)
+
+    monkeypatch.setattr(csv_files, "_read_chunks", changing)
+    return written
+
+
+def test_file_rewritten_while_read_is_read_again(folder, state, monkeypatch):
+    path = write(folder / "export.csv", german("Q;Anrufe;16.11.2026;08:00;10;9;1;00:05:00"))
+    corrected = german("Q;Anrufe;16.11.2026;08:00;20;18;2;00:05:00")
+    written = rewriting(monkeypatch, path, [corrected])
+    extract = source(folder, state).contacts(*WINDOW)
+    assert written == [corrected]
+    assert extract.failed == []
+    assert list(extract.frame["offered"]) == [20.0]  # the version that stood still
+    assert "1 read again (changed while read)" in extract.description
+
+
+def test_file_that_keeps_changing_while_read_fails_the_window(folder, state, monkeypatch):
+    path = write(folder / "export.csv", german("Q;Anrufe;16.11.2026;08:00;10;9;1;00:05:00"))
+    write(folder / "other.csv", german("R;Anrufe;16.11.2026;08:00;3;3;0;00:05:00"))
+    versions = [german(f"Q;Anrufe;16.11.2026;08:00;{n};1;0;00:05:00") for n in range(10, 40)]
+    rewriting(monkeypatch, path, versions)
+    extract = source(folder, state).contacts(*WINDOW)
+    # What it holds is unknown, so no hour of the window is complete: none is delivered.
+    assert failed_hours(extract) == [(utc("2026-11-16 07:00"), utc("2026-11-16 09:00"))]
+    assert "export.csv: changed while it was read" in extract.failed[0].reason
+    assert extract.frame.empty
+    assert extract.rejected.empty
+
+
+def test_named_day_file_that_keeps_changing_fails_its_day_only(folder, state, monkeypatch):
+    day_file(folder, datetime(2026, 11, 15))
+    path = day_file(folder, datetime(2026, 11, 16))
+    text = path.read_text(encoding="cp1252")
+    rewriting(
+        monkeypatch,
+        path,
+        [text + f"Q;Anrufe;16.11.2026;23:45;{n};1;0;00:01:00\r\n" for n in range(30)],
+    )
+    span = (datetime(2026, 11, 15, 20, tzinfo=UTC), datetime(2026, 11, 16, 2, tzinfo=UTC))
+    extract = named_source(folder, state).contacts(*span)
+    assert failed_hours(extract) == [(utc("2026-11-15 23:00"), utc("2026-11-16 02:00"))]
+    assert set(extract.frame["interval_start"].dt.floor("h")) == {
+        utc("2026-11-15 20:00"),
+        utc("2026-11-15 21:00"),
+        utc("2026-11-15 22:00"),
+    }
+
+
+def test_too_young_file_defers_the_window_instead_of_emptying_it(folder, state):
+    write(
+        folder / "old.csv",
+        german("R;Anrufe;16.11.2026;08:00;3;3;0;00:05:00"),
+        mtime=datetime.now(UTC) - timedelta(hours=2),
+    )
+    write(folder / "export.csv", german("Q;Anrufe;16.11.2026;08:00;10;9;1;00:05:00"))
+    extract = source(folder, state, min_file_age_s=600).contacts(*WINDOW)
+    assert failed_hours(extract) == [(utc("2026-11-16 07:00"), utc("2026-11-16 09:00"))]
+    reason = extract.failed[0].reason
+    assert "export.csv: modified" in reason
+    assert "younger than source.min_file_age_s (600 s)" in reason
+    assert extract.frame.empty
+    assert "1 still being written" in extract.description
+
+
+def test_too_young_named_day_file_defers_its_day_only(folder, state):
+    old = datetime.now(UTC) - timedelta(hours=2)
+    os.utime(day_file(folder, datetime(2026, 11, 15)), (old.timestamp(), old.timestamp()))
+    day_file(folder, datetime(2026, 11, 16))
+    span = (datetime(2026, 11, 15, 22, tzinfo=UTC), datetime(2026, 11, 16, 1, tzinfo=UTC))
+    extract = source(
+        folder, state, min_file_age_s=600, contacts={**NAMED, "day_in_name": NAMED_DAY}
+    ).contacts(*span)
+    assert failed_hours(extract) == [(utc("2026-11-15 23:00"), utc("2026-11-16 01:00"))]
+    assert set(extract.frame["interval_start"].dt.floor("h")) == {utc("2026-11-15 22:00")}
+
+
+def test_offset_mode_without_offset_column_fails_the_files_hours(folder, state):
+    """A misconfiguration (local times resolved by an offset column the files do not have)
+    must not load nothing and say ok: the hours the file holds fail, naming file and column."""
+    write(
+        folder / "export.csv",
+        german(
+            "Q;Anrufe;16.11.2026;08:00;10;9;1;00:05:00",
+            "Q;Anrufe;16.11.2026;09:15;10;9;1;00:05:00",
+        ),
+        mtime=datetime(2026, 11, 20, 10, 40, tzinfo=UTC),  # delivered days later
+    )
+    extract = source(folder, state, format={**GERMAN, "ambiguous_times": "offset"}).contacts(
+        *WINDOW
+    )
+    assert failed_hours(extract) == [(utc("2026-11-16 07:00"), utc("2026-11-16 09:00"))]
+    reason = extract.failed[0].reason
+    assert reason.startswith("export.csv: no column(s) 'utc_offset'")
+    assert extract.frame.empty
+    # The hour it was delivered in holds none of its rows: nothing fails there.
+    delivered = (datetime(2026, 11, 20, 10, tzinfo=UTC), datetime(2026, 11, 20, 11, tzinfo=UTC))
+    assert (
+        source(folder, state, format={**GERMAN, "ambiguous_times": "offset"})
+        .contacts(*delivered)
+        .failed
+        == []
+    )
+
+
+def test_misconfigured_integration_fails_its_run_and_marks_nothing_loaded(
+    folder, state, settings, warehouse, instance
+):
+    write(
+        folder / "export.csv",
+        german("Q;Anrufe;16.11.2026;08:00;10;9;1;00:05:00"),
+        mtime=datetime(2026, 11, 20, 10, 40, tzinfo=UTC),
+    )
+    integration = csv_integration(folder, state, format={**GERMAN, "ambiguous_times": "offset"})
+    result = import_range(definitions(settings, integration), instance, integration.id, *WINDOW)
+    assert not result.success
+    message = failure_message(result)
+    assert "export.csv: no column(s) 'utc_offset'" in message
+    assert "2026-11-16 07:00..2026-11-16 09:00 UTC" in message
+    # Nothing is called loaded: no import of those hours, and coverage shows none loaded.
+    loaded = warehouse.query(
+        "SELECT count(*) AS n FROM imports WHERE integration_id = ?", [integration.id]
+    )
+    assert list(loaded["n"]) == [0]
+    statuses = warehouse.query(
+        "SELECT count(*) AS n FROM coverage_intervals WHERE integration_id = ? "
+        "AND status = 'loaded'",
+        [integration.id],
+    )
+    assert list(statuses["n"]) == [0]
+
+
+def failure_message(result) -> str:
+    """The description of the run's failed step."""
+    failures = [e for e in result.all_events if e.is_step_failure]
+    assert len(failures) == 1
+    return failures[0].step_failure_data.error.message
+
+
+def test_window_is_not_emptied_by_a_file_changing_while_read(
+    folder, state, settings, warehouse, instance, monkeypatch
+):
+    path = write(
+        folder / "export.csv",
+        german(
+            "Q;Anrufe;16.11.2026;08:00;10;9;1;00:05:00", "Q;Anrufe;16.11.2026;09:00;4;4;0;00:05:00"
+        ),
+        mtime=datetime.now(UTC) - timedelta(hours=2),
+    )
+    integration = csv_integration(folder, state)
+    defs = definitions(settings, integration)
+    assert import_range(defs, instance, integration.id, *WINDOW).success
+    assert list(warehouse.query("SELECT offered FROM contact_intervals ORDER BY 1")["offered"]) == [
+        4,
+        10,
+    ]
+
+    rewriting(
+        monkeypatch,
+        path,
+        [german(f"Q;Anrufe;16.11.2026;08:{n:02d};1;1;0;00:05:00") for n in range(30)],
+    )
+    result = import_range(defs, instance, integration.id, *WINDOW)
+    assert not result.success  # its hours failed, visibly; they are imported again later
+    assert "export.csv: changed while it was read" in failure_message(result)
+    assert list(warehouse.query("SELECT offered FROM contact_intervals ORDER BY 1")["offered"]) == [
+        4,
+        10,
+    ]
+
+
+def test_window_is_not_emptied_by_a_too_young_file(folder, state, settings, warehouse, instance):
+    path = write(
+        folder / "export.csv",
+        german("Q;Anrufe;16.11.2026;08:00;10;9;1;00:05:00"),
+        mtime=datetime.now(UTC) - timedelta(hours=2),
+    )
+    integration = csv_integration(folder, state, min_file_age_s=600)
+    defs = definitions(settings, integration)
+    assert import_range(defs, instance, integration.id, *WINDOW).success
+    write(path, german("Q;Anrufe;16.11.2026;08:00;11;9;1;00:05:00"))  # being written now
+    assert not import_range(defs, instance, integration.id, *WINDOW).success
+    assert list(warehouse.query("SELECT offered FROM contact_intervals")["offered"]) == [10]
+
+
+# -- the folder is a boundary ---------------------------------------------------------------
+def test_links_to_files_outside_the_folder_are_refused(folder, state, tmp_path):
+    elsewhere = write(
+        tmp_path / "elsewhere" / "secret.csv",
+        german("Fremd;Anrufe;16.11.2026;08:00;99;99;0;00:05:00"),
+    )
+    good_file(folder)
+    (folder / "linked.csv").symlink_to(elsewhere)
+    (folder / "system.csv").symlink_to("/etc/passwd")
+    read = []
+    original = csv_files._read_chunks
+    csv_files._read_chunks = lambda path: read.append(path) or original(path)
+    try:
+        extract = source(folder, state).contacts(*WINDOW)
+    finally:
+        csv_files._read_chunks = original
+    assert set(read) == {folder.resolve() / "good.csv"}  # the links are never opened
+    assert list(extract.frame["source_ref"]) == ["good.csv:2"]
+    text = extract.description
+    refused = (
+        f"linked.csv: a link to {elsewhere.resolve()}, outside the folder {folder.resolve()}: "
+        "not read (files are read only inside source.folder)"
+    )
+    assert refused in text
+    assert "system.csv: a link to /etc/passwd, outside the folder" in text
+    assert "2 refused (links out of the folder)" in text
+    assert extract.failed == []  # the links were made now, not in the window's hours
+    first_line = Path("/etc/passwd").read_text().splitlines()[0]
+    assert first_line not in text + extract.rejected.to_json() + extract.frame.to_json()
+
+
+def test_link_out_of_the_folder_fails_the_hour_it_was_made(folder, state, tmp_path):
+    elsewhere = write(
+        tmp_path / "elsewhere.csv", german("F;Anrufe;16.11.2026;08:00;9;9;0;00:05:00")
+    )
+    good_file(folder)
+    link = folder / "linked.csv"
+    link.symlink_to(elsewhere)
+    os.utime(link, (DELIVERED.timestamp(), DELIVERED.timestamp()), follow_symlinks=False)
+    extract = source(folder, state).contacts(*WINDOW)
+    assert failed_hours(extract) == [(utc("2026-11-16 07:00"), utc("2026-11-16 08:00"))]
+    assert extract.failed[0].reason.startswith("linked.csv: a link to ")
+    assert extract.frame.empty  # good.csv's row is in that hour: the hour is not delivered
+
+
+def test_links_inside_the_folder_are_read(folder, state):
+    good_file(folder)
+    (folder / "sub").mkdir()
+    (folder / "sub" / "alias.csv").symlink_to(folder / "good.csv")
+    extract = source(folder, state, contacts={**NAMED, "glob": "sub/*.csv"}).contacts(*WINDOW)
+    assert list(extract.frame["source_ref"]) == ["sub/alias.csv:2"]
+    assert extract.failed == []
+
+
+def test_linked_subfolder_outside_the_folder_is_refused(folder, state, tmp_path):
+    write(tmp_path / "other" / "b.csv", german("Fremd;Anrufe;16.11.2026;08:00;99;99;0;00:05:00"))
+    (folder / "more").symlink_to(tmp_path / "other", target_is_directory=True)
+    extract = source(folder, state, contacts={**NAMED, "glob": "*/*.csv"}).contacts(*WINDOW)
+    assert extract.frame.empty
+    assert "more/b.csv: a link to" in extract.description
+
+
+def test_glob_reaching_another_integrations_folder_reads_nothing(folder, state, tmp_path):
+    write(tmp_path / "other" / "b.csv", german("Fremd;Anrufe;16.11.2026;08:00;99;99;0;00:05:00"))
+    csv_source = source(folder, state)
+    settings = csv_source.settings.model_copy(
+        update={
+            "contacts": csv_source.settings.contacts.model_copy(update={"glob": "../other/*.csv"})
+        }
+    )
+    csv_source = CsvSource(
+        integration_id="drop_csv", timezone="Europe/Berlin", interval_minutes=15, settings=settings
+    )
+    with pytest.raises(SourceError, match=re.escape("outside source.folder")):
+        csv_source.contacts(*WINDOW)
+
+
+# -- headers and times ----------------------------------------------------------------------
+def test_header_naming_a_used_column_twice_is_a_file_problem(folder, state):
+    write(
+        folder / "export.csv",
+        german("Q;Anrufe;16.11.2026;08:00;10;9;1;00:05:00;12", header=GERMAN_HEADER + ";Angeboten"),
+        mtime=DELIVERED,
+    )
+    extract = source(folder, state).contacts(*WINDOW)
+    assert extract.frame.empty
+    assert failed_hours(extract) == [(utc("2026-11-16 07:00"), utc("2026-11-16 08:00"))]
+    assert "export.csv: the header names column 'Angeboten' twice (columns 5 and 9)" in (
+        extract.failed[0].reason
+    )
+
+
+def test_duplicate_column_that_is_not_used_or_mapped_by_position(folder, state):
+    write(
+        folder / "export.csv",
+        german(
+            "Q;Anrufe;16.11.2026;08:00;10;9;1;00:05:00;x;y", header=GERMAN_HEADER + ";Notiz;Notiz"
+        ),
+    )
+    extract = source(folder, state).contacts(*WINDOW)
+    assert list(extract.frame["offered"]) == [10.0]
+    write(
+        folder / "export.csv",
+        german("Q;Anrufe;16.11.2026;08:00;10;9;1;00:05:00;12", header=GERMAN_HEADER + ";Angeboten"),
+    )
+    columns = {**GERMAN_COLUMNS, "Angeboten (9)": "offered"}
+    del columns["Angeboten"]
+    extract = source(
+        folder, state, contacts={"columns": columns, "channels": CHANNELS, "averages": True}
+    ).contacts(*WINDOW)
+    assert list(extract.frame["offered"]) == [12.0]
+
+
+def test_unreadable_time_is_placed_in_the_files_delivery_hour_and_says_so(folder, state):
+    write(
+        folder / "a.csv",
+        german(
+            "Q;Anrufe;16.11.2026;07:00;1;1;0;00:01:00",  # 06:00 UTC: before the window
+            "Q;Anrufe;16.11.2026;8 Uhr;1;1;0;00:01:00",
+            "Q;Anrufe;16.11.2026;09:30;1;1;0;00:01:00",
+        ),
+        mtime=datetime(2026, 11, 16, 8, 10, tzinfo=UTC),
+    )
+    extract = source(folder, state).contacts(*WINDOW)
+    assert list(extract.rejected["source_ref"]) == ["a.csv:3"]
+    assert list(extract.rejected["partition_time"]) == [utc("2026-11-16 08:00")]
+    assert extract.rejected["rules"][0][-1] == (
+        "time unreadable: placed in the hour the file was delivered (its modification time)"
+    )
+
+
+# -- the quarantine keeps the row as it came ------------------------------------------------
+def test_rule_failures_keep_the_fields_as_delivered(folder, state, settings, warehouse, instance):
+    write(
+        folder / "export.csv",
+        german(
+            "Büro Süd;Anrufe;16.11.2026;08:00;10;9;1;00:05:00",
+            "Büro Süd;Anrufe;16.11.2026;08:15;5;9;1;00:04:30",  # answered > offered
+        ),
+        "cp1252",
+    )
+    integration = csv_integration(folder, state).model_copy(update={"max_rejected_share": 0.9})
+    assert import_range(
+        definitions(settings, integration), instance, integration.id, *WINDOW
+    ).success
+    rejected = warehouse.query("SELECT source_ref, row_json, rules FROM rejected_rows")
+    assert list(rejected["source_ref"]) == ["export.csv:3"]
+    assert json.loads(rejected["row_json"][0]) == {
+        "Warteschlange": "Büro Süd",
+        "Kanal": "Anrufe",
+        "Datum": "16.11.2026",
+        "Uhrzeit": "08:15",
+        "Angeboten": "5",
+        "Angenommen": "9",
+        "Abgebrochen": "1",
+        "AHT": "00:04:30",
+    }
+    assert "answered <= offered" in list(rejected["rules"][0])
+
+
+def test_a_glob_that_matches_nothing_and_dangling_links_are_named(folder, state):
+    extract = source(folder, state, contacts={**NAMED, "glob": "exports/*.csv"}).contacts(*WINDOW)
+    assert "no file in the folder matches 'exports/*.csv'" in extract.description
+    (folder / "gone.csv").symlink_to(folder / "nothing.csv")
+    extract = source(folder, state).contacts(*WINDOW)
+    assert "gone.csv: a link to a file that does not exist: not read" in extract.description
