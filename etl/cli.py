@@ -21,6 +21,7 @@ from etl.backfills import QUIET, fill_gaps, import_in_chunks
 from etl.config import ConfigError, Settings, load_integrations
 from etl.definitions import MAPPINGS_JOB, build_definitions
 from etl.demo_sources import DEMO_DB_ENV, demo_db_url, prepare_demo_sources
+from etl.ingest import server as ingest_server
 from etl.instance import prepare_dagster_home
 from etl.partitions import HOUR, floor_hour
 from etl.resources.sources.plumbing import locations
@@ -227,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("summary", help="rows per integration and table")
     sub.add_parser("init-home", help="create DAGSTER_HOME and its dagster.yaml")
+    ingest_server.add_commands(sub)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=BetaWarning)
     warnings.filterwarnings("ignore", category=PreviewWarning)
@@ -240,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "compact":
             warehouse = Warehouse(root=str(Settings.from_env().warehouse_dir))
             return compact_command(warehouse, clock.now())
+        if args.command == "serve":
+            return ingest_server.serve_command(args)
+        if args.command == "api-key":
+            return ingest_server.api_key_command(args)
         if args.command == "summary":
             print(summary(Warehouse(root=str(Settings.from_env().warehouse_dir))))
             return 0

@@ -22,13 +22,13 @@ lands nothing again and returns the first answer.
 from __future__ import annotations
 
 import dataclasses
-from functools import cache
 import hashlib
 import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any
 
 import pandas as pd
@@ -137,6 +137,8 @@ class Pending:
     held: bool = False
     # Records refused before validation (by index), e.g. a time without an offset.
     refused: dict[int, list[str]] = field(default_factory=dict)
+    # The records as they came (e.g. in the HTTP API's field names), for rejected rows.
+    raw: Sequence[Any] | None = None
 
 
 def body_hash(records: Any) -> str:
@@ -182,6 +184,7 @@ class Landing:
         source: str | None = None,
         held: bool | None = None,
         refused: Mapping[int, list[str]] | None = None,
+        raw: Sequence[Any] | None = None,
     ) -> Pending:
         if kind not in KINDS:
             raise ValueError(f"unknown data kind {kind!r} (known: {', '.join(KINDS)})")
@@ -197,11 +200,12 @@ class Landing:
             kind=kind,
             records=records,
             batch_id=idempotency_key or uuid.uuid4().hex,
-            body_hash=body_hash(records),
+            body_hash=body_hash(records if raw is None else raw),
             source=source or f"landed {kind}",
             received_at=self._now(),
             held=integration.paused if held is None else held,
             refused=dict(refused or {}),
+            raw=raw,
         )
 
     def land_pending(self, batches: Sequence[Pending]) -> list[LandResult]:
@@ -209,7 +213,9 @@ class Landing:
         transaction: what a server does with the requests that arrived together."""
         stored = self.prepare(batches)
         landed = self.store.land(stored)
-        return [self._result(p, s, done) for p, s, done in zip(batches, stored, landed, strict=True)]
+        return [
+            self._result(p, s, done) for p, s, done in zip(batches, stored, landed, strict=True)
+        ]
 
     def _result(self, pending: Pending, stored: StoredBatch, done: Landed) -> LandResult:
         if done.conflicting_body:
@@ -233,7 +239,8 @@ class Landing:
         for n, pending in enumerate(batches):
             groups.setdefault((pending.integration.id, pending.kind), []).append(n)
         for members in groups.values():
-            for n, batch in zip(members, self._prepare_group([batches[n] for n in members])):
+            prepared = self._prepare_group([batches[n] for n in members])
+            for n, batch in zip(members, prepared, strict=True):
                 out[n] = batch
         return out  # type: ignore[return-value]
 
@@ -260,12 +267,18 @@ class Landing:
         frame = pd.DataFrame(rows, columns=self._columns(kind))
         if kind == "contacts":
             frame["interval_minutes"] = integration.interval_minutes
+        schema = self._schema(integration, kind)
+        for name, column in schema.columns.items():
+            # Seconds sent as whole numbers (JSON has one number type) are seconds all the same.
+            if str(column.dtype) == "float64" and name in frame:
+                if pd.api.types.is_integer_dtype(frame[name]):
+                    frame[name] = frame[name].astype("float64")
         now = self._now()
         start, end = integration.history_start, now + FUTURE_MARGIN
         validated = validate(
             frame,
             spec=grouped_spec,
-            schema=self._schema(integration, kind),
+            schema=schema,
             integration_id=integration.id,
             start=start,
             end=end,
@@ -284,8 +297,10 @@ class Landing:
             if rules == [DUPLICATE_RULE]:
                 duplicates[b] += 1  # an exact copy in the same batch: kept once
                 continue
-            rules = [door_outside_rule(integration, spec.time_column) if r in outside else r
-                     for r in rules]
+            rules = [
+                door_outside_rule(integration, spec.time_column) if r in outside else r
+                for r in rules
+            ]
             refused.setdefault(b, {})[index] = rules
             key_time = datetime.strptime(row.partition_key, KEY_FORMAT).replace(tzinfo=UTC)
             partitions[b, index] = to_us(key_time)
@@ -308,7 +323,9 @@ class Landing:
         stored = []
         for b, pending in enumerate(batches):
             stored.append(
-                self._stored(pending, per_batch[b], refused.get(b, {}), partitions, duplicates[b], b)
+                self._stored(
+                    pending, per_batch[b], refused.get(b, {}), partitions, duplicates[b], b
+                )
             )
         return stored
 
@@ -341,8 +358,13 @@ class Landing:
             ):
                 record = dict(zip(columns, values, strict=True))
                 record["interval_start"] = record["interval_start"].isoformat()
-                for name in ("offered", "answered", "abandoned", "interval_minutes",
-                             "answered_in_sl"):
+                for name in (
+                    "offered",
+                    "answered",
+                    "abandoned",
+                    "interval_minutes",
+                    "answered_in_sl",
+                ):
                     if record.get(name) is not None:
                         record[name] = int(record[name])
                 key = json.dumps([record["external_queue_id"], record["channel"]])
@@ -416,7 +438,7 @@ class Landing:
             partition = partitions.get((b, index), arrival_hour)
             if partition < to_us(pending.integration.history_start):
                 partition = arrival_hour  # unreadable or too early: the hour it arrived in
-            raw = pending.records[index]
+            raw = (pending.records if pending.raw is None else pending.raw)[index]
             rejected.append(
                 (
                     index,
@@ -450,4 +472,3 @@ class Landing:
             records=[(k, s, e, r) for k, s, e, r, _, _ in records],
             rejected=rejected,
         )
-

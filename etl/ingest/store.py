@@ -250,8 +250,14 @@ class LandingStore:
                 con,
                 UPSERT_RECORD,
                 [
-                    {**common, "record_key": k, "start_us": s, "end_us": e, "record": r,
-                     "landed_at_us": at}
+                    {
+                        **common,
+                        "record_key": k,
+                        "start_us": s,
+                        "end_us": e,
+                        "record": r,
+                        "landed_at_us": at,
+                    }
                     for k, s, e, r in batch.records
                 ],
             )
@@ -260,8 +266,15 @@ class LandingStore:
                 con,
                 INSERT_REJECTED,
                 [
-                    {**common, "record_index": i, "partition_us": p, "source_ref": ref,
-                     "row_json": row, "rules": rules, "received_at_us": at}
+                    {
+                        **common,
+                        "record_index": i,
+                        "partition_us": p,
+                        "source_ref": ref,
+                        "row_json": row,
+                        "rules": rules,
+                        "received_at_us": at,
+                    }
                     for i, p, ref, row, rules in batch.rejected
                 ],
             )

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
 from etl.resources.sources.simulator.simulator import SimulatorSource
+from etl.resources.sources.universal.api import ApiSource
 from etl.resources.sources.universal.csv_files import CsvSource
 from etl.resources.sources.universal.database import DatabaseSource
 from etl.resources.sources.vendors.avaya_cms import AvayaCmsSource
@@ -25,6 +26,7 @@ VENDORS: dict[str, type[SourceResource]] = {
     "five9": Five9Source,
     "csv": CsvSource,
     "database": DatabaseSource,
+    "api": ApiSource,
     "avaya_cms": AvayaCmsSource,
 }
 
