@@ -270,9 +270,9 @@ class Landing:
         schema = self._schema(integration, kind)
         for name, column in schema.columns.items():
             # Seconds sent as whole numbers (JSON has one number type) are seconds all the same.
-            if str(column.dtype) == "float64" and name in frame:
-                if pd.api.types.is_integer_dtype(frame[name]):
-                    frame[name] = frame[name].astype("float64")
+            whole = name in frame and pd.api.types.is_integer_dtype(frame[name])
+            if str(column.dtype) == "float64" and whole:
+                frame[name] = frame[name].astype("float64")
         now = self._now()
         start, end = integration.history_start, now + FUTURE_MARGIN
         validated = validate(
