@@ -202,20 +202,34 @@ def contacts_path(integration_id: str = "push_berlin") -> str:
 
 
 def status(agent: str, activity: str, start: datetime, end: datetime | None = None) -> dict:
-    record = {"agentIdentifier": agent, "activityIdentifier": activity,
-              "startTime": start.isoformat()}
+    record = {
+        "agentIdentifier": agent,
+        "activityIdentifier": activity,
+        "startTime": start.isoformat(),
+    }
     if end is not None:
         record["endTime"] = end.isoformat()
     return record
 
 
-def contact(queue: str, channel: str, start: datetime, offered: int, handled: int,
-            abandoned: int, duration: float) -> dict:
+def contact(
+    queue: str,
+    channel: str,
+    start: datetime,
+    offered: int,
+    handled: int,
+    abandoned: int,
+    duration: float,
+) -> dict:
     return {
         "queueIdentifier": queue,
         "queueName": queue.title(),
         "channel": channel,
         "timestamp": start.isoformat(),
-        "properties": {"offered": offered, "handled": handled, "abandoned": abandoned,
-                       "duration": duration},
+        "properties": {
+            "offered": offered,
+            "handled": handled,
+            "abandoned": abandoned,
+            "duration": duration,
+        },
     }

@@ -64,7 +64,9 @@ def test_api_key_command_shows_the_key_once(home: Home) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "etl.cli", "api-key", *args],
-            env=home.env, capture_output=True, text=True,
+            env=home.env,
+            capture_output=True,
+            text=True,
         )
 
     created = cli("create", "push_berlin")
@@ -114,7 +116,9 @@ def test_records_are_validated_at_the_door_with_a_reason_each(home: Home) -> Non
     interval = NOW.replace(minute=0) - timedelta(hours=1)
     good = contact("sales", "call", interval, 12, 10, 2, 3600)
     bad = [
-        contact("sales", "calls", interval + timedelta(minutes=15), 5, 6, 0, 60),  # answered > offered
+        contact(
+            "sales", "calls", interval + timedelta(minutes=15), 5, 6, 0, 60
+        ),  # answered > offered
         contact("sales", "fax", interval, 1, 1, 0, 60),  # unknown channel
         contact("sales", "calls", interval + timedelta(minutes=7), 1, 1, 0, 60),  # off the grid
         {**good, "timestamp": interval.replace(tzinfo=None).isoformat()},  # no offset
@@ -126,9 +130,7 @@ def test_records_are_validated_at_the_door_with_a_reason_each(home: Home) -> Non
         assert (reply.body["accepted"], reply.body["rejected"]) == (1, 5)
         reasons = {e["index"]: e["reasons"] for e in reply.body["errors"]}
         assert reasons[1] == ["answered <= offered", "abandoned <= offered - answered"]
-        assert reasons[2] == [
-            "channel: one of calls, chats, emails, tickets, social, documents"
-        ]
+        assert reasons[2] == ["channel: one of calls, chats, emails, tickets, social, documents"]
         assert reasons[3] == ["interval_start: on the 15-minute local grid"]
         assert "with an offset" in reasons[4][0]
         assert reasons[5] == ["record: not a JSON object"]
@@ -157,8 +159,9 @@ def test_a_retried_request_is_a_no_op(home: Home) -> None:
         assert not post(server.url, statuses_path(), via_meta, key=key).body["replayed"]
         assert post(server.url, statuses_path(), via_meta, key=key).body["replayed"]
         other_body = {"data": [status("zed", "Break", START)]}
-        reused = post(server.url, statuses_path(), other_body, key=key,
-                      headers={"Idempotency-Key": "b-1"})
+        reused = post(
+            server.url, statuses_path(), other_body, key=key, headers={"Idempotency-Key": "b-1"}
+        )
         assert reused.status == 422 and "different body" in reused.body["errors"][0]["reasons"][0]
     assert landed(home) == 3
 
@@ -167,7 +170,9 @@ def test_paused_integration_posts_are_held(home: Home) -> None:
     home.configure(push_integration(status="paused"))
     key = home.key("push_berlin")
     with running(home) as server:
-        reply = post(server.url, statuses_path(), {"data": [status("anna", "Break", START)]}, key=key)
+        reply = post(
+            server.url, statuses_path(), {"data": [status("anna", "Break", START)]}, key=key
+        )
         assert (reply.status, reply.body["status"]) == (202, "held")
     assert landed(home) == 1
 
