@@ -7,6 +7,7 @@ import http.client
 import json
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -56,7 +57,9 @@ def test_authentication_and_keys(home: Home) -> None:
         assert post(server.url, statuses_path(), body, key=key).status == 401
         assert post(server.url, statuses_path(), body, key=rotated).status == 202
         log = server.output
-    assert key not in log and rotated not in log and other not in log
+    assert key not in log
+    assert rotated not in log
+    assert other not in log
     assert landed(home) == 1
 
 
@@ -72,11 +75,14 @@ def test_api_key_command_shows_the_key_once(home: Home) -> None:
     created = cli("create", "push_berlin")
     assert created.returncode == 0, created.stderr
     key = created.stdout.splitlines()[1]
-    assert key.startswith("wfm_") and len(key) > 40
+    assert key.startswith("wfm_")
+    assert len(key) > 40
     again = cli("create", "push_berlin")
-    assert again.returncode == 1 and "already has an API key" in again.stderr
+    assert again.returncode == 1
+    assert "already has an API key" in again.stderr
     shown = cli("show", "push_berlin")
-    assert key not in shown.stdout and key[:8] in shown.stdout
+    assert key not in shown.stdout
+    assert key[:8] in shown.stdout
     rotated = cli("rotate", "push_berlin").stdout.splitlines()[1]
     assert rotated != key
     store = home.store()
@@ -86,7 +92,8 @@ def test_api_key_command_shows_the_key_once(home: Home) -> None:
         store.dispose()
     assert rotated not in stored  # only a hash and a hint are kept
     unknown = cli("create", "nope")
-    assert unknown.returncode == 2 and "no push integration" in unknown.stderr
+    assert unknown.returncode == 2
+    assert "no push integration" in unknown.stderr
 
 
 def test_limits_and_bad_bodies(home: Home) -> None:
@@ -101,7 +108,8 @@ def test_limits_and_bad_bodies(home: Home) -> None:
         connection.putheader("Content-Length", str(9 * 2**20))
         connection.endheaders()
         answer = connection.getresponse()
-        assert answer.status == 413 and b"larger than" in answer.read()
+        assert answer.status == 413
+        assert b"larger than" in answer.read()
         connection.close()
         assert post(server.url, statuses_path(), b"{not json", key=key).status == 400
         assert post(server.url, statuses_path(), {"records": []}, key=key).status == 400
@@ -153,7 +161,8 @@ def test_a_retried_request_is_a_no_op(home: Home) -> None:
         first = post(server.url, statuses_path(), body, key=key, headers={"Idempotency-Key": "b-1"})
         again = post(server.url, statuses_path(), body, key=key, headers={"Idempotency-Key": "b-1"})
         assert first.status == again.status == 202
-        assert again.body["replayed"] and again.headers["idempotency-replayed"] == "true"
+        assert again.body["replayed"]
+        assert again.headers["idempotency-replayed"] == "true"
         assert again.body["batchId"] == first.body["batchId"] == "b-1"
         via_meta = {**body, "meta": {"batchId": "b-2"}}
         assert not post(server.url, statuses_path(), via_meta, key=key).body["replayed"]
@@ -162,7 +171,8 @@ def test_a_retried_request_is_a_no_op(home: Home) -> None:
         reused = post(
             server.url, statuses_path(), other_body, key=key, headers={"Idempotency-Key": "b-1"}
         )
-        assert reused.status == 422 and "different body" in reused.body["errors"][0]["reasons"][0]
+        assert reused.status == 422
+        assert "different body" in reused.body["errors"][0]["reasons"][0]
     assert landed(home) == 3
 
 
@@ -182,13 +192,13 @@ def test_unknown_and_wrong_kind_integrations(home: Home) -> None:
     key = home.key("push_berlin")
     with running(home) as server:
         reply = post(server.url, statuses_path(), {"data": []}, key=key)
-        assert reply.status == 404 and "carries no agent_status" in reply.body["error"]
+        assert reply.status == 404
+        assert "carries no agent_status" in reply.body["error"]
         home.configure()  # removed from the config: the server notices without a restart
-        import time
-
         time.sleep(1.2)
         reply = post(server.url, contacts_path(), {"data": []}, key=key)
-        assert reply.status == 404 and "no integration" in reply.body["error"]
+        assert reply.status == 404
+        assert "no integration" in reply.body["error"]
 
 
 def test_openapi_document_is_the_committed_one(home: Home) -> None:
