@@ -80,8 +80,10 @@ def live_frame(
         {
             "user_identifier": [r["user_identifier"] for r in parsed],
             "external_activity": [r["external_activity"] for r in parsed],
-            "start_utc": pd.to_datetime([r["start_utc"] for r in parsed], utc=True),
-            "end_utc": pd.to_datetime([r["end_utc"] for r in parsed], utc=True),
+            "start_utc": pd.to_datetime(
+                [r["start_utc"] for r in parsed], utc=True, format="ISO8601"
+            ),
+            "end_utc": pd.to_datetime([r["end_utc"] for r in parsed], utc=True, format="ISO8601"),
             "landed_at": pd.to_datetime([at for _, at in records], unit="us", utc=True),
         }
     )
