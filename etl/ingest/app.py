@@ -45,6 +45,7 @@ MAX_BODY_BYTES = 8 * 2**20  # 10,000 contact events are about 2.5 MiB
 MAX_BATCH_ID = 200
 PUSH_VENDOR = "api"
 CONFIG_CHECK_S = 1.0
+PUBLISH_ENV = "WFM_API_PUBLISH"
 # A group commit takes at most this many records: a burst of big batches is landed in a few
 # transactions instead of one huge one.
 GROUP_RECORDS = 20_000
@@ -70,7 +71,7 @@ class ServiceSettings:
             warehouse_dir=Path(env.get("WFM_WAREHOUSE_DIR", home / "data" / "warehouse")),
             landing_url=landing_url(env, home),
             lock_dir=home / "data" / "landing" / "locks",
-            publish=env.get("WFM_API_PUBLISH", "1") != "0",
+            publish=env.get(PUBLISH_ENV, "1") != "0",
             publish_interval_s=float(env.get("WFM_API_PUBLISH_INTERVAL_S", "1.0")),
         )
 

@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as day_time
 from pathlib import Path
@@ -30,7 +31,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from etl.config import Integration
-from etl.ingest.store import LandingStore, from_us, to_us
+from etl.ingest.store import OPEN_END_US, LandingStore, from_us, to_us
 from etl.resources.files import file_lock
 from etl.resources.warehouse import Warehouse
 
@@ -69,30 +70,59 @@ def live_day_key(today: date) -> datetime:
     return datetime.combine(today, day_time(), UTC)
 
 
-def live_frame(
-    integration: Integration, records: list[tuple[str, int]], today: date, now: datetime
-) -> pd.DataFrame:
-    """Landed segment records as rows of `agent_status_live`."""
-    if not records:
-        return pd.DataFrame(columns=list(LIVE_COLUMNS))
-    parsed = [json.loads(record) for record, _ in records]
+# Records are read again from this far before the newest landing seen: a transaction that
+# committed later than another may carry an earlier landing time.
+REREAD_US = 10 * 10**6
+
+
+@dataclass
+class Today:
+    """One integration's segments of its local today, kept up to date from the landings
+    since the last publish instead of read whole every second."""
+
+    day: date
+    start_us: int
+    end_us: int
+    # (user, start_us) -> (activity, end_us or None, landed_at_us)
+    rows: dict[tuple[str, int], tuple[str, int | None, int]] = field(default_factory=dict)
+    watermark: int = 0
+
+    def merge(self, records: list[tuple[str, int, int, str, int]]) -> None:
+        for _key, start, end, record, landed in records:
+            parsed = json.loads(record)
+            key = (parsed["user_identifier"], start)
+            if end > self.start_us and start < self.end_us:
+                self.rows[key] = (
+                    parsed["external_activity"],
+                    None if end == OPEN_END_US else end,
+                    landed,
+                )
+            else:
+                self.rows.pop(key, None)
+            self.watermark = max(self.watermark, landed)
+
+
+def live_frame(integration: Integration, today: Today, now: datetime) -> pd.DataFrame:
+    """Today's segments as rows of `agent_status_live`."""
+    keys = list(today.rows)
+    values = list(today.rows.values())
+    ends = [v[1] for v in values]
     frame = pd.DataFrame(
         {
-            "user_identifier": [r["user_identifier"] for r in parsed],
-            "external_activity": [r["external_activity"] for r in parsed],
-            "start_utc": pd.to_datetime(
-                [r["start_utc"] for r in parsed], utc=True, format="ISO8601"
-            ),
-            "end_utc": pd.to_datetime([r["end_utc"] for r in parsed], utc=True, format="ISO8601"),
-            "landed_at": pd.to_datetime([at for _, at in records], unit="us", utc=True),
-        }
+            "integration_id": integration.id,
+            "user_identifier": [k[0] for k in keys],
+            "external_activity": [v[0] for v in values],
+            "start_utc": pd.to_datetime([k[1] for k in keys], unit="us", utc=True),
+            "end_utc": pd.to_datetime(pd.array(ends, dtype="Int64"), unit="us", utc=True),
+            "live_day": pd.Timestamp(live_day_key(today.day)),
+            "day_local": today.day,
+            "timezone": integration.timezone,
+            "landed_at": pd.to_datetime([v[2] for v in values], unit="us", utc=True),
+            "published_at": pd.Timestamp(now),
+        },
+        columns=list(LIVE_COLUMNS),
     )
-    frame.insert(0, "integration_id", integration.id)
-    frame["live_day"] = pd.Timestamp(live_day_key(today))
-    frame["day_local"] = today
-    frame["timezone"] = integration.timezone
-    frame["published_at"] = pd.Timestamp(now)
-    return frame[list(LIVE_COLUMNS)]
+    return frame.sort_values(["start_utc", "user_identifier"], ignore_index=True)
 
 
 class LivePublisher:
@@ -117,6 +147,7 @@ class LivePublisher:
         self._now = now or (lambda: datetime.now(UTC))
         self._last: dict[str, float] = {}  # integration -> monotonic time of its last publish
         self._cleared_back: set[str] = set()
+        self._today: dict[str, Today] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -175,10 +206,19 @@ class LivePublisher:
             self._last[integration.id] = time.monotonic()
             version = self.store.heads().get((integration.id, "agent_status"), (0, 0))[0]
             now = self._now()
-            today, day_start, day_end = local_day(integration, now)
-            records = self.store.segment_records(integration.id, to_us(day_start), to_us(day_end))
-            frame = live_frame(integration, records, today, now)
-            key = live_day_key(today)
+            day, day_start, day_end = local_day(integration, now)
+            today = self._today.get(integration.id)
+            if today is None or today.day != day:
+                today = Today(day, to_us(day_start), to_us(day_end))
+                today.merge(
+                    self.store.segments_overlapping(integration.id, today.start_us, today.end_us)
+                )
+                self._today[integration.id] = today
+            else:
+                since = today.watermark - REREAD_US
+                today.merge(self.store.segments_landed_since(integration.id, since))
+            frame = live_frame(integration, today, now)
+            key = live_day_key(day)
             self.warehouse.replace_window(LIVE_TABLE, integration.id, key, key + DAY, frame)
             back = CLEAR_DAYS_BACK if integration.id not in self._cleared_back else 1
             self.warehouse.replace_window(
@@ -202,6 +242,7 @@ class LivePublisher:
                 LIVE_TABLE, integration_id, key - CLEAR_DAYS_BACK * DAY, key + 2 * DAY, empty
             )
             self.store.mark_published(integration_id, 0, to_us(now))
+            self._today.pop(integration_id, None)
             log.info("live agent status of %s cleared (paused or removed)", integration_id)
 
 

@@ -8,7 +8,7 @@ import sys
 from datetime import UTC, datetime
 
 from etl.config import ConfigError, load_integrations
-from etl.ingest.app import PUSH_VENDOR, ServiceSettings
+from etl.ingest.app import PUBLISH_ENV, PUSH_VENDOR, Integrations, ServiceSettings
 from etl.ingest.keys import issue_key
 from etl.ingest.store import LandingStore, from_us
 
@@ -29,12 +29,40 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
     serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--no-access-log", action="store_true", help="do not log every request (under load)"
+    )
     keys = sub.add_parser("api-key", help="create, rotate or show a push integration's API key")
     keys.add_argument("action", choices=["create", "rotate", "show"])
     keys.add_argument("integration")
 
 
+def publisher_process(parent_pid: int) -> None:
+    """The live-view publisher in a process of its own (off the server's GIL); it ends when
+    the server process does, even after `kill -9`."""
+    import time
+
+    from etl.ingest.publisher import LivePublisher
+    from etl.resources.warehouse import Warehouse
+
+    settings = ServiceSettings.from_env()
+    service_integrations = Integrations(settings.integrations_path)
+    publisher = LivePublisher(
+        LandingStore(settings.landing_url),
+        Warehouse(root=str(settings.warehouse_dir)),
+        service_integrations.get,
+        settings.lock_dir,
+        min_interval_s=settings.publish_interval_s,
+    )
+    publisher.start()
+    while os.getppid() == parent_pid:
+        time.sleep(0.2)
+    publisher.stop()
+
+
 def serve_command(args: argparse.Namespace) -> int:
+    import multiprocessing
+
     import uvicorn
 
     settings = ServiceSettings.from_env()
@@ -45,6 +73,12 @@ def serve_command(args: argparse.Namespace) -> int:
         f"OpenAPI: http://{args.host}:{args.port}/openapi.json)",
         flush=True,
     )
+    if settings.publish:  # one publisher beside all workers; the workers only land
+        publisher = multiprocessing.get_context("spawn").Process(
+            target=publisher_process, args=(os.getpid(),), name="live-publisher", daemon=True
+        )
+        publisher.start()
+        os.environ[PUBLISH_ENV] = "0"
     uvicorn.run(
         "etl.ingest.app:create_app",
         factory=True,
@@ -52,6 +86,7 @@ def serve_command(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
+        access_log=not args.no_access_log,
     )
     return 0
 

@@ -307,6 +307,35 @@ class LandingStore:
             )
             return [(row[0], row[1]) for row in rows]
 
+    def segments_overlapping(
+        self, integration_id: str, start_us: int, end_us: int
+    ) -> list[tuple[str, int, int, str, int]]:
+        """Agent-status records overlapping [start, end): (key, start_us, end_us, record,
+        landed_at_us)."""
+        with self._read() as con:
+            rows = self._run(
+                con,
+                "SELECT record_key, start_us, end_us, record, landed_at_us FROM landing_records "
+                "WHERE integration_id = :i AND kind = 'agent_status' AND end_us > :s "
+                "AND start_us < :e",
+                {"i": integration_id, "s": start_us, "e": end_us},
+            )
+            return [tuple(row) for row in rows]
+
+    def segments_landed_since(
+        self, integration_id: str, since_us: int
+    ) -> list[tuple[str, int, int, str, int]]:
+        """Agent-status records (re)landed at or after `since_us`: (key, start_us, end_us,
+        record, landed_at_us), for a reader that keeps its own copy up to date."""
+        with self._read() as con:
+            rows = self._run(
+                con,
+                "SELECT record_key, start_us, end_us, record, landed_at_us FROM landing_records "
+                "WHERE integration_id = :i AND kind = 'agent_status' AND landed_at_us >= :since",
+                {"i": integration_id, "since": since_us},
+            )
+            return [tuple(row) for row in rows]
+
     def rejected_records(
         self, integration_id: str, kind: str, start_us: int, end_us: int
     ) -> list[tuple[int, str, str, str]]:

@@ -16,3 +16,4 @@ CREATE TABLE IF NOT EXISTS landing_records (
 );
 CREATE INDEX IF NOT EXISTS landing_records_by_end ON landing_records (integration_id, kind, end_us);
 CREATE INDEX IF NOT EXISTS landing_records_by_start ON landing_records (integration_id, kind, start_us);
+CREATE INDEX IF NOT EXISTS landing_records_by_landing ON landing_records (integration_id, kind, landed_at_us);
