@@ -41,6 +41,9 @@ DAY = timedelta(days=1)
 # On the first publish of an integration in a process, days this far back are cleared too
 # (what a publisher that was stopped over midnight left behind).
 CLEAR_DAYS_BACK = 7
+# The landing store is pruned (etl/ingest/pruning.py) by the publisher's process.
+PRUNE_AFTER_START_S = 60.0
+PRUNE_EVERY_S = 600.0
 LIVE_COLUMNS = (
     "integration_id",
     "user_identifier",
@@ -162,11 +165,20 @@ class LivePublisher:
             self._thread.join(timeout=10)
 
     def _run(self) -> None:
+        next_prune = time.monotonic() + PRUNE_AFTER_START_S
         while not self._stop.is_set():
             try:
                 self.publish_due()
             except Exception:  # keep publishing the others; the next poll tries again
                 log.exception("publishing the live agent status failed")
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_EVERY_S
+                try:
+                    from etl.ingest.pruning import prune
+
+                    prune(self.store, self.warehouse, self.integrations(), self._now())
+                except Exception:
+                    log.exception("pruning the landing store failed; tried again later")
             self._stop.wait(self.poll_s)
 
     def publish_due(self, force: bool = False) -> list[str]:
