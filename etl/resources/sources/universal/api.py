@@ -23,6 +23,7 @@ from pydantic import Field
 from etl.config import Integration
 from etl.ingest.store import HOUR_US, LANDING_URL_ENV, LandingStore, from_us, landing_url, to_us
 from etl.resources.sources.base import Extract, SourceResource, SourceSettings, WindowFailure
+from etl.schemas import AGENT_STATUS, CONTACTS
 
 DEFAULT_RETENTION_HOURS = 7 * 24
 PRUNED_REASON = (
@@ -99,19 +100,8 @@ class ApiSource(SourceResource):
         end: datetime,
     ) -> Extract:
         if frame is None:
-            columns = {
-                "contacts": [
-                    "external_queue_id",
-                    "channel",
-                    "interval_start",
-                    "interval_minutes",
-                    "offered",
-                    "answered",
-                    "abandoned",
-                    "handle_time_s",
-                ],
-                "agent_status": ["user_identifier", "external_activity", "start_utc", "end_utc"],
-            }[kind]
+            spec = CONTACTS if kind == "contacts" else AGENT_STATUS
+            columns = [c for c in spec.columns if c != "integration_id"]
             frame = pd.DataFrame(columns=columns)
         refused = store.rejected_records(self.integration_id, kind, to_us(start), to_us(end))
         rejected = pd.DataFrame(

@@ -14,24 +14,14 @@ from etl.ingest.store import LandingStore
 from etl.resources.sources import build_source
 from etl.resources.warehouse import Warehouse
 from tests.helpers import definitions, import_range
+from tests.ingest.server import push_integration
 
 HOUR = timedelta(hours=1)
 START = datetime(2026, 11, 18, 9, tzinfo=UTC)
 
 
 def api_integration(**overrides) -> Integration:
-    fields = {
-        "id": "push_berlin",
-        "vendor": "api",
-        "delivery": "cloud",
-        "interval_minutes": 15,
-        "data": ["contacts", "agent_status"],
-        "timezone": "Europe/Berlin",
-        "history_start": "2026-11-01",
-        "max_rejected_share": 1.0,
-    }
-    fields.update(overrides)
-    return Integration.model_validate(fields)
+    return Integration.model_validate(push_integration(**overrides))
 
 
 def row(queue: str, start: datetime, offered: int, answered: int) -> dict:
