@@ -31,8 +31,11 @@ bytecode: setup
 demo: bytecode
 	$(BIN)/wfm-etl demo
 
+# The ingestion service (push API, live agent status) runs beside the Dagster UI and stops
+# with it.
 dev: bytecode
 	$(BIN)/wfm-etl init-home
+	$(BIN)/wfm-etl serve & serve=$$!; trap "kill $$serve" EXIT INT TERM; \
 	$(BIN)/dagster dev -w workspace.yaml
 
 # Merge the day files of ended months into month files; stops if the catalog is open.

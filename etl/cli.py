@@ -21,6 +21,8 @@ from etl.backfills import QUIET, fill_gaps, import_in_chunks
 from etl.config import ConfigError, Settings, load_integrations
 from etl.definitions import MAPPINGS_JOB, build_definitions
 from etl.demo_sources import DEMO_DB_ENV, demo_db_url, prepare_demo_sources
+from etl.ingest import server as ingest_server
+from etl.ingest.demo import push_demo_day
 from etl.instance import prepare_dagster_home
 from etl.partitions import HOUR, floor_hour
 from etl.resources.sources.plumbing import locations
@@ -110,6 +112,8 @@ def demo(args: argparse.Namespace) -> int:
     # The CSV and database demo integrations read files this step writes.
     os.environ.setdefault(DEMO_DB_ENV, demo_db_url(locations.home()))
     print(prepare_demo_sources(locations.home(), end - timedelta(hours=args.hours), end))
+    for line in push_demo_day(integrations, end, locations.home() / "data" / "demo"):
+        print(line)  # the push integration's day, through the real ingestion service
     with dg.DagsterInstance.get() as instance:
         mappings = defs.resolve_job_def(MAPPINGS_JOB).execute_in_process(
             instance=instance, run_config=QUIET, raise_on_error=False
@@ -227,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("summary", help="rows per integration and table")
     sub.add_parser("init-home", help="create DAGSTER_HOME and its dagster.yaml")
+    ingest_server.add_commands(sub)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=BetaWarning)
     warnings.filterwarnings("ignore", category=PreviewWarning)
@@ -240,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "compact":
             warehouse = Warehouse(root=str(Settings.from_env().warehouse_dir))
             return compact_command(warehouse, clock.now())
+        if args.command == "serve":
+            return ingest_server.serve_command(args)
+        if args.command == "api-key":
+            return ingest_server.api_key_command(args)
         if args.command == "summary":
             print(summary(Warehouse(root=str(Settings.from_env().warehouse_dir))))
             return 0

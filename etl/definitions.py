@@ -20,6 +20,7 @@ from etl.partitions import hourly_partitions
 from etl.resources.sources import SourceResource, build_source
 from etl.resources.warehouse import Warehouse
 from etl.schedules.compaction import compaction_job, compaction_schedule
+from etl.schedules.freshness import build_freshness_sensor
 from etl.schedules.gaps import build_gap_sensor
 from etl.schedules.mapping_sensor import build_mapping_sensor
 from etl.schedules.ticks import build_schedule
@@ -51,11 +52,14 @@ def integration_definitions(
         executor_def=dg.in_process_executor,
     )
     keys = [asset_key(integration, k) for k in kinds]
+    sensors = [build_gap_sensor(integration, job, keys, hourly_partitions(integration))]
+    if integration.vendor == "api":  # real-time: freshness of the landed records
+        sensors.append(build_freshness_sensor(integration, keys))
     return dg.Definitions(
         assets=assets,
         jobs=[job],
         schedules=[build_schedule(integration, job)],
-        sensors=[build_gap_sensor(integration, job, keys, hourly_partitions(integration))],
+        sensors=sensors,
         resources={source_key(integration): source or build_source(integration)},
     )
 

@@ -81,6 +81,22 @@ FACT_SCHEMAS: dict[str, pa.Schema] = {
             ("segment_end_utc", TS),
         ]
     ),
+    # Real-time agent status (etl/ingest/publisher.py): the landed segments of each
+    # integration's local today, all in the file of `live_day` (UTC midnight of that date).
+    "agent_status_live": pa.schema(
+        [
+            ("integration_id", pa.string()),
+            ("user_identifier", pa.string()),
+            ("external_activity", pa.string()),
+            ("start_utc", TS),
+            ("end_utc", TS),
+            ("live_day", TS),
+            ("day_local", pa.date32()),
+            ("timezone", pa.string()),
+            ("landed_at", TS),
+            ("published_at", TS),
+        ]
+    ),
     "rejected_rows": pa.schema(
         [
             ("integration_id", pa.string()),
@@ -132,6 +148,7 @@ SUMMARY_VERSION_KEY = "wfm_summary_version"
 TIME_COLUMNS = {
     "contact_intervals": "interval_start",
     "agent_status_segments": "start_utc",
+    "agent_status_live": "live_day",
     "rejected_rows": "partition_time",
     "import_log": "partition_start",
 }

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
 from etl.resources.sources.simulator.simulator import SimulatorSource
+from etl.resources.sources.universal.api import ApiSource
 from etl.resources.sources.universal.csv_files import CsvSource
 from etl.resources.sources.universal.database import DatabaseSource
 from etl.resources.sources.vendors.amazon_connect import AmazonConnectSource
@@ -31,6 +32,7 @@ VENDORS: dict[str, type[SourceResource]] = {
     "amazon_connect": AmazonConnectSource,
     "csv": CsvSource,
     "database": DatabaseSource,
+    "api": ApiSource,
     "avaya_cms": AvayaCmsSource,
 }
 

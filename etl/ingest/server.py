@@ -1,0 +1,129 @@
+"""`wfm-etl serve` and `wfm-etl api-key`: the ingestion service's command-line side."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from datetime import UTC, datetime
+
+from etl.config import ConfigError, load_integrations
+from etl.ingest.app import PUBLISH_ENV, PUSH_VENDOR, Integrations, ServiceSettings
+from etl.ingest.keys import issue_key
+from etl.ingest.store import LandingStore, from_us
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8088
+PORT_ENV = "WFM_API_PORT"
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """The `serve` and `api-key` subcommands."""
+    serve = sub.add_parser("serve", help="run the ingestion service (push API, live views)")
+    serve.add_argument("--host", default=DEFAULT_HOST, help=f"default {DEFAULT_HOST}")
+    serve.add_argument(
+        "--port",
+        type=int,
+        default=int(os.environ.get(PORT_ENV, DEFAULT_PORT)),
+        help=f"default {DEFAULT_PORT} (or {PORT_ENV})",
+    )
+    serve.add_argument("--workers", type=int, default=1, help="server processes (default 1)")
+    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--no-access-log", action="store_true", help="do not log every request (under load)"
+    )
+    keys = sub.add_parser("api-key", help="create, rotate or show a push integration's API key")
+    keys.add_argument("action", choices=["create", "rotate", "show"])
+    keys.add_argument("integration")
+
+
+def publisher_process(parent_pid: int) -> None:
+    """The live-view publisher in a process of its own (off the server's GIL); it ends when
+    the server process does, even after `kill -9`."""
+    import time
+
+    from etl.ingest.publisher import LivePublisher
+    from etl.resources.warehouse import Warehouse
+
+    settings = ServiceSettings.from_env()
+    service_integrations = Integrations(settings.integrations_path)
+    publisher = LivePublisher(
+        LandingStore(settings.landing_url),
+        Warehouse(root=str(settings.warehouse_dir)),
+        service_integrations.get,
+        settings.lock_dir,
+        min_interval_s=settings.publish_interval_s,
+    )
+    publisher.start()
+    while os.getppid() == parent_pid:
+        time.sleep(0.2)
+    publisher.stop()
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    import multiprocessing
+
+    import uvicorn
+
+    settings = ServiceSettings.from_env()
+    load_integrations(settings.integrations_path)  # a bad config fails here, not per request
+    print(
+        f"wfm-etl ingestion service on http://{args.host}:{args.port} "
+        f"(landing store: {LandingStore(settings.landing_url).where}; "
+        f"OpenAPI: http://{args.host}:{args.port}/openapi.json)",
+        flush=True,
+    )
+    if settings.publish:  # one publisher beside all workers; the workers only land
+        publisher = multiprocessing.get_context("spawn").Process(
+            target=publisher_process, args=(os.getpid(),), name="live-publisher", daemon=True
+        )
+        publisher.start()
+        os.environ[PUBLISH_ENV] = "0"
+    uvicorn.run(
+        "etl.ingest.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        access_log=not args.no_access_log,
+    )
+    return 0
+
+
+def api_key_command(args: argparse.Namespace) -> int:
+    settings = ServiceSettings.from_env()
+    integrations = {i.id: i for i in load_integrations(settings.integrations_path)}
+    integration = integrations.get(args.integration)
+    if integration is None or integration.vendor != PUSH_VENDOR:
+        push = ", ".join(sorted(i for i, x in integrations.items() if x.vendor == PUSH_VENDOR))
+        raise ConfigError(
+            f"no push integration (vendor: {PUSH_VENDOR}) {args.integration!r} in the config "
+            f"(push integrations: {push or 'none'})"
+        )
+    store = LandingStore(settings.landing_url)
+    info = store.key_info(integration.id)
+    if args.action == "show":
+        if info is None:
+            print(f"{integration.id}: no API key (create one with `wfm-etl api-key create`)")
+        else:
+            print(f"{integration.id}: key {info[0]} created {from_us(info[1]):%Y-%m-%d %H:%M} UTC")
+        return 0
+    if args.action == "create" and info is not None:
+        print(
+            f"error: {integration.id} already has an API key ({info[0]}, created "
+            f"{from_us(info[1]):%Y-%m-%d %H:%M} UTC); `wfm-etl api-key rotate "
+            f"{integration.id}` replaces it",
+            file=sys.stderr,
+        )
+        return 1
+    key = issue_key(store, integration.id)
+    what = (
+        "new API key"
+        if args.action == "create"
+        else "rotated API key (the old one no longer works)"
+    )
+    print(f"{integration.id}: {what}, shown only now; store it in your system's secrets:")
+    print(key)
+    print(f"at {datetime.now(UTC):%Y-%m-%d %H:%M} UTC", file=sys.stderr)
+    return 0
