@@ -51,6 +51,8 @@ class AvayaCmsSource(QuerySource):
 
     settings_model = AvayaCmsSettings
     settings: AvayaCmsSettings
+    deliveries = ("on_premise",)
+    data_kinds = ("contacts",)
 
     def statement(self, kind: str) -> sa.TextClause:
         self._contacts_only(kind)
