@@ -31,9 +31,10 @@ bytecode: setup
 demo: bytecode
 	$(BIN)/wfm-etl demo
 
+# The Dagster UI and daemon on PORT (3000): a busy port fails naming it, never moves.
+PORT ?= 3000
 dev: bytecode
-	$(BIN)/wfm-etl init-home
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/wfm-etl dev --port $(PORT)
 
 # Merge the day files of ended months into month files; stops if the catalog is open.
 compact: setup
