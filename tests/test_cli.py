@@ -33,6 +33,7 @@ from etl.schedules.ticks import range_tags
 from etl.sql_shell import Shell, complete, interactive, run_sql
 from etl.vendors import vendor_infos, vendors_table
 from tests.cli_env import WFM_ETL, demo_home, home_env, wfm_etl
+from tests.conftest import integration_fields
 
 RUN_ID = re.compile(r"run [0-9a-f]{8}:")
 START, END = "2026-11-20T00:00", "2026-11-20T06:00"
@@ -40,18 +41,13 @@ START, END = "2026-11-20T00:00", "2026-11-20T06:00"
 
 def _project(tmp_path: Path, **overrides) -> dict[str, str]:
     """A home with one simulator integration that delivers broken rows (8 in these hours)."""
-    integration = {
-        "id": "cli_sim",
-        "vendor": "simulator",
-        "delivery": "cloud",
-        "interval_minutes": 15,
-        "data": ["contacts"],
-        "timezone": "Europe/Berlin",
-        "history_start": "2026-11-01",
-        "max_rejected_share": 0.5,
-        "source": {"seed": 1, "queues": 2, "bad_rows_per_day": 20},
+    integration = integration_fields(
+        id="cli_sim",
+        data=["contacts"],
+        max_rejected_share=0.5,
+        source={"seed": 1, "queues": 2, "bad_rows_per_day": 20},
         **overrides,
-    }
+    )
     config = tmp_path / "integrations.yaml"
     config.write_text(yaml.safe_dump({"integrations": [integration]}))
     return home_env(tmp_path, config)
