@@ -176,6 +176,9 @@ def demo(args: argparse.Namespace) -> int:
     print(read_retrying(lambda: coverage_summary(warehouse, args.hours)))
     print()
     print(f"Dagster instance: DAGSTER_HOME={home}  (browse it with `make dev`)")
+    print(
+        f"Warehouse catalog (any DuckDB 2.0 client can open it read-only): {warehouse.catalog_path}"
+    )
     print("Query the views (read-only) with the project's SQL shell:")
     print(f"  {shell_command(warehouse)}")
     print("and type a query at its prompt, e.g.")
