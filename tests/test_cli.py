@@ -42,11 +42,12 @@ START, END = "2026-11-20T00:00", "2026-11-20T06:00"
 def _project(tmp_path: Path, **overrides) -> dict[str, str]:
     """A home with one simulator integration that delivers broken rows (8 in these hours)."""
     integration = integration_fields(
-        id="cli_sim",
-        data=["contacts"],
-        max_rejected_share=0.5,
-        source={"seed": 1, "queues": 2, "bad_rows_per_day": 20},
-        **overrides,
+        **{
+            "id": "cli_sim",
+            "max_rejected_share": 0.5,
+            "source": {"seed": 1, "queues": 2, "bad_rows_per_day": 20},
+            **overrides,
+        }
     )
     config = tmp_path / "integrations.yaml"
     config.write_text(yaml.safe_dump({"integrations": [integration]}))
