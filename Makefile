@@ -31,12 +31,12 @@ bytecode: setup
 demo: bytecode
 	$(BIN)/wfm-etl demo
 
-# The ingestion service (push API, live agent status) runs beside the Dagster UI and stops
-# with it.
+# The Dagster UI and daemon on PORT (3000): a busy port fails naming it, never moves. The
+# ingestion service (push API, live agent status) runs beside it and stops with it.
+PORT ?= 3000
 dev: bytecode
-	$(BIN)/wfm-etl init-home
 	$(BIN)/wfm-etl serve & serve=$$!; trap "kill $$serve" EXIT INT TERM; \
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/wfm-etl dev --port $(PORT)
 
 # Merge the day files of ended months into month files; stops if the catalog is open.
 compact: setup

@@ -7,26 +7,52 @@ import job on the project's instance, so every run shows in the UI with its tags
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 import dagster as dg
 
 from etl.config import Integration
 from etl.definitions import FACT_KINDS
 from etl.partitions import HOUR, floor_hour, hourly_partitions
+from etl.run_outcome import RunOutcome, outcome
 from etl.schedules.gaps import GapCursor, GapPlan, plan_gaps, read_state, run_request
 from etl.schedules.ticks import INTEGRATION_TAG, TRIGGER_TAG, range_tags
 from etl.windows import Window, chunks
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The command line says what a run did itself (one line per run), so Dagster's console logger
+# stays silent: it printed a failure's message and trace twice, once per step and run event.
+SILENT = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 @dataclass(frozen=True)
 class ManualRun:
     window: Window
     run_id: str
-    success: bool
+    outcome: RunOutcome
+
+    @property
+    def success(self) -> bool:
+        return self.outcome.success
+
+
+class RunWatcher(Protocol):
+    """Told how many runs are planned, then of each run as it ends (progress output)."""
+
+    def planned(self, runs: int) -> None: ...
+
+    def finished(self, run: ManualRun) -> None: ...
+
+
+class _Unwatched:
+    def planned(self, runs: int) -> None:
+        pass
+
+    def finished(self, run: ManualRun) -> None:
+        pass
 
 
 def import_job(defs: dg.Definitions, integration: Integration) -> dg.JobDefinition:
@@ -46,17 +72,21 @@ def import_in_chunks(
     start: datetime,
     end: datetime,
     trigger: str = "cli",
+    watcher: RunWatcher | None = None,
 ) -> list[ManualRun]:
     """Re-import [start, end) as range runs, one per chunk, newest first."""
-    window = hour_range(start, end)
+    watcher = watcher or _Unwatched()
+    windows = list(chunks([hour_range(start, end)], integration.max_partitions_per_run))
+    watcher.planned(len(windows))
     job = import_job(defs, integration)
     runs = []
-    for chunk in chunks([window], integration.max_partitions_per_run):
+    for chunk in windows:
         tags = range_tags(*chunk, **{TRIGGER_TAG: trigger, INTEGRATION_TAG: integration.id})
         result = job.execute_in_process(
-            instance=instance, tags=tags, run_config=QUIET, raise_on_error=False
+            instance=instance, tags=tags, run_config=SILENT, raise_on_error=False
         )
-        runs.append(ManualRun(chunk, result.run_id, result.success))
+        runs.append(ManualRun(chunk, result.run_id, outcome(result)))
+        watcher.finished(runs[-1])
     return runs
 
 
@@ -76,22 +106,30 @@ def fill_gaps(
     integration: Integration,
     now: datetime,
     dry_run: bool = False,
+    watcher: RunWatcher | None = None,
+    on_plan: Callable[[GapPlan], None] | None = None,
 ) -> tuple[GapPlan, list[ManualRun]]:
-    """Import, one range run after the other, every hour the gap sensor would request."""
+    """Import, one range run after the other, every hour the gap sensor would request
+    (`on_plan` is told the plan before the first run starts)."""
+    watcher = watcher or _Unwatched()
     job = import_job(defs, integration)
     kinds = [kind for kind in integration.data if kind in FACT_KINDS]
     plan = gap_plan(instance, integration, kinds, now)
+    if on_plan is not None:
+        on_plan(plan)
     runs = []
     if dry_run:
         return plan, runs
+    watcher.planned(len(plan.requests))
     for request in plan.requests:
         run = run_request(integration, request, len(kinds), plan.missing_hours, now)
         result = job.execute_in_process(
             instance=instance,
             tags={**run.tags, TRIGGER_TAG: f"cli-{request.trigger}"},
             asset_selection=run.asset_selection,
-            run_config=QUIET,
+            run_config=SILENT,
             raise_on_error=False,
         )
-        runs.append(ManualRun(request.window, result.run_id, result.success))
+        runs.append(ManualRun(request.window, result.run_id, outcome(result)))
+        watcher.finished(runs[-1])
     return plan, runs

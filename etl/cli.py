@@ -1,34 +1,45 @@
-"""Command line: `wfm-etl demo|import|fill-gaps|compact|summary|init-home`.
+"""Command line: `wfm-etl demo|import|fill-gaps|compact|summary|sql|dev|vendors|init-home`.
 
 Imports go through Dagster (the integration's job, range runs, the project's instance), so
-what the CLI does shows in the UI like any scheduled run.
+what the CLI does shows in the UI like any scheduled run. Each run ends in one printed line
+(etl/progress.py); Dagster's own console log stays silent.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 import warnings
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import dagster as dg
 from dagster._utils.warnings import BetaWarning, PreviewWarning
 
-from etl import clock
-from etl.backfills import QUIET, fill_gaps, import_in_chunks
-from etl.config import ConfigError, Settings, load_integrations
+from etl import clock, dev_server
+from etl.backfills import QUIET, SILENT, ManualRun, fill_gaps, import_in_chunks
+from etl.config import PROJECT_ROOT, ConfigError, Settings, load_integrations
 from etl.definitions import MAPPINGS_JOB, build_definitions
 from etl.demo_sources import DEMO_DB_ENV, demo_db_url, prepare_demo_sources
 from etl.ingest import server as ingest_server
 from etl.ingest.demo import push_demo_day
 from etl.instance import prepare_dagster_home
 from etl.partitions import HOUR, floor_hour
+from etl.progress import RunPrinter
 from etl.resources.sources.plumbing import locations
 from etl.resources.warehouse import Warehouse, read_retrying
+from etl.run_outcome import outcome
 from etl.schedules.compaction import COMPACT_AFTER
 from etl.schedules.ticks import TRIGGER_TAG, range_tags
+from etl.sql_shell import run_sql
+from etl.vendors import vendor_infos, vendors_table
+
+__all__ = ["QUIET", "main", "run_import", "summary"]
+
+REPORTS_DIR = PROJECT_ROOT / "sql" / "reports"
 
 EXAMPLE_QUERY = (
     "SELECT destination_queue, channel, day_local, offered, answered, round(aht_s) AS aht_s\n"
@@ -55,9 +66,13 @@ def run_import(
     return job.execute_in_process(
         instance=instance,
         tags=range_tags(start, end, **{TRIGGER_TAG: trigger}),
-        run_config=QUIET,
+        run_config=SILENT,
         raise_on_error=False,
     )
+
+
+def _report_sql(name: str) -> str:
+    return (REPORTS_DIR / f"{name}.sql").read_text(encoding="utf-8")
 
 
 def summary(warehouse: Warehouse) -> str:
@@ -68,18 +83,7 @@ def summary(warehouse: Warehouse) -> str:
 
 def _summary(warehouse: Warehouse) -> str:
     with warehouse.connect() as con:
-        rows = con.execute(
-            """
-            SELECT integration_id, 'contact_intervals' AS table_name, count(*) AS n,
-                   min(interval_start) AS first, max(interval_start) AS last
-            FROM contact_intervals GROUP BY ALL
-            UNION ALL
-            SELECT integration_id, 'agent_status_segments', count(*), min(start_utc),
-                   max(start_utc)
-            FROM agent_status_segments GROUP BY ALL
-            ORDER BY ALL
-            """
-        ).fetchall()
+        rows = con.execute(_report_sql("summary")).fetchall()
         rejected = {
             (integration_id, table): n
             for integration_id, table, n in con.execute(
@@ -100,8 +104,50 @@ def _summary(warehouse: Warehouse) -> str:
     return "\n".join(lines)
 
 
+def coverage_summary(warehouse: Warehouse, hours: int) -> str:
+    """What `coverage` shows after the demo, and why most of it is missing."""
+    rows = warehouse.query(_report_sql("coverage_summary"))
+    lines = [
+        "Coverage (views `coverage`, `coverage_gaps`): every interval from each integration's "
+        "history_start up to its last import is expected.",
+        f"{'integration':<18}{'data':<14}{'since':<12}{'expected':>10}{'loaded':>9}{'missing':>9}",
+    ]
+    for row in rows.itertuples(index=False):
+        lines.append(
+            f"{row.integration_id:<18}{row.data_kind:<14}{row.first_day:%Y-%m-%d}  "
+            f"{row.expected:>10}{row.loaded:>9}{row.missing:>9}"
+        )
+    lines += [
+        f"The demo imported only the last {hours} hours, so the intervals before them show as "
+        "missing: that is expected, not an error.",
+        "`make dev` starts the gap sensors, which import that history (newest month first); "
+        "`wfm-etl fill-gaps <integration>` imports it by hand.",
+    ]
+    return "\n".join(lines)
+
+
+def shell_command(warehouse: Warehouse) -> str:
+    """How to open the SQL shell from here, as it can be typed: the `wfm-etl` on PATH if it
+    is this one, else the path of this one (relative to the current folder when inside)."""
+    script = Path(sys.executable).with_name("wfm-etl")
+    on_path = shutil.which("wfm-etl")
+    if on_path and script.exists() and Path(on_path).resolve() == script.resolve():
+        program = "wfm-etl"
+    elif script.exists():
+        try:
+            program = str(script.absolute().relative_to(Path.cwd()))
+        except ValueError:
+            program = str(script.absolute())
+    else:
+        program = f"{sys.executable} -m etl.cli"
+    command = f"{program} sql"
+    if warehouse.path.resolve() != Settings.from_env().warehouse_dir.resolve():
+        command += f" --warehouse {warehouse.path}"
+    return command
+
+
 def demo(args: argparse.Namespace) -> int:
-    """Import the last two days of every configured integration and say what landed."""
+    """Import the last hours of every configured integration and say what landed."""
     started = time.monotonic()
     home = prepare_dagster_home()
     settings = Settings.from_env()
@@ -116,31 +162,34 @@ def demo(args: argparse.Namespace) -> int:
         print(line)  # the push integration's day, through the real ingestion service
     with dg.DagsterInstance.get() as instance:
         mappings = defs.resolve_job_def(MAPPINGS_JOB).execute_in_process(
-            instance=instance, run_config=QUIET, raise_on_error=False
+            instance=instance, run_config=SILENT, raise_on_error=False
         )
-        print(f"mappings: {'ok' if mappings.success else 'FAILED'}")
+        print(f"mappings: {'ok' if mappings.success else 'FAILED: ' + outcome(mappings).reason}")
         failed = 0
         for integration in integrations:
             start = max(end - timedelta(hours=args.hours), integration.history_start)
             result = run_import(defs, instance, integration.id, start, end, trigger="demo")
-            status = "ok" if result.success else "FAILED"
+            printer = RunPrinter(integration.id, verbose=args.verbose)
+            printer.finished(ManualRun((start, end), result.run_id, outcome(result)))
             failed += not result.success
-            print(
-                f"{integration.id}: range run {result.run_id[:8]} over "
-                f"{start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC "
-                f"({int((end - start) / HOUR)} hourly partitions): {status}"
-            )
+            printer.close()
     warehouse = Warehouse(root=str(settings.warehouse_dir))
     print()
     print(summary(warehouse))
     print()
-    print(f"DuckDB catalog (open read-only): {warehouse.catalog_path}")
+    print(read_retrying(lambda: coverage_summary(warehouse, args.hours)))
+    print()
     print(f"Dagster instance: DAGSTER_HOME={home}  (browse it with `make dev`)")
-    print("Example query:")
-    print(f"  duckdb -readonly {warehouse.catalog_path}")
+    print(
+        f"Warehouse catalog (any DuckDB 2.0 client can open it read-only): {warehouse.catalog_path}"
+    )
+    print("Query the views (read-only) with the project's SQL shell:")
+    print(f"  {shell_command(warehouse)}")
+    print("and type a query at its prompt, e.g.")
     print("  " + EXAMPLE_QUERY.replace("\n", "\n  "))
-    print(warehouse.query(EXAMPLE_QUERY).to_string(index=False))
-    print(f"\nDemo finished in {time.monotonic() - started:.1f} s.")
+    sys.stdout.flush()
+    run_sql(warehouse, EXAMPLE_QUERY, "box")
+    print(f"Demo finished in {time.monotonic() - started:.1f} s.")
     return 1 if failed or not mappings.success else 0
 
 
@@ -152,24 +201,14 @@ def _integration(settings: Settings, integration_id: str):
     return integrations[integration_id], build_definitions(settings, list(integrations.values()))
 
 
-def _print_runs(runs) -> None:
-    for run in runs:
-        start, end = run.window
-        print(
-            f"run {run.run_id}: {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC "
-            f"({int((end - start) / HOUR)} hours): {'ok' if run.success else 'FAILED'}"
-        )
-
-
 def import_command(args: argparse.Namespace) -> int:
     """Re-import [start, end) as range runs, one per month and backfill chunk, newest first."""
     prepare_dagster_home()
     integration, defs = _integration(Settings.from_env(), args.integration)
-    with dg.DagsterInstance.get() as instance:
-        runs = import_in_chunks(
-            defs, instance, integration, _parse_time(args.start), _parse_time(args.end)
-        )
-    _print_runs(runs)
+    start, end = _parse_time(args.start), _parse_time(args.end)
+    with dg.DagsterInstance.get() as instance, RunPrinter(integration.id, args.verbose) as printer:
+        runs = import_in_chunks(defs, instance, integration, start, end, watcher=printer)
+        printer.close()
     return 0 if all(run.success for run in runs) else 1
 
 
@@ -179,19 +218,25 @@ def fill_gaps_command(args: argparse.Namespace) -> int:
     integration, defs = _integration(Settings.from_env(), args.integration)
     if integration.paused:
         print(f"note: {integration.id} is paused in the config; importing anyway, as asked")
-    with dg.DagsterInstance.get() as instance:
-        plan, runs = fill_gaps(defs, instance, integration, datetime.now(UTC), args.dry_run)
-    print(
-        f"{integration.id}: {plan.missing_hours} of {plan.expected_hours} hours before "
-        f"{plan.horizon:%Y-%m-%d %H:%M} UTC to import ({plan.busy_hours} queued or running), "
-        f"in {len(plan.requests)} range run(s)"
-    )
-    if args.dry_run:
-        for request in plan.requests:
-            start, end = request.window
-            print(f"  {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC ({request.trigger})")
-        return 0
-    _print_runs(runs)
+    with dg.DagsterInstance.get() as instance, RunPrinter(integration.id, args.verbose) as printer:
+
+        def announce(plan) -> None:
+            print(
+                f"{integration.id}: {plan.missing_hours} of {plan.expected_hours} hours before "
+                f"{plan.horizon:%Y-%m-%d %H:%M} UTC to import ({plan.busy_hours} queued or "
+                f"running), in {len(plan.requests)} range run(s)",
+                flush=True,
+            )
+
+        plan, runs = fill_gaps(
+            defs, instance, integration, datetime.now(UTC), args.dry_run, printer, announce
+        )
+        if args.dry_run:
+            for request in plan.requests:
+                start, end = request.window
+                print(f"  {start:%Y-%m-%d %H:%M} .. {end:%Y-%m-%d %H:%M} UTC ({request.trigger})")
+            return 0
+        printer.close()
     return 0 if all(run.success for run in runs) else 1
 
 
@@ -209,19 +254,47 @@ def compact_command(warehouse: Warehouse, now: datetime) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="wfm-etl", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo_parser = sub.add_parser("demo", help="import the last two days of the demo integrations")
+def _warehouse(args: argparse.Namespace) -> Warehouse:
+    root = getattr(args, "warehouse", None) or Settings.from_env().warehouse_dir
+    return Warehouse(root=str(root))
+
+
+def sql_command(args: argparse.Namespace) -> int:
+    warehouse = _warehouse(args)
+    if not warehouse.catalog_path.exists():
+        raise ConfigError(
+            f"no warehouse in {warehouse.path}: run `make demo` or an import first "
+            "(or name the warehouse folder with --warehouse)"
+        )
+    return run_sql(warehouse, args.command_text, "csv" if args.csv else "box")
+
+
+def dev_command(args: argparse.Namespace) -> int:
+    print(f"DAGSTER_HOME={prepare_dagster_home()}")
+    return dev_server.serve(args.host, args.port)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="wfm-etl", description=__doc__)
+    sub = top.add_subparsers(dest="command", required=True)
+    runs = argparse.ArgumentParser(add_help=False)
+    runs.add_argument(
+        "--verbose", "-v", action="store_true", help="print the stack trace of a failed run"
+    )
+    demo_parser = sub.add_parser(
+        "demo", parents=[runs], help="import the last two days of the demo integrations"
+    )
     demo_parser.add_argument("--hours", type=int, default=48)
     imp = sub.add_parser(
-        "import", help="re-import one integration's hours [start, end) as range runs"
+        "import", parents=[runs], help="re-import one integration's hours [start, end)"
     )
     imp.add_argument("integration")
     imp.add_argument("start", help="UTC, e.g. 2026-11-20T00:00")
     imp.add_argument("end", help="UTC, exclusive")
     gaps = sub.add_parser(
-        "fill-gaps", help="import every hour the gap sensor would (missing, failed, incomplete)"
+        "fill-gaps",
+        parents=[runs],
+        help="import every hour the gap sensor would (missing, failed, incomplete)",
     )
     gaps.add_argument("integration")
     gaps.add_argument("--dry-run", action="store_true", help="only list the range runs")
@@ -230,9 +303,21 @@ def main(argv: list[str] | None = None) -> int:
         help="merge the day files of ended months into month files (needs the catalog closed)",
     )
     sub.add_parser("summary", help="rows per integration and table")
+    sql = sub.add_parser("sql", help="an SQL shell on the warehouse's views, read-only")
+    sql.add_argument("-c", dest="command_text", metavar="SQL", help="run this SQL and exit")
+    sql.add_argument("--csv", action="store_true", help="print results as CSV")
+    sql.add_argument("--warehouse", help="the warehouse folder (default: WFM_WAREHOUSE_DIR)")
+    dev = sub.add_parser("dev", help="the Dagster UI and daemon (what `make dev` runs)")
+    dev.add_argument("--host", default=dev_server.DEFAULT_HOST)
+    dev.add_argument("--port", type=int, default=dev_server.DEFAULT_PORT)
+    sub.add_parser("vendors", help="every source kind with what it delivers")
     sub.add_parser("init-home", help="create DAGSTER_HOME and its dagster.yaml")
     ingest_server.add_commands(sub)
-    args = parser.parse_args(argv)
+    return top
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     warnings.filterwarnings("ignore", category=BetaWarning)
     warnings.filterwarnings("ignore", category=PreviewWarning)
     try:
@@ -243,18 +328,24 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "fill-gaps":
             return fill_gaps_command(args)
         if args.command == "compact":
-            warehouse = Warehouse(root=str(Settings.from_env().warehouse_dir))
-            return compact_command(warehouse, clock.now())
+            return compact_command(_warehouse(args), clock.now())
         if args.command == "serve":
             return ingest_server.serve_command(args)
         if args.command == "api-key":
             return ingest_server.api_key_command(args)
         if args.command == "summary":
-            print(summary(Warehouse(root=str(Settings.from_env().warehouse_dir))))
+            print(summary(_warehouse(args)))
+            return 0
+        if args.command == "sql":
+            return sql_command(args)
+        if args.command == "dev":
+            return dev_command(args)
+        if args.command == "vendors":
+            print(vendors_table(vendor_infos()))
             return 0
         print(f"DAGSTER_HOME={prepare_dagster_home()}")
         return 0
-    except ConfigError as exc:
+    except (ConfigError, dev_server.PortBusyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

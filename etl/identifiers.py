@@ -38,7 +38,15 @@ IDENTIFIER_KINDS: dict[str, IdentifierKind] = {
     "simulator": "user_name",
     "vonage": "agent_id",
 }
-GENESYS_USER_FIELDS: dict[str, IdentifierKind] = {"username": "user_name", "email": "email"}
+# Vendors whose `source:` setting chooses the identifier: setting -> its values' kinds.
+IDENTIFIER_SETTINGS: dict[str, tuple[str, dict[str, IdentifierKind]]] = {
+    "simulator": (
+        "user_identifiers",
+        {"user_name": "user_name", "email": "email", "agent_id": "agent_id"},
+    ),
+    "genesys_cloud": ("user_identifier", {"username": "user_name", "email": "email"}),
+}
+GENESYS_USER_FIELDS: dict[str, IdentifierKind] = IDENTIFIER_SETTINGS["genesys_cloud"][1]
 KIND_LABELS = {
     "email": "an email address",
     "user_name": "a user name",

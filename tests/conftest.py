@@ -46,8 +46,8 @@ def server_engine(url: str, what: str) -> sa.Engine:
     return engine
 
 
-def make_integration(**overrides) -> Integration:
-    """A valid simulator integration; override any field."""
+def integration_fields(**overrides) -> dict:
+    """The fields of a valid simulator integration, as integrations.yaml holds them."""
     fields = {
         "id": "sim15",
         "vendor": "simulator",
@@ -59,7 +59,12 @@ def make_integration(**overrides) -> Integration:
         "source": {"seed": 7, "queues": 3, "channels": ["calls", "chats", "emails"]},
     }
     fields.update(overrides)
-    return Integration.model_validate(fields)
+    return fields
+
+
+def make_integration(**overrides) -> Integration:
+    """A valid simulator integration; override any field."""
+    return Integration.model_validate(integration_fields(**overrides))
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """The entry point as Dagster and a new user see it: the shipped config, the CLI demo."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -85,12 +86,16 @@ def test_demo_command_imports_and_reports(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     for name in ("berlin_cloud", "newyork_cloud", "kolkata_onprem"):
-        [line] = [ln for ln in out.splitlines() if ln.startswith(f"{name}: range run")]
-        assert line.endswith("(6 hourly partitions): ok")
+        [line] = [ln for ln in out.splitlines() if ln.startswith(f"{name} 20")]
+        assert re.fullmatch(
+            rf"{name} .* UTC \(6 hours\), run [0-9a-f]{{8}}: ok, \d+ rows loaded, \d+ rejected, "
+            r"0 duplicates",
+            line,
+        )
     assert "contact_intervals" in out
     assert any(
         ln.startswith("berlin_cloud") and "agent_status_segments" in ln for ln in out.splitlines()
     )
     assert str(tmp_path / "warehouse" / "wfm.duckdb") in out
-    assert "Example query:" in out
+    assert "Query the views (read-only) with the project's SQL shell:" in out
     assert (tmp_path / "home" / "dagster.yaml").exists()

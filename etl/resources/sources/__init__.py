@@ -72,7 +72,7 @@ def validate_source_settings(integration: Integration) -> list[str]:
     problems += [
         f"field 'data': vendor {integration.vendor!r} delivers no {data} data"
         for data in integration.data
-        if getattr(kind, data) is getattr(SourceResource, data)  # method not implemented
+        if data not in kind.delivered_data()
     ]
     minimum = kind.min_revision_window_hours
     if integration.revision_window_hours < minimum:

@@ -63,6 +63,21 @@ class SourceResource(dg.ConfigurableResource):
     min_revision_window_hours: ClassVar[int] = 1
     # Secret resource fields -> the setting naming the environment variable that holds each.
     secret_envs: ClassVar[dict[str, str]] = {}
+    # How the system is reached (integrations' `delivery`), as `wfm-etl vendors` lists it.
+    deliveries: ClassVar[tuple[str, ...]] = ("cloud", "on_premise")
+    # The data kinds it delivers; empty: those whose method the kind implements.
+    data_kinds: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def delivered_data(cls) -> tuple[str, ...]:
+        """The data kinds (`contacts`, `agent_status`) this kind of source delivers."""
+        if cls.data_kinds:
+            return cls.data_kinds
+        return tuple(
+            data
+            for data in ("contacts", "agent_status")
+            if getattr(cls, data) is not getattr(SourceResource, data)
+        )
 
     integration_id: str
     timezone: str

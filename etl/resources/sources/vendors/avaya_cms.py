@@ -51,6 +51,8 @@ class AvayaCmsSource(QuerySource):
 
     settings_model = AvayaCmsSettings
     settings: AvayaCmsSettings
+    deliveries = ("on_premise",)
+    data_kinds = ("contacts",)
 
     def query(self, kind: str) -> str:
         self._contacts_only(kind)

@@ -237,6 +237,7 @@ class Five9Source(SourceResource):
     settings_model: ClassVar[type[SourceSettings]] = Five9Settings
 
     secret_envs: ClassVar[dict[str, str]] = {"password": "password_env"}
+    deliveries: ClassVar[tuple[str, ...]] = ("cloud",)
     settings: Five9Settings
     password: str
 

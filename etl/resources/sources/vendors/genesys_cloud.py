@@ -182,6 +182,7 @@ class GenesysCloudSource(SourceResource):
     min_revision_window_hours: ClassVar[int] = 72
 
     secret_envs: ClassVar[dict[str, str]] = {"client_secret": "client_secret_env"}
+    deliveries: ClassVar[tuple[str, ...]] = ("cloud",)
     settings: GenesysCloudSettings
     client_secret: str
 

@@ -200,6 +200,7 @@ class TalkdeskSource(SourceResource):
 
     settings_model: ClassVar[type[SourceSettings]] = TalkdeskSettings
     secret_envs: ClassVar[dict[str, str]] = {"client_secret": "client_secret_env"}
+    deliveries: ClassVar[tuple[str, ...]] = ("cloud",)
 
     settings: TalkdeskSettings
     client_secret: str
