@@ -24,7 +24,7 @@ from etl.demo_sources import DEMO_DB_ENV, demo_db_url, prepare_demo_sources
 from etl.instance import prepare_dagster_home
 from etl.partitions import HOUR, floor_hour
 from etl.resources.sources.plumbing import locations
-from etl.resources.warehouse import Warehouse, read_retrying
+from etl.resources.warehouse import Warehouse
 from etl.schedules.compaction import COMPACT_AFTER
 from etl.schedules.ticks import TRIGGER_TAG, range_tags
 
@@ -59,12 +59,7 @@ def run_import(
 
 
 def summary(warehouse: Warehouse) -> str:
-    """What the warehouse holds, per integration and table, as a few printable lines (read
-    again when an import replaced a file under the query)."""
-    return read_retrying(lambda: _summary(warehouse))
-
-
-def _summary(warehouse: Warehouse) -> str:
+    """What the warehouse holds, per integration and table, as a few printable lines."""
     with warehouse.connect() as con:
         rows = con.execute(
             """
@@ -192,16 +187,10 @@ def fill_gaps_command(args: argparse.Namespace) -> int:
 
 
 def compact_command(warehouse: Warehouse, now: datetime) -> int:
-    """Merge the day files of months that ended at least a day ago; exit 1 if a connection to
-    the catalog stopped it (nothing half done: every month is merged whole or not at all)."""
+    """Merge the day files of months that ended at least a day ago (beside open connections:
+    each keeps reading the files it had until it closes)."""
     done = warehouse.compact_months(before=now - COMPACT_AFTER)
-    print(f"compacted {done.months} month folders ({done.files} files into {done.months})")
-    if done.busy:
-        print(
-            f"stopped: {done.busy_message}; close analysts' connections, or run it again later",
-            file=sys.stderr,
-        )
-        return 1
+    print(f"compacted {done.months} months ({done.files} day files into {done.months})")
     return 0
 
 

@@ -20,7 +20,7 @@ import pandas as pd
 from etl.assets.import_log import import_log_files
 from etl.config import Integration
 from etl.partitions import HOUR
-from etl.resources.warehouse import Warehouse, read_retrying
+from etl.resources.warehouse import Warehouse
 
 CHECK_NAME = "coverage"
 NAMED_GAPS = 20
@@ -65,12 +65,7 @@ def _ts(value) -> datetime | None:
 
 def coverage_of(warehouse: Warehouse, integration: Integration, data_kind: str) -> Coverage:
     """Holes in one integration's data kind older than its revision window (relative to its
-    last import, so a paused integration is judged on what it had when it stopped). Read again
-    when another import replaced a file under the query."""
-    return read_retrying(lambda: _coverage(warehouse, integration, data_kind))
-
-
-def _coverage(warehouse: Warehouse, integration: Integration, data_kind: str) -> Coverage:
+    last import, so a paused integration is judged on what it had when it stopped)."""
     with warehouse.connect() as con:
         # The views' macros on this integration's own log files: the `imports` view would
         # read every integration's log (1.1-1.8 s with 50 integrations of 3 years, bench/).
