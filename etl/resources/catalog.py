@@ -23,7 +23,7 @@ import json
 import os
 import shutil
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +59,7 @@ class Version:
     files: list[str] = field(default_factory=list)  # data files it lists, relative
     published_at: float = 0.0
     legacy: bool = False  # a catalog of the earlier layout: it globbed every file there
+    state: dict = field(default_factory=dict)  # what the next plan reuses (the builder's own)
 
     @property
     def name(self) -> str:
@@ -74,6 +75,7 @@ class Version:
                 "files": self.files,
                 "published_at": self.published_at,
                 "legacy": self.legacy,
+                "state": self.state,
             },
             separators=(",", ":"),
         )
@@ -89,18 +91,22 @@ class Version:
             files=list(data.get("files", [])),
             published_at=float(data.get("published_at", 0.0)),
             legacy=bool(data.get("legacy", False)),
+            state=dict(data.get("state", {})),
         )
 
 
 @dataclass(frozen=True)
 class Plan:
     """What a new version must hold: the static SQL (the views of `sql/`, rendered) and the
-    generated objects (views listing files, macros), in creation order."""
+    generated objects (views listing files), by name with the hash of their definition, in
+    creation order; `sql` has the definition of every object that is new or changed (of all of
+    them when the static SQL changed)."""
 
     static_sql: str
-    objects: dict[str, str]
-    units: dict[str, int]
+    hashes: dict[str, str]
+    sql: dict[str, str]
     files: list[str]
+    state: dict = field(default_factory=dict)
 
     @property
     def static_hash(self) -> str:
@@ -146,38 +152,33 @@ class Catalog:
             yield
 
     # -- publishing ---------------------------------------------------------------------------
-    def publish(self, plan: Plan) -> bool:
-        """Make a version holding `plan` the current one, unless the current one already does;
-        call under `locked()`. Returns whether a version was published."""
+    def publish(self, make_plan: Callable[[Version | None], Plan]) -> bool:
+        """Make a version holding `make_plan(current version)` the current one, unless the
+        current one already does; call under `locked()`. Returns whether it published."""
         current = self.current()
-        if (
-            current is not None
-            and current.static_hash == plan.static_hash
-            and current.objects == {n: digest(sql) for n, sql in plan.objects.items()}
-        ):
+        plan = make_plan(current)
+        same_static = current is not None and current.static_hash == plan.static_hash
+        if same_static and current.objects == plan.hashes:
             return False
-        seq = max([v.seq for _, v in self.versions()], default=0) + 1
         version = Version(
-            seq=seq,
+            seq=self._next_seq(),
             static_hash=plan.static_hash,
-            objects={n: digest(sql) for n, sql in plan.objects.items()},
-            units=dict(plan.units),
+            objects=dict(plan.hashes),
             files=sorted(plan.files),
+            state=plan.state,
         )
         self.dir.mkdir(parents=True, exist_ok=True)
         target = self.dir / version.name
         tmp = temporary_beside(target)
         try:
-            base = self.current_path() if current is not None else None
-            if base is not None and current is not None and current.static_hash == plan.static_hash:
+            base = self.current_path() if same_static else None
+            if base is not None and current is not None:
                 shutil.copyfile(base, tmp)
-                changed = [
-                    n for n in plan.objects if current.objects.get(n) != digest(plan.objects[n])
-                ]
-                dropped = [n for n in current.objects if n not in plan.objects]
-                self._write(tmp, [plan.objects[n] for n in changed], dropped)
+                changed = [n for n, h in plan.hashes.items() if current.objects.get(n) != h]
+                dropped = [n for n in current.objects if n not in plan.hashes]
+                self._write(tmp, [plan.sql[n] for n in changed], dropped)
             else:
-                self._write(tmp, [*plan.objects.values(), plan.static_sql], [])
+                self._write(tmp, [*(plan.sql[n] for n in plan.hashes), plan.static_sql], [])
             with open(tmp, "rb") as handle:
                 os.fsync(handle.fileno())
             os.replace(tmp, target)
@@ -191,12 +192,15 @@ class Catalog:
         self._point_at(target)
         return True
 
+    def _next_seq(self) -> int:
+        seqs = [int(p.stem.split("-")[1]) for p in self.dir.glob("wfm-*.duckdb")]
+        return max(seqs, default=0) + 1
+
     @staticmethod
     def _write(path: Path, statements: Iterable[str], dropped: Iterable[str]) -> None:
         with duckdb.connect(str(path)) as con:
             for name in dropped:
                 con.execute(f'DROP VIEW IF EXISTS "{name}"')
-                con.execute(f'DROP MACRO IF EXISTS "{name}"')
             for sql in statements:
                 con.execute(sql)
             con.execute("CHECKPOINT")
@@ -221,8 +225,9 @@ class Catalog:
             return
         self.dir.mkdir(parents=True, exist_ok=True)
         for path in legacy:
-            seq = max([v.seq for _, v in self.versions()], default=0) + 1
-            version = Version(seq=seq, static_hash="", legacy=True, published_at=time.time())
+            version = Version(
+                seq=self._next_seq(), static_hash="", legacy=True, published_at=time.time()
+            )
             target = self.dir / version.name
             os.link(path, target)
             replace_atomically(

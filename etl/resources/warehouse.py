@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import dataclasses
+import os
 import re
 import time
 import uuid
@@ -43,7 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from etl.partitions import days, month_start, months, next_day, next_month
-from etl.resources.catalog import CATALOG_NAME, Catalog, Plan, digest
+from etl.resources.catalog import CATALOG_NAME, Catalog, Plan, Version, digest
 from etl.resources.files import file_lock, replace_atomically, try_lock, write_new
 from etl.resources.manifest import MAPPINGS_UNIT, WHOLE, Entry, Manifest, unit_of
 
@@ -284,6 +285,12 @@ def _write_parquet(table: pa.Table) -> Callable[[Path], None]:
     return write
 
 
+def owner_view(table: str, owner: str) -> str:
+    """The catalog's view of one owner's files of a table (e.g. `_import_log__berlin.contacts`):
+    what a query about one integration reads instead of every integration's files."""
+    return f"_{table}__{owner}"
+
+
 def _all_schemas() -> dict[str, pa.Schema]:
     return {**FACT_SCHEMAS, **SUMMARY_SCHEMAS, **REGISTRY_SCHEMAS, **MAPPING_SCHEMAS}
 
@@ -334,6 +341,22 @@ class Transaction:
             _schema_hash(_all_schemas()[table]),
         )
         self.manifest.put(table, owner, slot, entry)
+
+    def adopt(self, table: str, owner: str, slot: str, source: Path) -> None:
+        """Make a file of another warehouse on the same file system the slot's contents, by a
+        hard link under a new name (a copy of a warehouse without copying its data)."""
+        self.changed = True
+        target = self.warehouse.new_file(table, owner, slot)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, target)
+        self.created.append(target)
+        rows = pq.read_metadata(target).num_rows
+        current = _all_schemas()[table]
+        same = pq.read_schema(target).remove_metadata().equals(current.remove_metadata())
+        schema = _schema_hash(current) if same else "other"
+        self.manifest.put(
+            table, owner, slot, Entry(str(target.relative_to(self.warehouse.path)), rows, schema)
+        )
 
     def commit(self) -> None:
         if not self.changed:
@@ -496,11 +519,12 @@ class Warehouse(dg.ConfigurableResource):
                 pq.read_table(current, schema=FACT_SCHEMAS[table]), table, start, end
             )
         merged = pa.concat_tables([kept, rows]) if kept is not None else rows
-        self._write_slot(tx, table, owner, slot, merged)
+        self.write_slot(tx, table, owner, slot, merged)
 
-    def _write_slot(
+    def write_slot(
         self, tx: Transaction, table: str, owner: str, slot: str, rows: pa.Table
     ) -> None:
+        """Make `rows` one slot's contents, with its day sums (inside a transaction)."""
         rows = _sorted(rows, TIME_COLUMNS[table]) if rows.num_rows else rows
         tx.write(table, owner, slot, rows)
         summary = SUMMARIES.get(table)
@@ -674,7 +698,7 @@ class Warehouse(dg.ConfigurableResource):
                                 tx.write(table, owner, slot, None)
                                 if table in SUMMARIES:
                                     tx.write(SUMMARIES[table], owner, slot, None)
-                            self._write_slot(
+                            self.write_slot(
                                 tx,
                                 table,
                                 owner,
@@ -701,55 +725,71 @@ class Warehouse(dg.ConfigurableResource):
                 with contextlib.suppress(FileExistsError):
                     write_new(target, _write_parquet(schema.empty_table()))
 
-    def _plan(self) -> Plan:
-        """The generated part of a catalog version: per table and owner a view listing its
-        current files, per table a view over all of them, and the import log's file list."""
-        manifests = self.manifests()
-        objects: dict[str, str] = {}
-        unions: dict[str, str] = {}
+    def _unit_objects(self, manifest: Manifest) -> dict:
+        """The generated views of one unit: per table and owner a view listing its current
+        files (by name, so a file no manifest names is never read)."""
+        views: dict[str, str] = {}
+        owners: dict[str, list[str]] = {}
         files: list[str] = []
         for table, schema in _all_schemas().items():
             columns = ", ".join(_quoted(f.name) for f in schema)
             current_hash = _schema_hash(schema)
-            placeholder = _sql_literal(str(self.placeholder_file(table)))
-            branches = [f"SELECT {columns} FROM read_parquet([{placeholder}])"]
-            owners: dict[str, list[Entry]] = {}
-            for manifest in manifests.values():
-                for owner in manifest.owners(table):
-                    owners.setdefault(owner, []).extend(manifest.slots(table, owner).values())
-            for owner, entries in sorted(owners.items()):
+            for owner in sorted(manifest.owners(table)):
+                entries = list(manifest.slots(table, owner).values())
                 files += [e.path for e in entries]
-                paths = ", ".join(_sql_literal(str(self.path / e.path)) for e in entries)
+                paths = ", ".join(_sql_literal(self.path / e.path) for e in entries)
                 mixed = any(e.schema != current_hash for e in entries)
                 options = ", union_by_name = true" if mixed else ""
-                name = f"_{table}__{owner}"
-                objects[name] = (
+                name = owner_view(table, owner)
+                views[name] = (
                     f"CREATE OR REPLACE VIEW {_quoted(name)} AS SELECT {columns} "
                     f"FROM read_parquet([{paths}]{options})"
                 )
-                branches.append(f"SELECT * FROM {_quoted(name)}")
-            unions[f"_{table}"] = (
-                f"CREATE OR REPLACE VIEW {_quoted('_' + table)} AS\n"
-                + "\nUNION ALL\n".join(branches)
+                owners.setdefault(table, []).append(owner)
+        return {"views": views, "owners": owners, "files": files}
+
+    def _plan(self, current: Version | None) -> Plan:
+        """What the next catalog version holds. Units whose manifest did not change since the
+        current version (same size, modification time and inode) keep their views as they
+        are, so a tick reads and renders only its own integration's manifest."""
+        static_sql = self.catalog_sql()
+        full = current is None or current.static_hash != digest(static_sql)
+        before = {} if full else current.state.get("units", {})
+        units: dict[str, dict] = {}
+        hashes: dict[str, str] = {}
+        sql: dict[str, str] = {}
+        folder = self.path / "state" / "manifests"
+        for path in sorted(folder.glob("*.json")):
+            stat = path.stat()
+            fingerprint = [stat.st_mtime_ns, stat.st_size, stat.st_ino]
+            unit = path.stem
+            kept = before.get(unit)
+            if kept is not None and kept["fingerprint"] == fingerprint:
+                units[unit] = kept
+            else:
+                made = self._unit_objects(Manifest.load(path, unit))
+                sql.update(made["views"])
+                units[unit] = {
+                    "fingerprint": fingerprint,
+                    "objects": {name: digest(text) for name, text in made["views"].items()},
+                    "owners": made["owners"],
+                    "files": made["files"],
+                }
+            hashes.update(units[unit]["objects"])
+        for table, schema in _all_schemas().items():
+            columns = ", ".join(_quoted(f.name) for f in schema)
+            placeholder = _sql_literal(self.placeholder_file(table))
+            branches = [f"SELECT {columns} FROM read_parquet([{placeholder}])"]
+            for unit in sorted(units):
+                for owner in units[unit]["owners"].get(table, []):
+                    branches.append(f"SELECT * FROM {_quoted(owner_view(table, owner))}")
+            name = f"_{table}"
+            sql[name] = f"CREATE OR REPLACE VIEW {_quoted(name)} AS\n" + "\nUNION ALL\n".join(
+                branches
             )
-        objects.update(unions)
-        logs = [str(self.placeholder_file("import_log"))]
-        for manifest in manifests.values():
-            for owner in sorted(manifest.owners("import_log")):
-                logs += [
-                    str(self.path / e.path) for e in manifest.slots("import_log", owner).values()
-                ]
-        objects["import_log_files"] = (
-            "CREATE OR REPLACE MACRO import_log_files() AS ["
-            + ", ".join(_sql_literal(p) for p in logs)
-            + "]"
-        )
-        return Plan(
-            static_sql=self.catalog_sql(),
-            objects=objects,
-            units={u: m.generation for u, m in manifests.items()},
-            files=files,
-        )
+            hashes[name] = digest(sql[name])
+        files = [f for state in units.values() for f in state["files"]]
+        return Plan(static_sql, hashes, sql, files, state={"units": units})
 
     def publish(self) -> bool:
         """Make the catalog show the current files (a no-op when it already does); then
@@ -757,7 +797,7 @@ class Warehouse(dg.ConfigurableResource):
         self._ensure_placeholders()
         catalog = self.catalog
         with catalog.locked():
-            published = catalog.publish(self._plan())
+            published = catalog.publish(self._plan)
         last = _last_gc.get(str(self.path), 0.0)
         if time.monotonic() - last >= GC_INTERVAL_S:
             _last_gc[str(self.path)] = time.monotonic()
