@@ -187,9 +187,9 @@ def run(root: Path, queues: int, history_months: int, seconds: float) -> dict:
         months.append(month)
         write(warehouse, queues, month, next_month(month))
         month = next_month(month)
-    # The ticks start a day before the month ends, so they cross into the next one and the
+    # The ticks start six hours before the month ends, so they cross into the next one and the
     # compaction merges the month they leave.
-    first = next_month(month) - timedelta(days=1)
+    first = next_month(month) - timedelta(hours=6)
     write(warehouse, queues, month, first + INTERVAL)
     context = multiprocessing.get_context("spawn")
     out = context.Queue()
