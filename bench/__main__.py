@@ -43,7 +43,10 @@ from etl.assets.contacts import CONTACTS_KIND
 from etl.assets.import_log import import_log_frame, log_import
 from etl.instance import RANGE_RUN_ENV, RUN_LAUNCHER, max_concurrent_runs, postgres_storage
 from etl.partitions import days, month_start, months, next_month
-from etl.resources.warehouse import Warehouse, _within
+from etl.resources.manifest import MAPPINGS_UNIT, WHOLE
+from etl.resources.warehouse import FACT_SCHEMAS, MAPPING_SCHEMAS, Warehouse, _within
+
+MAPPING_NAMES = set(MAPPING_SCHEMAS)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / "work"
@@ -57,7 +60,7 @@ HISTORY_RUNS_AT_ONCE = 2
 # of them at once: the project sets one per core; Dagster's own default is 10.
 TICK_RUNS_AT_ONCE = max_concurrent_runs(os.environ)
 DAGSTER_DEFAULT_RUNS_AT_ONCE = 10
-ALL_PARTS = "floor,bookkeeping,csv,db,tick,remap,queries,dayfiles,push"
+ALL_PARTS = "floor,bookkeeping,csv,db,tick,remap,queries,dayfiles,readers,push"
 # Parts that read the generated history files (the others need none).
 HISTORY_PARTS = {"floor", "bookkeeping", "csv", "db", "remap", "queries", "dayfiles"}
 
@@ -458,21 +461,24 @@ def part_tick(report: Report, queues: int, integrations: int, history_start: dat
 
 
 def newest_year(source: Path, target: Path, months: int = 12) -> Warehouse:
-    """A warehouse holding only the newest `months` month folders of each fact folder of
-    `source` (hard links, no copies) and its registries, with mappings and a catalog of its
-    own: the same layout with a third of the history."""
+    """A warehouse holding only the newest `months` months of each integration of `source`
+    (its files hard-linked, not copied) and its registries, with mappings and a catalog of
+    its own: the same layout with a third of the history."""
     if target.exists():
         shutil.rmtree(target)
-    for folder in (source / "facts").glob("*/*"):
-        if folder.name == "_schema":
+    copy = Warehouse(root=str(target))
+    for unit, manifest in Warehouse(root=str(source)).manifests().items():
+        if unit == MAPPINGS_UNIT:
             continue
-        for month in sorted(m for m in folder.iterdir() if m.is_dir())[-months:]:
-            linked = target / month.relative_to(source)
-            linked.mkdir(parents=True)
-            for file in month.glob("*.parquet"):
-                os.link(file, linked / file.name)
-    shutil.copytree(source / "registry", target / "registry")
-    return Warehouse(root=str(target))
+        with copy.transaction(unit) as tx:
+            for table in manifest.tables():
+                for owner in manifest.owners(table):
+                    slots = manifest.slots(table, owner)
+                    kept_months = sorted({s[:7] for s in slots if s != WHOLE})[-months:]
+                    for slot, entry in slots.items():
+                        if slot == WHOLE or slot[:7] in kept_months:
+                            tx.adopt(table, owner, slot, source / entry.path)
+    return copy
 
 
 def remap_seconds(
@@ -572,91 +578,101 @@ def median_query_seconds(warehouse: Warehouse, sql: str, params: list, runs: int
 
 
 def spread_over_folders(
-    source: Warehouse, target: Path, owners: int, day_months: int
+    source: Warehouse, target: Path, owners: int, day_months: int, compacted: bool = False
 ) -> tuple[Warehouse, int]:
-    """A copy of `source`'s history with its queues spread over `owners` integration folders
-    and its newest `day_months` months stored as day files, as a year of ticks leaves them (a
-    month keeps the file grain of its first write). The rows keep their integration id, so
-    the views read the same rows; only the files differ. Returns it and its file count."""
+    """A copy of `source`'s history with its queues spread over `owners` integrations and its
+    newest `day_months` months stored as day files, as ticks leave them (a month keeps the file
+    grain of its first write); with `compacted`, only the newest of those months stays in day
+    files (what the nightly compaction leaves beside open connections). The rows keep their
+    integration id, so the views read the same rows; only the files differ. Returns it and
+    its number of fact files."""
     if target.exists():
         shutil.rmtree(target)
     copy = Warehouse(root=str(target))
     table = "contact_intervals"
-    month_dirs = sorted(source.fact_dir(table).glob("*/*/"))
-    month_dirs = [d for d in month_dirs if d.parent.name != "_schema"]
-    as_days = {d.name for d in month_dirs[-day_months:]} if day_months else set()
+    (owner_id,) = {
+        owner for m in source.manifests().values() for owner in m.owners(table)
+    }  # the benchmark's one integration
+    month_slots = source.slots(table, owner_id)
+    as_days = set(list(month_slots)[-day_months:]) if day_months else set()
+    if compacted and as_days:
+        as_days = {max(as_days)}
     files = 0
-    for month_dir in month_dirs:
-        month = datetime.strptime(month_dir.name, "%Y-%m").replace(tzinfo=UTC)
-        rows = pa.concat_tables(pq.read_table(f) for f in sorted(month_dir.glob("*.parquet")))
-        queue_ids = rows.column("external_queue_id")
-        folder = pc.index_in(queue_ids, value_set=pc.unique(queue_ids).sort()).to_numpy() % owners
-        spans = (
-            list(days(month, next_month(month)))
-            if month_dir.name in as_days
-            else [(month, next_month(month))]
-        )
-        for owner in range(owners):
-            mine = rows.filter(pa.array(folder == owner))
-            for start, end in spans:
-                owner_id = f"folder_{owner:02d}"
-                if len(spans) == 1:
-                    part, path = mine, copy.fact_file(table, owner_id, start)
-                else:
+    tables = {
+        slot: pq.read_table(path, schema=FACT_SCHEMAS[table]) for slot, path in month_slots.items()
+    }
+    for owner in range(owners):
+        name = f"folder_{owner:02d}"
+        with copy.transaction(name) as tx:
+            for slot, rows in tables.items():
+                queue_ids = rows.column("external_queue_id")
+                index = pc.index_in(queue_ids, value_set=pc.unique(queue_ids).sort()).to_numpy()
+                mine = rows.filter(pa.array(index % owners == owner))
+                month = datetime.strptime(slot[:7], "%Y-%m").replace(tzinfo=UTC)
+                spans = (
+                    list(days(month, next_month(month)))
+                    if slot in as_days
+                    else [(month, next_month(month))]
+                )
+                for start, end in spans:
                     part = _within(mine, mine.column("interval_start"), start, end)
-                    path = copy.day_file(table, owner_id, start)
-                summary = copy._summary_file(table, path)
-                for file, data in ((path, part), (summary, copy._summary_of(table, part))):
-                    file.parent.mkdir(parents=True, exist_ok=True)
-                    pq.write_table(data, file, compression="zstd")
-                files += 1
-    for folder_name in ("registry", "mappings"):
-        if (source.path / folder_name).exists():
-            shutil.copytree(source.path / folder_name, target / folder_name)
+                    piece = f"{start:%Y-%m-%d}" if len(spans) > 1 else slot
+                    copy.write_slot(tx, table, name, piece, part)
+                    files += 1
+    for unit, manifest in source.manifests().items():
+        with copy.transaction(unit) as tx:
+            for table_name in manifest.tables() & {"queues", "integrations", *MAPPING_NAMES}:
+                for owner in manifest.owners(table_name):
+                    for slot, entry in manifest.slots(table_name, owner).items():
+                        tx.adopt(table_name, owner, slot, source.path / entry.path)
     copy.ensure_catalog()
     return copy, files
 
 
 def part_day_files(report: Report, folder: Path, queues: int, end: datetime) -> None:
     """What day files cost analysts, and what compaction gives back: the two queries again on
-    the history spread over 50 integration folders (as 50 integrations of 10 queues would
-    store it), with month files only, with the newest 12 months in day files (a year that
-    ticks filled), and after `compact_months` merged those."""
+    the history spread over 50 integrations (as 50 integrations of 10 queues would store it):
+    with month files only; with the newest 12 months in day files (a year of ticks with no
+    compaction); and as the nightly compaction keeps it, beside open connections: closed
+    months in month files, the open month in day files (the target)."""
     source = Warehouse(root=str(folder / "warehouse"))
     newest = month_start(end - timedelta(days=1))
     queries = analyst_queries(queues, newest)
     seconds: dict[tuple[str, str], float] = {}
     counts = {}
-    for day_months in (0, 12):
-        copy, counts[day_months] = spread_over_folders(
-            source, WORK / f"warehouse_50_folders_{day_months}", 50, day_months
+    copies = {}
+    for label, day_months, compacted in (
+        ("month", 0, False),
+        ("year", 12, False),
+        ("open", 12, True),
+    ):
+        copies[label], counts[label] = spread_over_folders(
+            source, WORK / f"warehouse_50_folders_{label}", 50, day_months, compacted
         )
         for name, (sql, params) in queries.items():
-            seconds[name, f"{day_months}"] = median_query_seconds(copy, sql, params)
+            seconds[name, label] = median_query_seconds(copies[label], sql, params)
     started = time.perf_counter()
-    done = copy.compact_months(before=end)
+    done = copies["year"].compact_months(before=newest)
     compaction = time.perf_counter() - started
-    for name, (sql, params) in queries.items():
-        seconds[name, "compacted"] = median_query_seconds(copy, sql, params)
     for name in queries:
-        value = seconds[name, "12"]
+        value = seconds[name, "open"]
         report.add(
-            f"{name}, 50 folders, newest year in day files",
+            f"{name}, 50 integrations, closed months compacted, open month in day files",
             value,
             "s",
             "< 1 s",
             value < 1,
-            note=f"{counts[12]:,} fact files and as many day-sum files; with month files only "
-            f"({counts[0]:,} each) {seconds[name, '0']:.2f} s; after compaction "
-            f"{seconds[name, 'compacted']:.2f} s; the month queried is {newest:%B %Y}",
+            note=f"{counts['open']:,} fact files and as many day-sum files; with month files "
+            f"only ({counts['month']:,} each) {seconds[name, 'month']:.2f} s; with the newest "
+            f"year in day files ({counts['year']:,}) {seconds[name, 'year']:.2f} s; the month "
+            f"queried is {newest:%B %Y}",
         )
     report.add(
-        "compaction: the newest year's day files of 50 folders into month files",
+        "compaction: the newest year's day files of 50 integrations into month files",
         compaction,
         "s",
-        note=f"{done.months} month folders merged (with their day sums), "
-        f"{done.files:,} files into {done.months}; "
-        f"{compaction / max(done.months, 1):.2f} s a month folder; busy: {done.busy or 'none'}",
+        note=f"{done.months} months merged (with their day sums), {done.files:,} day files "
+        f"into {done.months}, one transaction and one catalog version per integration",
     )
 
 
@@ -725,6 +741,29 @@ def part_push(report: Report, scale: float) -> None:
         analyst["partial"] == 0,
         note=f"live view rows at the end: {r['live_rows']:,}",
     )
+
+def part_readers(report: Report, seconds: float, queues: int) -> None:
+    """Analysts' queries back to back while ticks, a history import and compaction rewrite the
+    same months (bench/readers.py): every error and every wrong total counts."""
+    from bench import readers
+
+    root = WORK / "readers"
+    shutil.rmtree(root, ignore_errors=True)
+    found = readers.run(root, queues, history_months=6, seconds=seconds)
+    for name, counts in found.items():
+        if not name.startswith("reader"):
+            continue
+        report.add(
+            f"{name}: queries with an error or a wrong total, during {found['seconds']:.0f} s",
+            counts["errors"] + counts["wrong"],
+            "queries",
+            "0",
+            counts["errors"] + counts["wrong"] == 0,
+            note=f"{counts['queries']:,} queries; {counts['errors']} errors, {counts['wrong']} "
+            f"wrong totals; meanwhile {found['ticks']} ticks, {found['history months']} history "
+            f"months, {found['months compacted']} months compacted, {queues} queues"
+            + (f"; first problems: {counts['messages'][:3]}" if counts["messages"] else ""),
+        )
 
 
 def missed_by(figure: Figure) -> str:
@@ -858,6 +897,9 @@ def main(argv: list[str] | None = None) -> int:
     if project and "dayfiles" in parts:
         report.part = "dayfiles"
         part_day_files(report, project, queues, workload.end)
+    if "readers" in parts:
+        report.part = "readers"
+        part_readers(report, 180 * min(1.0, max(args.scale, 0.1)), queues)
     if "tick" in parts:
         report.part = "tick"
         part_tick(report, queues, max(2, round(50 * args.scale)), workload.start)

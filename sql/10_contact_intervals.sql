@@ -2,4 +2,4 @@
 -- Sums and counts only; averages are derived in the views (AHT = handle_time_s / answered).
 CREATE OR REPLACE VIEW contact_intervals AS
 SELECT *
-FROM read_parquet('{warehouse}/facts/contact_intervals/*/*/*.parquet');
+FROM _contact_intervals;

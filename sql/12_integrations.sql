@@ -3,4 +3,4 @@
 CREATE OR REPLACE VIEW integrations AS
 SELECT integration_id, name, vendor, delivery, interval_minutes, timezone, history_start,
        revision_window_hours, data, updated_at
-FROM read_parquet('{warehouse}/registry/integrations/*.parquet');
+FROM _integrations;

@@ -2,4 +2,4 @@
 -- A queue without a mapping is its own destination queue: '<integration_id>/<external_queue_id>'.
 CREATE OR REPLACE VIEW queue_mappings AS
 SELECT integration_id, external_queue_id, destination_queue
-FROM read_parquet('{warehouse}/mappings/queue_mappings.parquet');
+FROM _queue_mappings;

@@ -1,4 +1,4 @@
 -- workloads: groups of destination queues, from mappings/workloads.csv.
 CREATE OR REPLACE VIEW workloads AS
 SELECT workload, destination_queue
-FROM read_parquet('{warehouse}/mappings/workloads.parquet');
+FROM _workloads;

@@ -8,5 +8,5 @@ SELECT q.integration_id,
        m.destination_queue IS NOT NULL AS mapped,
        q.first_seen,
        q.last_seen
-FROM read_parquet('{warehouse}/registry/queues/*.parquet') AS q
+FROM _queues AS q
 LEFT JOIN queue_mappings AS m USING (integration_id, external_queue_id);

@@ -10,12 +10,12 @@ SELECT destination_queue,
        time_bucket(INTERVAL 60 MINUTE, interval_start_local) AS interval_start_local,
        timezone,
        60 AS interval_minutes,
-       SUM(offered) AS offered,
-       SUM(answered) AS answered,
-       SUM(abandoned) AS abandoned,
+       CAST(SUM(offered) AS BIGINT) AS offered,
+       CAST(SUM(answered) AS BIGINT) AS answered,
+       CAST(SUM(abandoned) AS BIGINT) AS abandoned,
        SUM(handle_time_s) AS handle_time_s,
-       SUM(handle_time_s) / NULLIF(SUM(answered), 0) AS aht_s,
-       SUM(answered_in_sl) AS answered_in_sl
+       SUM(handle_time_s) / NULLIF(SUM(answered), 0)::DOUBLE AS aht_s,
+       CAST(SUM(answered_in_sl) AS BIGINT) AS answered_in_sl
 FROM contact_intervals_mapped
 WHERE interval_minutes <= 60
 GROUP BY ALL;

@@ -7,10 +7,10 @@ SELECT integration_id,
        external_queue_id,
        channel,
        day_local,
-       SUM(offered) AS offered,
-       SUM(answered) AS answered,
-       SUM(abandoned) AS abandoned,
+       CAST(SUM(offered) AS BIGINT) AS offered,
+       CAST(SUM(answered) AS BIGINT) AS answered,
+       CAST(SUM(abandoned) AS BIGINT) AS abandoned,
        SUM(handle_time_s) AS handle_time_s,
-       SUM(answered_in_sl) AS answered_in_sl
-FROM read_parquet('{warehouse}/facts/contact_days/*/*/*.parquet')
+       CAST(SUM(answered_in_sl) AS BIGINT) AS answered_in_sl
+FROM _contact_days
 GROUP BY ALL;

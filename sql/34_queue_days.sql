@@ -5,12 +5,12 @@ SELECT COALESCE(m.destination_queue, d.integration_id || '/' || d.external_queue
        d.channel,
        d.day_local,
        i.timezone,
-       SUM(d.offered) AS offered,
-       SUM(d.answered) AS answered,
-       SUM(d.abandoned) AS abandoned,
+       CAST(SUM(d.offered) AS BIGINT) AS offered,
+       CAST(SUM(d.answered) AS BIGINT) AS answered,
+       CAST(SUM(d.abandoned) AS BIGINT) AS abandoned,
        SUM(d.handle_time_s) AS handle_time_s,
-       SUM(d.handle_time_s) / NULLIF(SUM(d.answered), 0) AS aht_s,
-       SUM(d.answered_in_sl) AS answered_in_sl
+       SUM(d.handle_time_s) / NULLIF(SUM(d.answered), 0)::DOUBLE AS aht_s,
+       CAST(SUM(d.answered_in_sl) AS BIGINT) AS answered_in_sl
 FROM contact_days AS d
 LEFT JOIN integrations AS i USING (integration_id)
 LEFT JOIN queue_mappings AS m USING (integration_id, external_queue_id)

@@ -4,11 +4,11 @@ SELECT w.workload,
        q.channel,
        q.day_local,
        q.timezone,
-       SUM(q.offered) AS offered,
-       SUM(q.answered) AS answered,
-       SUM(q.abandoned) AS abandoned,
+       CAST(SUM(q.offered) AS BIGINT) AS offered,
+       CAST(SUM(q.answered) AS BIGINT) AS answered,
+       CAST(SUM(q.abandoned) AS BIGINT) AS abandoned,
        SUM(q.handle_time_s) AS handle_time_s,
-       SUM(q.handle_time_s) / NULLIF(SUM(q.answered), 0) AS aht_s
+       SUM(q.handle_time_s) / NULLIF(SUM(q.answered), 0)::DOUBLE AS aht_s
 FROM queue_days AS q
 JOIN workloads AS w USING (destination_queue)
 GROUP BY ALL;

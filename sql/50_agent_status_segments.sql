@@ -14,4 +14,4 @@ SELECT integration_id,
        is_open,
        segment_start_utc,
        segment_end_utc
-FROM read_parquet('{warehouse}/facts/agent_status_segments/*/*/*.parquet');
+FROM _agent_status_segments;

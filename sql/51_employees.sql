@@ -1,4 +1,4 @@
 -- employees: the people WFM plans, from mappings/employees.csv.
 CREATE OR REPLACE VIEW employees AS
 SELECT employee_id, name
-FROM read_parquet('{warehouse}/mappings/employees.parquet');
+FROM _employees;

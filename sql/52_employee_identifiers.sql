@@ -4,4 +4,4 @@
 CREATE OR REPLACE VIEW employee_identifiers AS
 SELECT employee_id, integration_id, NULLIF(external_employee_id, '') AS external_employee_id,
        user_identifier
-FROM read_parquet('{warehouse}/mappings/employee_identifiers.parquet');
+FROM _employee_identifiers;

@@ -2,7 +2,7 @@
 -- unmapped external activity counts as. It is always there, even if the file leaves it out.
 CREATE OR REPLACE VIEW activities AS
 WITH listed AS (
-    SELECT activity_id, name FROM read_parquet('{warehouse}/mappings/activities.parquet')
+    SELECT activity_id, name FROM _activities
 )
 SELECT activity_id, name FROM listed
 UNION ALL

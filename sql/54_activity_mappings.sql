@@ -3,4 +3,4 @@
 CREATE OR REPLACE VIEW activity_mappings AS
 SELECT integration_id, external_activity, activity_id,
        NULLIF(classification, '') AS classification
-FROM read_parquet('{warehouse}/mappings/activity_mappings.parquet');
+FROM _activity_mappings;

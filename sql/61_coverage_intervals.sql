@@ -6,13 +6,13 @@
 --   missing     its hour was never imported
 -- Intervals follow the integration's own grid in its local time (a 60-minute integration in
 -- Asia/Kolkata has intervals starting at :30 UTC); times are UTC unless named _local.
--- coverage_intervals_of(files): the same from the import-log files given (see imports_of);
+-- coverage_intervals_of(log): the same from the import log named (see imports_of);
 -- with only_holes, only the hours that can hold an interval not loaded (no log row, or
 -- imported before their last interval could end), which is all coverage_gaps needs.
-CREATE OR REPLACE MACRO coverage_intervals_of(files, only_holes := false) AS TABLE
+CREATE OR REPLACE MACRO coverage_intervals_of(log, only_holes := false) AS TABLE
 WITH kinds AS (
     SELECT l.integration_id, l.data_kind, max(l.imported_at) AS last_import
-    FROM imports_of(files) AS l
+    FROM imports_of(log) AS l
     GROUP BY ALL
 ),
 hours AS (
@@ -26,7 +26,7 @@ wanted AS (
     FROM hours AS h
     WHERE NOT only_holes OR NOT EXISTS (
         SELECT 1
-        FROM imports_of(files) AS l
+        FROM imports_of(log) AS l
         WHERE l.integration_id = h.integration_id
           AND l.data_kind = h.data_kind
           AND l.partition_start = h.hour_start
@@ -62,11 +62,11 @@ SELECT e.integration_id,
            ELSE 'loaded'
        END AS status
 FROM expected AS e
-LEFT JOIN imports_of(files) AS l
+LEFT JOIN imports_of(log) AS l
     ON l.integration_id = e.integration_id
     AND l.data_kind = e.data_kind
     AND l.partition_start = e.hour_start
 WHERE e.interval_end <= e.last_import;
 
 CREATE OR REPLACE VIEW coverage_intervals AS
-SELECT * FROM coverage_intervals_of(import_log_files());
+SELECT * FROM coverage_intervals_of('_import_log');

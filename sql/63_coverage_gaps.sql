@@ -1,12 +1,12 @@
 -- coverage_gaps: runs of consecutive intervals that are not loaded (missing or incomplete),
 -- per integration and data kind: what the gap sensor re-imports and the coverage check names.
--- coverage_gaps_of(files): the same from the import-log files given (see imports_of).
-CREATE OR REPLACE MACRO coverage_gaps_of(files) AS TABLE
+-- coverage_gaps_of(log): the same from the import log named (see imports_of).
+CREATE OR REPLACE MACRO coverage_gaps_of(log) AS TABLE
 WITH holes AS (
     SELECT integration_id, data_kind, interval_minutes, interval_start, interval_end, status,
            lag(interval_end) OVER (PARTITION BY integration_id, data_kind ORDER BY interval_start)
                AS previous_end
-    FROM coverage_intervals_of(files, only_holes := true)
+    FROM coverage_intervals_of(log, only_holes := true)
     WHERE status <> 'loaded'
 ),
 islands AS (
@@ -26,4 +26,4 @@ FROM islands
 GROUP BY integration_id, data_kind, island;
 
 CREATE OR REPLACE VIEW coverage_gaps AS
-SELECT * FROM coverage_gaps_of(import_log_files());
+SELECT * FROM coverage_gaps_of('_import_log');

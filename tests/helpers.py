@@ -211,3 +211,19 @@ def holding_open(path) -> subprocess.Popen:
     )
     assert reader.stdout.readline().strip() == "open"
     return reader
+
+
+def fact_files(warehouse_dir) -> dict:
+    """Every current file of the integrations' data (mappings aside), with its bytes and
+    modification time: what remapping must leave as it is."""
+    from etl.resources.manifest import MAPPINGS_UNIT
+    from etl.resources.warehouse import Warehouse
+
+    warehouse = Warehouse(root=str(warehouse_dir))
+    paths = sorted(
+        warehouse.path / entry.path
+        for unit, manifest in warehouse.manifests().items()
+        if unit != MAPPINGS_UNIT
+        for entry in manifest.files.values()
+    )
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in paths}

@@ -1,7 +1,6 @@
 """The agent-status views over a real import: activities and employees mapped at query time,
 so remapping changes them at once and never touches a fact file."""
 
-import os
 from datetime import UTC, datetime
 
 import pytest
@@ -9,7 +8,7 @@ import pytest
 from etl.assets.facts import source_key
 from tests.agent_sources import rebuild_mappings, simulator_at, write_mappings
 from tests.conftest import make_integration
-from tests.helpers import definitions, import_range
+from tests.helpers import definitions, fact_files, import_range
 
 WINDOW = (datetime(2026, 11, 17, 6, tzinfo=UTC), datetime(2026, 11, 17, 12, tzinfo=UTC))
 LATER = datetime(2030, 1, 1, tzinfo=UTC)
@@ -101,9 +100,8 @@ def test_remap_and_new_identifier_change_views_not_fact_files(
     imported, settings, warehouse, instance
 ):
     defs, users = imported
-    facts = sorted((settings.warehouse_dir / "facts").rglob("*.parquet"))
-    assert any("agent_status_segments" in str(p) for p in facts)
-    before = {p: (p.read_bytes(), os.stat(p).st_mtime_ns) for p in facts}
+    before = fact_files(settings.warehouse_dir)
+    assert any("agent_status_segments" in str(p) for p in before)
     old = seconds_by_activity(warehouse, "E1")
     assert "Present" in old
 
@@ -147,5 +145,4 @@ def test_remap_and_new_identifier_change_views_not_fact_files(
     assert not activities.loc["Wrap-up", "seen"]
     assert activities.loc["Wrap-up", "segments"] == 0
 
-    assert sorted((settings.warehouse_dir / "facts").rglob("*.parquet")) == facts
-    assert {p: (p.read_bytes(), os.stat(p).st_mtime_ns) for p in facts} == before
+    assert fact_files(settings.warehouse_dir) == before

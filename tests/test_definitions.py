@@ -28,7 +28,7 @@ def test_shipped_config_builds_groups_jobs_and_schedules():
     # Both checks are specs of the fact asset, evaluated in its step: unpartitioned, and
     # no check step that depends on (and makes Dagster list) every hourly partition.
     checks = {k for k in graph.asset_check_keys if k.asset_key == key}
-    assert {k.name for k in checks} == {"rows_valid", "coverage"}
+    assert {k.name for k in checks} == {"rows_valid", "coverage", "warehouse_files"}
     assert {graph.get(k).partitions_def for k in checks} == {None}
     job = defs.resolve_job_def("kolkata_onprem_import")
     assert [node.name for node in job.nodes] == ["kolkata_onprem__contacts"]

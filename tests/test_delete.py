@@ -1,5 +1,6 @@
 """Deleting an integration: its assets, schedule and sensor go; every row it imported stays."""
 
+import shutil
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -54,8 +55,10 @@ def test_removing_an_integration_keeps_its_data(settings, warehouse, instance):
     # Imports go on for the others (files rewritten, the catalog rebuilt): "gone" stays.
     with fixed_clock(datetime(2026, 11, 16, 9, tzinfo=UTC)):
         assert import_range(only_kept, instance, "kept", START, END).success
-    warehouse.path.joinpath("wfm.duckdb.version").unlink()
-    warehouse.ensure_catalog()
+    # The catalog built anew from the warehouse's own record (not from the config).
+    shutil.rmtree(warehouse.catalog.dir)
+    warehouse.catalog_path.unlink()
+    assert warehouse.ensure_catalog()
     after = view_counts(warehouse, "gone")
     assert after == before
     assert after["missing"] == 0  # coverage still describes what it imported

@@ -1,13 +1,12 @@
 """The analysts' views over real imports: roll-ups, mappings, value types."""
 
-import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from etl.definitions import MAPPINGS_JOB
 from tests.conftest import make_integration
-from tests.helpers import definitions, import_range
+from tests.helpers import definitions, fact_files, import_range
 
 START = datetime(2026, 11, 16, tzinfo=UTC)
 END = START + timedelta(days=2)
@@ -89,8 +88,8 @@ def test_berlin_thirty_minute_rollup_has_two_intervals_each(imported, warehouse)
 
 
 def test_remap_changes_views_without_touching_fact_files(imported, settings, warehouse, instance):
-    facts = sorted((settings.warehouse_dir / "facts").rglob("*.parquet"))
-    before = {p: (p.read_bytes(), os.stat(p).st_mtime_ns) for p in facts}
+    before = fact_files(settings.warehouse_dir)
+    assert any("contact_intervals" in str(p) for p in before)
     queue = warehouse.query(
         "SELECT external_queue_id FROM queues WHERE integration_id = 'berlin' LIMIT 1"
     )["external_queue_id"][0]
@@ -114,8 +113,7 @@ def test_remap_changes_views_without_touching_fact_files(imported, settings, war
     workload = warehouse.query("SELECT sum(offered) AS n FROM workload_intervals")["n"][0]
     assert moved == old == workload
     assert left == 0
-    assert sorted((settings.warehouse_dir / "facts").rglob("*.parquet")) == facts
-    assert {p: (p.read_bytes(), os.stat(p).st_mtime_ns) for p in facts} == before
+    assert fact_files(settings.warehouse_dir) == before
     queues = warehouse.query("SELECT * FROM queues WHERE destination_queue = 'Hotline'")
     assert queues["mapped"].tolist() == [True]
 
@@ -132,3 +130,30 @@ def test_value_types_long_form(imported, warehouse):
         """
     )
     assert (pair["value"] == pair["aht_s"]).all()
+
+
+def test_counts_are_bigint_and_seconds_double_in_every_view(imported, warehouse):
+    # sum() over integers is HUGEINT in DuckDB, which pandas turns into floats: every view
+    # casts its counts to BIGINT (and its seconds are DOUBLE), so a count stays an integer.
+    with warehouse.connect() as con:
+        views = [
+            name
+            for (name,) in con.execute(
+                "SELECT view_name FROM duckdb_views() WHERE NOT internal "
+                "AND NOT starts_with(view_name, '_')"
+            ).fetchall()
+        ]
+        assert {"queue_intervals", "queue_days", "workload_days", "contact_days"} <= set(views)
+        for view in views:
+            described = con.execute(f"DESCRIBE SELECT * FROM {view}").fetchall()
+            types = {row[0]: row[1] for row in described}
+            assert "HUGEINT" not in types.values(), (view, types)
+            assert not any(t.startswith("DECIMAL") for t in types.values()), (view, types)
+            for column in ("offered", "answered", "abandoned", "answered_in_sl"):
+                if column in types:
+                    assert types[column] == "BIGINT", (view, column, types[column])
+            for column in ("handle_time_s", "aht_s", "seconds"):
+                if column in types:
+                    assert types[column] == "DOUBLE", (view, column, types[column])
+    days = warehouse.query("SELECT offered, answered, handle_time_s FROM queue_days")
+    assert [str(t) for t in days.dtypes] == ["int64", "int64", "float64"]

@@ -95,8 +95,8 @@ def _utc(values: np.ndarray) -> pd.DatetimeIndex:
 
 
 def _mapped(warehouse: Warehouse, name: str, integration_id: str, column: str) -> set[str]:
-    path = warehouse.mapping_file(name)
-    if not path.exists():
+    path = warehouse.mapping_path(name)
+    if path is None:
         return set()
     table = pq.read_table(path, columns=["integration_id", column]).to_pandas()
     return set(table.loc[table["integration_id"] == integration_id, column])

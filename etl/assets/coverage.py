@@ -17,10 +17,10 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import pandas as pd
 
-from etl.assets.import_log import import_log_files
+from etl.assets.import_log import import_log_relation, import_log_view_exists
 from etl.config import Integration
 from etl.partitions import HOUR
-from etl.resources.warehouse import Warehouse, read_retrying
+from etl.resources.warehouse import Warehouse
 
 CHECK_NAME = "coverage"
 NAMED_GAPS = 20
@@ -65,19 +65,16 @@ def _ts(value) -> datetime | None:
 
 def coverage_of(warehouse: Warehouse, integration: Integration, data_kind: str) -> Coverage:
     """Holes in one integration's data kind older than its revision window (relative to its
-    last import, so a paused integration is judged on what it had when it stopped). Read again
-    when another import replaced a file under the query."""
-    return read_retrying(lambda: _coverage(warehouse, integration, data_kind))
-
-
-def _coverage(warehouse: Warehouse, integration: Integration, data_kind: str) -> Coverage:
+    last import, so a paused integration is judged on what it had when it stopped)."""
     with warehouse.connect() as con:
-        # The views' macros on this integration's own log files: the `imports` view would
-        # read every integration's log (1.1-1.8 s with 50 integrations of 3 years, bench/).
-        files = import_log_files(warehouse, integration.id, data_kind)
+        # The views' macros on this integration's own log: the `imports` view would read
+        # every integration's log (1.1-1.8 s with 50 integrations of 3 years, bench/).
+        if not import_log_view_exists(con, integration.id, data_kind):
+            return Coverage(None, None, None, [])
+        log = import_log_relation(integration.id, data_kind)
         last = con.execute(
             "SELECT max(imported_at) FROM imports_of(?) WHERE integration_id = ? AND data_kind = ?",
-            [files, integration.id, data_kind],
+            [log, integration.id, data_kind],
         ).fetchone()[0]
         last_import = _ts(last)
         if last_import is None:
@@ -91,7 +88,7 @@ def _coverage(warehouse: Warehouse, integration: Integration, data_kind: str) ->
             WHERE integration_id = ? AND data_kind = ? AND gap_start < ?
             ORDER BY gap_start
             """,
-            [until, until, files, integration.id, data_kind, until],
+            [until, until, log, integration.id, data_kind, until],
         ).fetchall()
         first_loaded = None
         if rows:  # only holes need it, and it reads every interval of the history
@@ -99,7 +96,7 @@ def _coverage(warehouse: Warehouse, integration: Integration, data_kind: str) ->
                 con.execute(
                     "SELECT min(interval_start) FROM coverage_intervals_of(?) "
                     "WHERE integration_id = ? AND data_kind = ? AND status = 'loaded'",
-                    [files, integration.id, data_kind],
+                    [log, integration.id, data_kind],
                 ).fetchone()[0]
             )
     gaps = []

@@ -20,6 +20,7 @@ from dagster_pandera import pandera_schema_to_dagster_type
 from etl import clock
 from etl.assets.coverage import check_coverage, coverage_check_spec
 from etl.assets.import_log import import_log_frame, log_import
+from etl.assets.warehouse_files import check_warehouse_files, warehouse_files_check_spec
 from etl.config import Integration
 from etl.partitions import HOUR, KEY_FORMAT, hourly_partitions, hours, key_of
 from etl.resources.sources.base import Extract, SourceResource
@@ -220,11 +221,15 @@ def import_window(
     stored = validated.good
     if kind.prepare is not None:
         stored = kind.prepare(stored, integration, start, end, imported_at)
-    written = warehouse.replace_window(kind.spec.name, integration.id, start, end, stored)
-    log = import_log_frame(integration.id, kind, start, end, stored, rejected, imported_at, run_id)
-    log_import(warehouse, log, start, end)
-    extra = kind.after_write(warehouse, integration.id, stored) if kind.after_write else {}
-    warehouse.register_integration(registry_record(integration))
+    # One transaction: analysts see the window's rows, its log and its queues together.
+    with warehouse.transaction(integration.id):
+        written = warehouse.replace_window(kind.spec.name, integration.id, start, end, stored)
+        log = import_log_frame(
+            integration.id, kind, start, end, stored, rejected, imported_at, run_id
+        )
+        log_import(warehouse, log, start, end)
+        extra = kind.after_write(warehouse, integration.id, stored) if kind.after_write else {}
+        warehouse.register_integration(registry_record(integration))
 
     open_hours = [key_of(h) for h in hours(start, end) if h + HOUR > imported_at]
     context.log.info(
@@ -258,6 +263,7 @@ def import_window(
         },
     )
     yield check_coverage(warehouse, integration, kind.name)
+    yield check_warehouse_files(warehouse, integration)
 
 
 def registry_record(integration: Integration) -> dict:
@@ -299,6 +305,7 @@ def _build_fact_asset(integration: Integration, kind: FactKind) -> dg.AssetsDefi
         check_specs=[
             schema_check_spec(integration, kind),
             coverage_check_spec(integration, asset_key(integration, kind), kind.name),
+            warehouse_files_check_spec(integration, asset_key(integration, kind)),
         ],
         description=f"{kind.description} Integration {integration.id!r} ({integration.vendor}, "
         f"{integration.interval_minutes}-minute intervals, {integration.timezone}).",

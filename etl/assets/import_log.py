@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from etl.partitions import HOUR, hours
-from etl.resources.warehouse import Warehouse
+from etl.resources.warehouse import Warehouse, owner_view
 
 if TYPE_CHECKING:
     from etl.assets.facts import FactKind
@@ -77,8 +77,16 @@ def log_import(warehouse: Warehouse, frame: pd.DataFrame, start: datetime, end: 
     warehouse.replace_window(TABLE, owner, start, end, frame)
 
 
-def import_log_files(warehouse: Warehouse, integration_id: str, data_kind: str) -> list[str]:
-    """The files holding one integration's log of one data kind (for `imports_of` and the
-    coverage macros): reading only these keeps the coverage check's cost independent of how
-    many other integrations there are and how much history each of them has."""
-    return [str(path) for path in warehouse.owner_files(TABLE, _owner(integration_id, data_kind))]
+def import_log_relation(integration_id: str, data_kind: str) -> str:
+    """The catalog's view of one integration's log of one data kind, quoted for `imports_of`
+    and the coverage macros: reading only it keeps the coverage check's cost independent of
+    how many other integrations there are and how much history each of them has."""
+    name = owner_view(TABLE, _owner(integration_id, data_kind))
+    return '"' + name.replace('"', '""') + '"'
+
+
+def import_log_view_exists(con, integration_id: str, data_kind: str) -> bool:
+    """Whether the catalog has that view: an integration imports before it has a log."""
+    name = owner_view(TABLE, _owner(integration_id, data_kind))
+    found = con.execute("SELECT count(*) FROM duckdb_views() WHERE view_name = ?", [name])
+    return found.fetchone()[0] > 0

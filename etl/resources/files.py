@@ -1,22 +1,19 @@
-"""Atomic file replacement under a per-file lock, and DuckDB's own lock on catalog files.
+"""Files written once: atomic creation under a name no reader has seen, per-file locks, and
+whether a DuckDB connection holds a catalog file open.
 
-Readers (analysts' DuckDB sessions) open files by name at query time; a rename is atomic on
-POSIX, so they see either the old file or the new one, never a half-written one. Temporary
-files are named `.tmp-*` so they never match the views' `*.parquet` globs. A directory whose
-files are replaced by other files (a month's day files by one month file, when the month is
-compacted) is swapped whole; that is only safe while no reader is listing it, which
-`duckdb_files_locked` makes sure of.
+DuckDB opens a Parquet file by name again when a scan starts, after it read the footer, so a
+file renamed over another between the two reads is read at the old footer's offsets. The
+warehouse therefore never replaces a file a reader may know: every version of its data gets a
+name of its own (`write_new`), and only the small state files the project's own processes
+read (`replace_atomically`) are replaced under the same name. Temporary files are named
+`.tmp-*` so no listing of data files ever picks one up.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import errno
 import fcntl
 import os
-import shutil
-import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -25,7 +22,7 @@ from typing import IO
 
 @contextlib.contextmanager
 def file_lock(lock_path: Path) -> Iterator[None]:
-    """Exclusive advisory lock: one writer per target file across processes."""
+    """Exclusive advisory lock: one writer per target across processes."""
     lock_path.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path, "a+b") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -47,7 +44,7 @@ def try_lock(lock_path: Path) -> IO[bytes] | None:
     return handle
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -55,72 +52,69 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def temporary_beside(target: Path) -> Path:
+    return target.parent / f".tmp-{uuid.uuid4().hex}-{target.name}.part"
+
+
 def replace_atomically(target: Path, write: Callable[[Path], None]) -> None:
-    """Call `write(tmp)` for a temporary file beside `target`, fsync it, rename it into place."""
+    """Call `write(tmp)` for a temporary file beside `target`, fsync it, rename it into place.
+    For files only the project's processes read (state, indexes): they open it once."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".tmp-{uuid.uuid4().hex}-{target.name}.part"
+    tmp = temporary_beside(target)
     try:
         write(tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync(tmp)
         os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     finally:
         tmp.unlink(missing_ok=True)
 
 
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2  # Linux renameat2 flag
-_RENAME_SWAP = 2  # macOS renamex_np flag
-
-
-def exchange(a: Path, b: Path) -> None:
-    """Swap two directories in one atomic step, so a reader listing either path sees its old
-    contents or its new contents, never a mix (Linux `renameat2(RENAME_EXCHANGE)`, macOS
-    `renamex_np(RENAME_SWAP)`; both paths on the same file system)."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    if sys.platform == "darwin":
-        result = libc.renamex_np(os.fsencode(a), os.fsencode(b), _RENAME_SWAP)
-    elif hasattr(libc, "renameat2"):
-        result = libc.renameat2(
-            _AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE
-        )
-    else:
-        raise OSError(errno.ENOSYS, "atomic exchange of two directories is not available", a)
-    if result != 0:
-        code = ctypes.get_errno()
-        raise OSError(code, f"cannot exchange {a} and {b}: {os.strerror(code)}", a)
-
-
-def replace_directory(target: Path, fill: Callable[[Path], None], staging: Path) -> None:
-    """Give `target` the contents `fill(tmp)` puts in a new directory, in one atomic step.
-
-    The new directory is built under `staging` (the same file system, outside every view's
-    glob), fsynced, then swapped with `target` (or renamed into place if there is none); the
-    old contents are removed after the swap.
-    """
-    tmp = staging / uuid.uuid4().hex
-    tmp.mkdir(parents=True)
+def write_new(target: Path, write: Callable[[Path], None]) -> None:
+    """Create `target`, which must not exist, with what `write(tmp)` puts in a temporary file
+    beside it: fsynced, then linked under its name, so the name appears with its whole content
+    or not at all, and never names anything else."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temporary_beside(target)
     try:
-        fill(tmp)
-        for child in tmp.iterdir():
-            fd = os.open(child, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        _fsync_dir(tmp)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            exchange(tmp, target)
-        else:
-            os.rename(tmp, target)
-        _fsync_dir(target.parent)
+        write(tmp)
+        _fsync(tmp)
+        os.link(tmp, target)  # fails if the name exists: a name is never reused
+        fsync_dir(target.parent)
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.unlink(missing_ok=True)
+
+
+def open_in_this_process(path: Path) -> bool:
+    """Whether this process has `path` open (Linux: its descriptors in /proc/self/fd). A
+    DuckDB connection keeps its database file open; checking its lock from the same process
+    would close a descriptor of the file and so drop the connection's own lock."""
+    fd_dir = Path("/proc/self/fd")
+    if not fd_dir.is_dir():
+        return False
+    try:
+        wanted = path.resolve()
+        target_stat = wanted.stat()
+    except OSError:
+        return False
+    for entry in fd_dir.iterdir():
+        try:
+            if Path(os.readlink(entry)) == wanted:
+                return True
+            st = entry.stat()
+        except OSError:
+            continue
+        if st.st_ino == target_stat.st_ino and st.st_dev == target_stat.st_dev:
+            return True
+    return False
 
 
 @contextlib.contextmanager
@@ -128,13 +122,15 @@ def duckdb_files_locked(paths: Iterable[Path]) -> Iterator[list[Path]]:
     """Take DuckDB's own lock (a POSIX record lock on the whole file) on each of `paths`, so
     no DuckDB connection to any of them is open and none opens until the block ends: DuckDB
     refuses a new connection with "Could not set lock on file". Yields the files another
-    process holds open; if there are any, nothing is locked. Files that do not exist are
-    skipped. The calling process must not hold a DuckDB connection to them itself (its own
-    locks never conflict, and closing any descriptor of a file drops them)."""
+    process holds open, or this process itself (see `open_in_this_process`); if there are
+    any, nothing is locked. Files that do not exist are skipped."""
     held: list[int] = []
     busy: list[Path] = []
     try:
         for path in paths:
+            if open_in_this_process(path):
+                busy.append(path)
+                continue
             try:
                 fd = os.open(path, os.O_RDWR)
             except FileNotFoundError:

@@ -1,31 +1,39 @@
-"""The warehouse: Parquet files per (table, integration, month) plus a read-only DuckDB catalog.
+"""The warehouse: immutable Parquet files, and a read-only DuckDB catalog of views over them.
 
 DuckDB allows one writing process per database file and an analyst's open connection blocks a
-writer, so imports never write the DuckDB file. They replace Parquet files atomically under a
-per-month lock. A month keeps the file grain of its first write: a month a history run wrote
-whole is one month file; a month that ticks began (the open month) is one file per UTC day, so
-a tick rewrites its day, not the month to date. Rows never move from one file name to another:
-DuckDB expands a view's glob by listing each folder and then looking up every listed name by
-path, and it skips a name that is gone by then without an error, so a query running while rows
-moved between files (day files merged into a month file) could silently miss them. Replacing a
-file under the same name, adding a file or removing one whose rows are deleted is safe.
-Merging an ended month's day files (`compact_months`, `wfm-etl compact`) happens only while no
-connection to the catalog is open, under DuckDB's own lock on it. The catalog (`wfm.duckdb`)
-holds only views over those files and is rebuilt under a temporary name and renamed into place
-when the view definitions change.
+writer, so imports never write a DuckDB file analysts may hold. Facts (per table, owner and UTC
+month or day), day sums, the quarantine, the import log, the registries and the mappings are
+Parquet files, and every version of each is a file of its own that is never changed, renamed
+over or reused: DuckDB reads a file's footer and later opens it again by name, so a file
+replaced in between would be read at the old footer's offsets. Which file is current for each
+slot is recorded in a manifest per unit (`manifest.py`: an integration, or the mappings),
+changed by one transaction at a time under the unit's lock. After each commit the catalog
+(`catalog.py`) gets a new version whose views list the current files by name, and
+`wfm.duckdb` is switched to it atomically: a connection sees one whole state of the warehouse,
+the one current when it was opened, and no file it lists is removed while it is open. Files
+and catalog versions no one can read any more are removed by `collect_garbage`.
+
+A month keeps the file grain of its first write: a whole month (a history run) into an empty
+month is one month file; anything else writes the day files of its days, so a 15-minute tick
+rewrites its day, not the month to date. `compact_months` merges an ended month's day files
+into a month file, beside open connections like any other write.
+
+Files the warehouse did not write (a copy an analyst wrote with `COPY ... TO` into its folders,
+a stray file) are never read by the views; `foreign_files` names them.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
-import hashlib
 import os
+import re
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
 
 import dagster as dg
 import duckdb
@@ -36,18 +44,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from etl.partitions import days, month_start, months, next_day, next_month
-from etl.resources.files import (
-    duckdb_files_locked,
-    file_lock,
-    replace_atomically,
-    replace_directory,
-)
-
-T = TypeVar("T")
+from etl.resources.catalog import CATALOG_NAME, Catalog, Plan, Version, digest
+from etl.resources.files import file_lock, replace_atomically, try_lock, write_new
+from etl.resources.manifest import MAPPINGS_UNIT, WHOLE, Entry, Manifest, unit_of
 
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
-CATALOG_NAME = "wfm.duckdb"
-FACT_FILES = "*.parquet"  # temporary files (`.tmp-*.part`) never match
+TABLES_DIR = "tables"
 TS = pa.timestamp("us", tz="UTC")
 
 FACT_SCHEMAS: dict[str, pa.Schema] = {
@@ -208,54 +210,40 @@ MAPPING_SCHEMAS: dict[str, pa.Schema] = {
 }
 
 
-# DuckDB (2.0.0) opens a Parquet file again by name when a scan starts, after reading its
-# footer: an import renaming a new version into place in between fails that one query with one
-# of these messages (README, known limitation; bench/reader_race.py). Likewise a file that was
-# listed by a query's glob and then removed ("No such file"). Reading again succeeds.
-REOPEN_RACE_MESSAGES = (
-    "TProtocolException",
-    "don't know what type",
-    "invalid TType",
-    "Could not read enough bytes",
-    "No such file or directory",
+# Earlier layouts' folders: their files are taken over in place by the first catalog build.
+LEGACY_DIRS = ("facts", "registry", "mappings")
+LAYOUT_VERSION = "2"
+# Names the warehouse gives its files: `<slot>.<version>.parquet`, slot a month, a day or
+# `all`; and the earlier layout's `<YYYY-MM>[-DD].parquet`, `<integration>.parquet`, ...
+OWN_NAME = re.compile(r"^(\d{4}-\d{2}(-\d{2})?|all)\.[0-9a-f]{22}\.parquet$")
+OWNER_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z_]+)?$|^_mappings$")
+# A file no manifest or catalog lists is removed only when it is at least this old: a writer
+# may have just written it and not committed yet.
+ORPHAN_AGE_S = 15 * 60.0
+GC_INTERVAL_S = 30.0
+_last_gc: dict[str, float] = {}
+_open_transactions: contextvars.ContextVar[dict[tuple[str, str], Transaction] | None] = (
+    contextvars.ContextVar("wfm_warehouse_transactions", default=None)
 )
-READ_ATTEMPTS = 3
-# While a month is compacted, the catalog is locked and a new connection is refused with this;
-# each month's merge releases it, so a read waits up to LOCK_WAIT_SECONDS for its turn.
-LOCKED_MESSAGE = "Could not set lock on file"
-LOCK_WAIT_SECONDS = 60.0
-
-
-def read_retrying(read: Callable[[], T], attempts: int = READ_ATTEMPTS) -> T:
-    """`read()`, repeated when it failed on a file replaced under it, or waited for while a
-    compaction holds the catalog; other errors raise."""
-    deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    attempt = 0
-    while True:
-        try:
-            return read()
-        except duckdb.Error as exc:
-            if LOCKED_MESSAGE in str(exc) and time.monotonic() < deadline:
-                time.sleep(0.25)
-                continue
-            attempt += 1
-            if attempt >= attempts or not any(m in str(exc) for m in REOPEN_RACE_MESSAGES):
-                raise
-
-
-def _sql_literal(path: Path) -> str:
-    return "'" + str(path).replace("'", "''") + "'"
 
 
 def _to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     """Conform a frame to the stored schema: missing optional columns become nulls."""
     columns = {}
-    for field in schema:
-        if field.name in frame.columns:
-            columns[field.name] = pa.array(frame[field.name], type=field.type, from_pandas=True)
+    for f in schema:
+        if f.name in frame.columns:
+            columns[f.name] = pa.array(frame[f.name], type=f.type, from_pandas=True)
         else:
-            columns[field.name] = pa.nulls(len(frame), type=field.type)
+            columns[f.name] = pa.nulls(len(frame), type=f.type)
     return pa.table(columns, schema=schema)
+
+
+def _micros(times: pa.ChunkedArray) -> np.ndarray:
+    return times.combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False)
+
+
+def _ascending(values: np.ndarray) -> bool:
+    return bool(np.all(values[1:] >= values[:-1]))
 
 
 def _ordered(table: pa.Table, column: str) -> bool:
@@ -277,84 +265,34 @@ def _inside(times: pa.ChunkedArray, start: datetime, end: datetime) -> pa.Chunke
 
 
 def _within(table: pa.Table, times: pa.ChunkedArray, start: datetime, end: datetime) -> pa.Table:
-    """The rows whose time lies in [start, end); all of them without a copy when all do (a
-    window within one month or day: every tick, every monthly history run)."""
+    """The rows whose time lies in [start, end); all of them without a copy when all do."""
     inside = _inside(times, start, end)
     return table if pc.all(inside, skip_nulls=False).as_py() else table.filter(inside)
 
 
-def _files_in(month_dir: Path) -> list[Path]:
-    return sorted(month_dir.glob(FACT_FILES))
+def _slot_span(slot: str) -> tuple[datetime, datetime]:
+    """The UTC span a month (`YYYY-MM`) or day (`YYYY-MM-DD`) slot is for."""
+    if len(slot) > 7:
+        start = datetime.fromisoformat(slot).replace(tzinfo=UTC)
+        return start, next_day(start)
+    start = datetime.fromisoformat(f"{slot}-01").replace(tzinfo=UTC)
+    return start, next_month(start)
 
 
-def _is_month(name: str) -> bool:
-    try:
-        datetime.strptime(name, "%Y-%m")
-    except ValueError:
-        return False
-    return True
+def _schema_hash(schema: pa.Schema) -> str:
+    return digest(schema.remove_metadata().to_string())[:12]
 
 
-def _has_day_files(month_dir: Path) -> bool:
-    return any(f.stem != month_dir.name for f in _files_in(month_dir))
+def _sql_literal(text: str | Path) -> str:
+    return "'" + str(text).replace("'", "''") + "'"
 
 
-def _covers(target: Path, start: datetime, end: datetime) -> bool:
-    """Whether [start, end) holds the whole span a month (`YYYY-MM`) or day file is for."""
-    span_start = datetime.fromisoformat(
-        target.stem if len(target.stem) > 7 else f"{target.stem}-01"
-    ).replace(tzinfo=UTC)
-    span_end = next_day(span_start) if len(target.stem) > 7 else next_month(span_start)
-    return start <= span_start and end >= span_end
-
-
-def _fill(name: str, table: pa.Table) -> Callable[[Path], None]:
-    def fill(directory: Path) -> None:
-        _write_parquet(table)(directory / name)
-
-    return fill
-
-
-@dataclasses.dataclass
-class Compaction:
-    """What `Warehouse.compact_months` did: months merged, the files they had, and the
-    catalog files another process held open when it stopped (empty: it finished)."""
-
-    months: int = 0
-    files: int = 0
-    busy: list[Path] = dataclasses.field(default_factory=list)
-
-    @property
-    def busy_message(self) -> str:
-        """Why it stopped, naming the files, for the command line and the nightly run."""
-        return f"another process has the catalog open ({', '.join(str(p) for p in self.busy)})"
-
-
-def _micros(times: pa.ChunkedArray) -> np.ndarray:
-    return times.combine_chunks().cast(pa.int64()).to_numpy(zero_copy_only=False)
-
-
-def _ascending(values: np.ndarray) -> bool:
-    return bool(np.all(values[1:] >= values[:-1]))
+def _quoted(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _summary_sql(name: str) -> str:
     return (SQL_DIR / "summaries" / f"{name}.sql").read_text(encoding="utf-8")
-
-
-def _version(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _current_summary(summary: Path, facts: Path, version: str) -> bool:
-    """Whether a summary file was written after its fact file by this summary SQL."""
-    try:
-        if summary.stat().st_mtime_ns < facts.stat().st_mtime_ns:
-            return False
-        metadata = pq.read_schema(summary).metadata or {}
-    except (FileNotFoundError, pa.ArrowInvalid):
-        return False
-    return metadata.get(SUMMARY_VERSION_KEY.encode()) == version.encode()
 
 
 def _write_parquet(table: pa.Table) -> Callable[[Path], None]:
@@ -364,8 +302,92 @@ def _write_parquet(table: pa.Table) -> Callable[[Path], None]:
     return write
 
 
+def owner_view(table: str, owner: str) -> str:
+    """The catalog's view of one owner's files of a table (e.g. `_import_log__berlin.contacts`):
+    what a query about one integration reads instead of every integration's files."""
+    return f"_{table}__{owner}"
+
+
+def _all_schemas() -> dict[str, pa.Schema]:
+    return {**FACT_SCHEMAS, **SUMMARY_SCHEMAS, **REGISTRY_SCHEMAS, **MAPPING_SCHEMAS}
+
+
+@dataclasses.dataclass
+class Compaction:
+    """What `Warehouse.compact_months` did: months merged and the files they had."""
+
+    months: int = 0
+    files: int = 0
+
+
+class Transaction:
+    """Writes to one unit that become visible together: a new manifest and catalog version
+    when the block ends without an error; nothing (and no file left) when it raises."""
+
+    def __init__(self, warehouse: Warehouse, unit: str):
+        self.warehouse = warehouse
+        self.unit = unit
+        self.manifest = Manifest.load(warehouse.manifest_path(unit), unit)
+        self.created: list[Path] = []
+        self.changed = False
+
+    def current(self, table: str, owner: str, slot: str) -> Path | None:
+        entry = self.manifest.get(table, owner, slot)
+        return None if entry is None else self.warehouse.path / entry.path
+
+    def read(self, table: str, owner: str, slot: str) -> pa.Table | None:
+        path = self.current(table, owner, slot)
+        return None if path is None else pq.read_table(path, schema=_all_schemas()[table])
+
+    def write(
+        self, table: str, owner: str, slot: str, rows: pa.Table | None, metadata: dict | None = None
+    ) -> None:
+        """Make `rows` the slot's contents (None or no rows: the slot is emptied)."""
+        self.changed = True
+        if rows is None or rows.num_rows == 0:
+            self.manifest.put(table, owner, slot, None)
+            return
+        if metadata:
+            rows = rows.replace_schema_metadata(metadata)
+        target = self.warehouse.new_file(table, owner, slot)
+        write_new(target, _write_parquet(rows))
+        self.created.append(target)
+        entry = Entry(
+            str(target.relative_to(self.warehouse.path)),
+            rows.num_rows,
+            _schema_hash(_all_schemas()[table]),
+        )
+        self.manifest.put(table, owner, slot, entry)
+
+    def adopt(self, table: str, owner: str, slot: str, source: Path) -> None:
+        """Make a file of another warehouse on the same file system the slot's contents, by a
+        hard link under a new name (a copy of a warehouse without copying its data)."""
+        self.changed = True
+        target = self.warehouse.new_file(table, owner, slot)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.link(source, target)
+        self.created.append(target)
+        rows = pq.read_metadata(target).num_rows
+        current = _all_schemas()[table]
+        same = pq.read_schema(target).remove_metadata().equals(current.remove_metadata())
+        schema = _schema_hash(current) if same else "other"
+        self.manifest.put(
+            table, owner, slot, Entry(str(target.relative_to(self.warehouse.path)), rows, schema)
+        )
+
+    def commit(self) -> None:
+        if not self.changed:
+            return
+        self.manifest.generation += 1
+        self.manifest.save(self.warehouse.manifest_path(self.unit))
+
+    def abort(self) -> None:
+        for path in self.created:
+            path.unlink(missing_ok=True)
+
+
 class Warehouse(dg.ConfigurableResource):
-    """Where facts, mappings and the analysts' catalog live (one folder, one catalog file)."""
+    """Where facts, mappings and the analysts' catalog live (one folder, one catalog link)."""
 
     root: str
 
@@ -376,57 +398,64 @@ class Warehouse(dg.ConfigurableResource):
 
     @property
     def catalog_path(self) -> Path:
+        """What analysts open read-only: a link to the newest catalog version."""
         return self.path / CATALOG_NAME
 
-    def fact_dir(self, table: str) -> Path:
-        return self.path / "facts" / table
+    @property
+    def catalog(self) -> Catalog:
+        return Catalog(self.path)
 
-    def month_dir(self, table: str, owner: str, month: datetime) -> Path:
-        """Where one owner's rows of one UTC month are: one month file if its first write was
-        the whole month (a history run), else day files (a tick rewrites a day, not the month
-        to date)."""
-        return self.fact_dir(table) / owner / f"{month:%Y-%m}"
+    @property
+    def tables_dir(self) -> Path:
+        return self.path / TABLES_DIR
 
-    def fact_file(self, table: str, owner: str, month: datetime) -> Path:
-        """The file of a month whose first write was the whole month (a history run)."""
-        return self.month_dir(table, owner, month) / f"{month:%Y-%m}.parquet"
+    def manifest_path(self, unit: str) -> Path:
+        return self.path / "state" / "manifests" / f"{unit}.json"
 
-    def day_file(self, table: str, owner: str, day: datetime) -> Path:
-        return self.month_dir(table, owner, day) / f"{day:%Y-%m-%d}.parquet"
+    def manifests(self) -> dict[str, Manifest]:
+        folder = self.path / "state" / "manifests"
+        return {p.stem: Manifest.load(p, p.stem) for p in sorted(folder.glob("*.json"))}
+
+    def new_file(self, table: str, owner: str, slot: str) -> Path:
+        """A name no file of the warehouse ever had: `<slot>.<time and random>.parquet`."""
+        version = f"{time.time_ns():016x}{uuid.uuid4().hex[:6]}"
+        folder = self.tables_dir / table / owner
+        if slot != WHOLE:
+            folder = folder / slot[:7]
+        return folder / f"{slot}.{version}.parquet"
 
     def placeholder_file(self, table: str) -> Path:
-        """An empty file with the table's columns, so the table's views read no rows rather
-        than fail before the first import."""
-        return self.fact_dir(table) / "_schema" / "empty" / "empty.parquet"
+        """An empty file with the table's columns, first in every view's file list, so a table
+        without rows reads none rather than failing; named by its columns, never rewritten."""
+        schema = _all_schemas()[table]
+        return self.tables_dir / "_schema" / f"{table}.{_schema_hash(schema)}.parquet"
 
-    def owner_files(self, table: str, owner: str) -> list[Path]:
-        """One owner's fact files, after the table's placeholder: what a query about one
-        integration reads instead of every integration's files."""
-        return [
-            self.placeholder_file(table),
-            *sorted((self.fact_dir(table) / owner).glob(f"*/{FACT_FILES}")),
-        ]
+    def _lock(self, name: str):
+        return file_lock(self.path / "locks" / f"{name}.lock")
 
-    @property
-    def staging_dir(self) -> Path:
-        """Where a compacted month's new directory is built before it is swapped in (outside
-        the views' globs, on the warehouse's file system)."""
-        return self.path / "staging"
-
-    @property
-    def retired_catalogs_dir(self) -> Path:
-        """Earlier catalogs, kept under a second name while a connection may still have one
-        open: compaction must see those connections too (see `compact_months`)."""
-        return self.path / "retired_catalogs"
-
-    def mapping_file(self, name: str) -> Path:
-        return self.path / "mappings" / f"{name}.parquet"
-
-    def registry_file(self, name: str, integration_id: str) -> Path:
-        return self.path / "registry" / name / f"{integration_id}.parquet"
-
-    def _lock(self, target: Path):
-        return file_lock(self.path / "locks" / target.relative_to(self.path).with_suffix(".lock"))
+    # -- transactions -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def transaction(self, unit: str) -> Iterator[Transaction]:
+        """All writes to `unit` inside the block become visible at once, when it ends (nested
+        blocks join the outer one). One transaction per unit at a time, across processes."""
+        open_now = _open_transactions.get() or {}
+        key = (str(self.path), unit)
+        if key in open_now:
+            yield open_now[key]
+            return
+        with self._lock(f"unit-{unit}"):
+            tx = Transaction(self, unit)
+            token = _open_transactions.set({**open_now, key: tx})
+            try:
+                yield tx
+            except BaseException:
+                tx.abort()
+                raise
+            finally:
+                _open_transactions.reset(token)
+            tx.commit()
+        if tx.changed:
+            self.publish()
 
     # -- facts --------------------------------------------------------------------------------
     def replace_window(
@@ -437,191 +466,87 @@ class Warehouse(dg.ConfigurableResource):
         end: datetime,
         frame: pd.DataFrame,
     ) -> int:
-        """Replace exactly [start, end) of one owner's rows in `table` with `frame`.
+        """Replace exactly [start, end) of one owner's rows in `table` with `frame`; returns the
+        rows written.
 
-        Idempotent: importing the same window twice leaves the same rows. Each file is swapped
-        atomically; rows of other windows in the same file are kept as they were. A month keeps
-        the grain of its first write: a whole month (a history run) into an empty month writes
-        its month file; anything else writes the day files of its days, unless the month has a
-        month file, which then takes the window.
+        Idempotent: importing the same window twice leaves the same rows. Rows of other windows
+        in the same file are kept. A month keeps the grain of its first write: a whole month (a
+        history run) into an empty month writes its month file; anything else writes the day
+        files of its days, unless the month has a month file, which then takes the window.
         """
         schema = FACT_SCHEMAS[table]
         incoming = _to_arrow(frame, schema) if len(frame) else schema.empty_table()
         times = self._times(incoming, table)
         written = 0
-        for month_from, month_to in months(start, end):
-            rows = _within(incoming, times, month_from, month_to)
-            with self._lock(self.month_dir(table, owner, month_from)):
-                self._replace_in_month(table, owner, month_from, month_to, rows)
-            written += rows.num_rows
+        with self.transaction(unit_of(owner)) as tx:
+            for month_from, month_to in months(start, end):
+                rows = _within(incoming, times, month_from, month_to)
+                self._replace_in_month(tx, table, owner, month_from, month_to, rows)
+                written += rows.num_rows
         return written
 
     def _replace_in_month(
-        self, table: str, owner: str, start: datetime, end: datetime, rows: pa.Table
+        self,
+        tx: Transaction,
+        table: str,
+        owner: str,
+        start: datetime,
+        end: datetime,
+        rows: pa.Table,
     ) -> None:
-        """[start, end) lies in one month; called under the month's lock. Rows stay in the
-        file they were first written to (see the module's docstring for why)."""
+        """[start, end) lies in one month."""
         month = month_start(start)
-        month_file = self.fact_file(table, owner, month)
+        month_slot = f"{month:%Y-%m}"
+        in_month = [s for s in tx.manifest.slots(table, owner) if s.startswith(month_slot)]
         whole = start == month and end == next_month(month)
-        if month_file.exists() or (whole and not _files_in(month_file.parent)):
-            self._replace_in_file(table, month_file, start, end, rows)
+        if month_slot in in_month or (whole and not in_month):
+            self._replace_in_slot(tx, table, owner, month_slot, start, end, rows)
             return
         times = self._times(rows, table)
         for day_from, day_to in days(start, end):
-            target = self.day_file(table, owner, day_from)
-            self._replace_in_file(
-                table, target, day_from, day_to, _within(rows, times, day_from, day_to)
+            self._replace_in_slot(
+                tx,
+                table,
+                owner,
+                f"{day_from:%Y-%m-%d}",
+                day_from,
+                day_to,
+                _within(rows, times, day_from, day_to),
             )
 
-    def _replace_in_file(
-        self, table: str, target: Path, start: datetime, end: datetime, rows: pa.Table
+    def _replace_in_slot(
+        self,
+        tx: Transaction,
+        table: str,
+        owner: str,
+        slot: str,
+        start: datetime,
+        end: datetime,
+        rows: pa.Table,
     ) -> None:
-        """Replace [start, end) of one file (a window within its month or day) and its sums; a
-        file left with no rows is removed (its rows are deleted, none move elsewhere)."""
-        if not target.exists() and rows.num_rows == 0:
-            return  # no file and nothing to put in it: a day with no rows has no file
-        kept = self._read_outside(target, table, start, end)
+        """Replace [start, end) of one slot, and its day sums; a slot left without rows is
+        emptied."""
+        current = tx.current(table, owner, slot)
+        if current is None and rows.num_rows == 0:
+            return  # nothing there and nothing to put there: a day with no rows has no file
+        span_start, span_end = _slot_span(slot)
+        kept = None
+        if current is not None and not (start <= span_start and end >= span_end):
+            kept = self._outside(
+                pq.read_table(current, schema=FACT_SCHEMAS[table]), table, start, end
+            )
         merged = pa.concat_tables([kept, rows]) if kept is not None else rows
-        if merged.num_rows == 0:
-            target.unlink()
-            if table in SUMMARIES:
-                self._summary_file(table, target).unlink(missing_ok=True)
-            return
-        merged = _sorted(merged, TIME_COLUMNS[table])
-        replace_atomically(target, _write_parquet(merged))
-        self._write_summary(table, target, merged)
+        self.write_slot(tx, table, owner, slot, merged)
 
-    def compact_months(self, before: datetime) -> Compaction:
-        """Merge the day files of every month that ended by `before` into one month file per
-        (table, integration), so queries open fewer files.
-
-        Rows move between files here, which a query listing the month's folder at that moment
-        could miss without an error (see the module's docstring). So each month is merged
-        while this process holds DuckDB's own lock on the catalog and on every earlier
-        catalog a connection may still have open: no analyst's connection is open, and a new
-        one is refused with a lock error (retry it) while the month is merged. If a
-        connection is open, it stops and reports the busy catalog files; run it again later.
-        Queries that read the Parquet files without the catalog are not covered.
-        """
-        done = Compaction()
-        for table in FACT_SCHEMAS:
-            for month_dir in sorted(self.fact_dir(table).glob("*/*")):
-                if not month_dir.is_dir() or not _is_month(month_dir.name):
-                    continue
-                month = datetime.strptime(month_dir.name, "%Y-%m").replace(tzinfo=UTC)
-                if next_month(month) > before or not _has_day_files(month_dir):
-                    continue
-                # The catalog's build lock first, so no new catalog is renamed in meanwhile.
-                with self._lock(self.catalog_path):
-                    catalogs = [self.catalog_path, *self.retired_catalogs_dir.glob("*.duckdb")]
-                    with duckdb_files_locked(catalogs) as busy, self._lock(month_dir):
-                        if busy:
-                            done.busy = busy
-                            return done
-                        merged = self._compact_month(table, month_dir, month)
-                if merged:
-                    done.months += 1
-                    done.files += merged
-        self._remove_retired_catalogs()
-        return done
-
-    def _compact_month(self, table: str, month_dir: Path, month: datetime) -> int:
-        """Merge one month's files into its month file (under its lock); returns how many
-        files there were, 0 if it held only its month file (another process was first)."""
-        if not _has_day_files(month_dir):
-            return 0
-        files = _files_in(month_dir)
-        rows = [pq.read_table(f, schema=FACT_SCHEMAS[table]) for f in files]
-        self._write_month(table, month_dir.parent.name, month, pa.concat_tables(rows))
-        return len(files)
-
-    def _write_month(self, table: str, owner: str, month: datetime, rows: pa.Table) -> None:
-        """Make a month's directory hold one month file with `rows`, whatever it held before,
-        in one atomic swap per table (the day sums first: if the facts' swap never happens,
-        the day files are still there and the sums are mended with the catalog)."""
-        rows = _sorted(rows, TIME_COLUMNS[table])
-        name = f"{month:%Y-%m}.parquet"
-        summary = self._summary_of(table, rows)
+    def write_slot(
+        self, tx: Transaction, table: str, owner: str, slot: str, rows: pa.Table
+    ) -> None:
+        """Make `rows` one slot's contents, with its day sums (inside a transaction)."""
+        rows = _sorted(rows, TIME_COLUMNS[table]) if rows.num_rows else rows
+        tx.write(table, owner, slot, rows)
+        summary = SUMMARIES.get(table)
         if summary is not None:
-            summary_dir = self.month_dir(SUMMARIES[table], owner, month)
-            replace_directory(summary_dir, _fill(name, summary), self.staging_dir)
-        replace_directory(self.month_dir(table, owner, month), _fill(name, rows), self.staging_dir)
-
-    def _remove_retired_catalogs(self) -> None:
-        """Remove the earlier catalogs no connection holds open any more."""
-        for retired in sorted(self.retired_catalogs_dir.glob("*.duckdb")):
-            with duckdb_files_locked([retired]) as busy:
-                if not busy:
-                    retired.unlink(missing_ok=True)
-
-    def _summary_file(self, table: str, facts_file: Path) -> Path:
-        return self.fact_dir(SUMMARIES[table]) / facts_file.relative_to(self.fact_dir(table))
-
-    def _summary_of(self, table: str, facts: pa.Table) -> pa.Table | None:
-        name = SUMMARIES.get(table)
-        if name is None:
-            return None
-        sql = _summary_sql(name)
-        with duckdb.connect() as con:
-            con.register("facts", facts)
-            summary = con.sql(sql).to_arrow_table().cast(SUMMARY_SCHEMAS[name])
-        return summary.replace_schema_metadata({SUMMARY_VERSION_KEY: _version(sql)})
-
-    def _write_summary(self, table: str, facts_file: Path, facts: pa.Table) -> None:
-        """Replace the summary of one fact file (called under the fact file's month lock)."""
-        summary = self._summary_of(table, facts)
-        if summary is not None:
-            replace_atomically(self._summary_file(table, facts_file), _write_parquet(summary))
-
-    def refresh_summaries(self) -> int:
-        """Write the summaries of fact files that have none, an older one (a warehouse made
-        before a summary existed, or a write interrupted between the two files) or one made
-        by another version of the summary's SQL, and remove summaries whose fact file is gone;
-        returns how many were written."""
-        refreshed = 0
-        for table, name in SUMMARIES.items():
-            version = _version(_summary_sql(name))
-            for target in sorted(self.fact_dir(table).glob(f"*/*/{FACT_FILES}")):
-                if target.parent.parent.name == "_schema":
-                    continue
-                summary = self._summary_file(table, target)
-                with self._lock(target.parent):
-                    if _current_summary(summary, target, version):
-                        continue
-                    facts = pq.read_table(target, schema=FACT_SCHEMAS[table])
-                    self._write_summary(table, target, facts)
-                refreshed += 1
-            for summary in sorted(self.fact_dir(name).glob(f"*/*/{FACT_FILES}")):
-                facts_file = self.fact_dir(table) / summary.relative_to(self.fact_dir(name))
-                if summary.parent.parent.name != "_schema" and not facts_file.exists():
-                    with self._lock(facts_file.parent):
-                        if not facts_file.exists():
-                            summary.unlink(missing_ok=True)
-        return refreshed
-
-    def migrate_layout(self) -> int:
-        """Move month files of the earlier layout (`<owner>/<YYYY-MM>.parquet`) into their
-        month's directory; returns how many were moved. Run before any write of this version."""
-        moved = 0
-        for table in {**FACT_SCHEMAS, **SUMMARY_SCHEMAS}:
-            for old in sorted(self.fact_dir(table).glob(f"*/{FACT_FILES}")):
-                if old.parent.name == "_schema":
-                    old.unlink(missing_ok=True)  # the earlier placeholder
-                    continue
-                if not _is_month(old.stem):
-                    continue
-                month_dir = old.parent / old.stem
-                with self._lock(month_dir):
-                    if _files_in(month_dir):
-                        raise RuntimeError(
-                            f"warehouse layout: both {old} (earlier layout) and files in "
-                            f"{month_dir} exist; move the rows of one into the other by hand"
-                        )
-                    month_dir.mkdir(parents=True, exist_ok=True)
-                    os.replace(old, month_dir / old.name)
-                moved += 1
-        return moved
+            tx.write(summary, owner, slot, self._summary_of(table, rows) if rows.num_rows else None)
 
     def _times(self, table: pa.Table, name: str) -> pa.ChunkedArray:
         if name == "rejected_rows":
@@ -629,33 +554,72 @@ class Warehouse(dg.ConfigurableResource):
             return pc.strptime(keys, format="%Y-%m-%d-%H:%M", unit="us").cast(TS)
         return table.column(TIME_COLUMNS[name])
 
-    def _read_outside(
-        self, target: Path, table: str, start: datetime, end: datetime
-    ) -> pa.Table | None:
-        if not target.exists() or _covers(target, start, end):
-            return None  # the window covers the file's whole span: nothing outside it
-        existing = pq.read_table(target, schema=FACT_SCHEMAS[table])
+    def _outside(self, existing: pa.Table, table: str, start: datetime, end: datetime) -> pa.Table:
         times = self._times(existing, table)
         values = _micros(times)
         if times.null_count == 0 and _ascending(values):
-            # Rows in time order (as fact files are written): the window is one slice of them,
-            # and the rows around it are kept without copying.
+            # Rows in time order (as files are written): the window is one slice of them, and
+            # the rows around it are kept without copying.
             bounds = [pa.scalar(t, TS).cast(pa.int64()).as_py() for t in (start, end)]
             first, last = np.searchsorted(values, bounds, side="left")
             return pa.concat_tables([existing.slice(0, first), existing.slice(last)])
         return existing.filter(pc.invert(_inside(times, start, end)))
 
+    def slots(self, table: str, owner: str) -> dict[str, Path]:
+        """The current file of each slot (month or day) of one owner's table."""
+        manifest = Manifest.load(self.manifest_path(unit_of(owner)), unit_of(owner))
+        return {slot: self.path / e.path for slot, e in manifest.slots(table, owner).items()}
+
+    def owner_files(self, table: str, owner: str) -> list[Path]:
+        """One owner's current files, after the table's placeholder: what a query about one
+        integration reads instead of every integration's files."""
+        self._ensure_placeholders()
+        return [self.placeholder_file(table), *self.slots(table, owner).values()]
+
     def read_window(self, table: str, owner: str, start: datetime, end: datetime) -> pd.DataFrame:
-        """Rows of one owner in [start, end), straight from the Parquet files."""
-        tables = [
-            pq.read_table(target, schema=FACT_SCHEMAS[table])
-            for month_from, _ in months(start, end)
-            for target in _files_in(self.month_dir(table, owner, month_from))
-        ]
+        """Rows of one owner in [start, end), from its current files."""
+        tables = []
+        for slot, path in self.slots(table, owner).items():
+            span_start, span_end = _slot_span(slot)
+            if span_start < end and span_end > start:
+                tables.append(pq.read_table(path, schema=FACT_SCHEMAS[table]))
         if not tables:
             return FACT_SCHEMAS[table].empty_table().to_pandas()
         merged = pa.concat_tables(tables)
         return _within(merged, self._times(merged, table), start, end).to_pandas()
+
+    # -- day sums -------------------------------------------------------------------------------
+    def _summary_of(self, table: str, facts: pa.Table) -> pa.Table:
+        name = SUMMARIES[table]
+        sql = _summary_sql(name)
+        with duckdb.connect() as con:
+            con.register("facts", facts)
+            summary = con.sql(sql).to_arrow_table().cast(SUMMARY_SCHEMAS[name])
+        return summary.replace_schema_metadata({SUMMARY_VERSION_KEY: digest(sql)})
+
+    def refresh_summaries(self) -> int:
+        """Write again the day sums that are missing or were made by another version of their
+        SQL, and drop sums whose facts are gone; returns how many were written."""
+        refreshed = 0
+        for table, name in SUMMARIES.items():
+            version = digest(_summary_sql(name)).encode()
+            for unit in self.manifests():
+                with self.transaction(unit) as tx:
+                    for owner in tx.manifest.owners(table) | tx.manifest.owners(name):
+                        facts = tx.manifest.slots(table, owner)
+                        for slot in tx.manifest.slots(name, owner):
+                            if slot not in facts:
+                                tx.write(name, owner, slot, None)
+                        for slot, entry in facts.items():
+                            summary = tx.manifest.get(name, owner, slot)
+                            if summary is not None:
+                                meta = pq.read_schema(self.path / summary.path).metadata or {}
+                                if meta.get(SUMMARY_VERSION_KEY.encode()) == version:
+                                    continue
+                            rows = pq.read_table(self.path / entry.path, schema=FACT_SCHEMAS[table])
+                            tx.write(name, owner, slot, self._summary_of(table, rows))
+                            refreshed += 1
+        return refreshed
 
     # -- registries (never deleted: queues stay when an integration goes) ---------------------
     def register_queues(self, integration_id: str, frame: pd.DataFrame) -> None:
@@ -681,10 +645,10 @@ class Warehouse(dg.ConfigurableResource):
             },
             schema=schema,
         )
-        target = self.registry_file("queues", integration_id)
-        with self._lock(target):
-            if target.exists():
-                both = pa.concat_tables([pq.read_table(target, schema=schema), seen])
+        with self.transaction(unit_of(integration_id)) as tx:
+            existing = tx.read("queues", integration_id, WHOLE)
+            if existing is not None:
+                both = pa.concat_tables([existing, seen])
                 merged = both.group_by(["integration_id", "external_queue_id"]).aggregate(
                     [("first_seen", "min"), ("last_seen", "max")]
                 )
@@ -696,83 +660,369 @@ class Warehouse(dg.ConfigurableResource):
                         "last_seen": merged["last_seen_max"],
                     },
                     schema=schema,
-                ).sort_by([("external_queue_id", "ascending")])
-            replace_atomically(target, _write_parquet(seen))
+                )
+                if seen.sort_by("external_queue_id").equals(existing.sort_by("external_queue_id")):
+                    return  # nothing new: no new version
+            tx.write("queues", integration_id, WHOLE, seen.sort_by("external_queue_id"))
 
     def register_integration(self, record: dict) -> None:
         """Keep what views need to know about an integration (timezone, interval) in a file,
         so its data stays queryable after it is removed from the config."""
-        target = self.registry_file("integrations", record["integration_id"])
-        frame = pd.DataFrame([{**record, "updated_at": datetime.now(UTC)}])
-        table = _to_arrow(frame, REGISTRY_SCHEMAS["integrations"])
-        with self._lock(target):
-            replace_atomically(target, _write_parquet(table))
+        integration_id = record["integration_id"]
+        with self.transaction(unit_of(integration_id)) as tx:
+            existing = tx.read("integrations", integration_id, WHOLE)
+            if existing is not None:
+                before = existing.drop_columns(["updated_at"]).to_pylist()
+                same = _to_arrow(pd.DataFrame([record]), REGISTRY_SCHEMAS["integrations"])
+                if before == same.drop_columns(["updated_at"]).to_pylist():
+                    return  # unchanged: the import does not make a new version
+            frame = pd.DataFrame([{**record, "updated_at": datetime.now(UTC)}])
+            tx.write(
+                "integrations",
+                integration_id,
+                WHOLE,
+                _to_arrow(frame, REGISTRY_SCHEMAS["integrations"]),
+            )
 
     # -- mappings -----------------------------------------------------------------------------
     def write_mapping(self, name: str, frame: pd.DataFrame) -> None:
-        target = self.mapping_file(name)
-        table = _to_arrow(frame, MAPPING_SCHEMAS[name])
-        with self._lock(target):
-            replace_atomically(target, _write_parquet(table))
+        with self.transaction(MAPPINGS_UNIT) as tx:
+            tx.write(name, MAPPINGS_UNIT, WHOLE, _to_arrow(frame, MAPPING_SCHEMAS[name]))
 
-    # -- catalog ------------------------------------------------------------------------------
-    def _placeholder_files(self) -> Iterable[tuple[Path, pa.Schema]]:
-        for table, schema in {**FACT_SCHEMAS, **SUMMARY_SCHEMAS}.items():
-            yield self.placeholder_file(table), schema
-        for name, schema in REGISTRY_SCHEMAS.items():
-            yield self.path / "registry" / name / "_empty.parquet", schema
-        for name, schema in MAPPING_SCHEMAS.items():
-            yield self.mapping_file(name), schema
+    def mapping_path(self, name: str) -> Path | None:
+        """The current file of a mapping, or None before it was first written."""
+        return self.slots(name, MAPPINGS_UNIT).get(WHOLE)
 
+    # -- compaction -----------------------------------------------------------------------------
+    def compact_months(self, before: datetime) -> Compaction:
+        """Merge the day files of every month that ended by `before` into one month file per
+        (table, owner), so queries open fewer files. Beside open connections: they keep the
+        day files they list until they close."""
+        done = Compaction()
+        for unit in self.manifests():
+            with self.transaction(unit) as tx:
+                for table in FACT_SCHEMAS:
+                    for owner in sorted(tx.manifest.owners(table)):
+                        by_month: dict[str, list[str]] = {}
+                        for slot in tx.manifest.slots(table, owner):
+                            by_month.setdefault(slot[:7], []).append(slot)
+                        for month_slot, slots in sorted(by_month.items()):
+                            month = datetime.fromisoformat(f"{month_slot}-01").replace(tzinfo=UTC)
+                            if next_month(month) > before or slots == [month_slot]:
+                                continue
+                            parts = [tx.read(table, owner, s) for s in slots]
+                            for slot in slots:
+                                tx.write(table, owner, slot, None)
+                                if table in SUMMARIES:
+                                    tx.write(SUMMARIES[table], owner, slot, None)
+                            self.write_slot(
+                                tx,
+                                table,
+                                owner,
+                                month_slot,
+                                pa.concat_tables([p for p in parts if p is not None]),
+                            )
+                            done.months += 1
+                            done.files += len(slots)
+        return done
+
+    # -- the catalog ----------------------------------------------------------------------------
     def catalog_sql(self) -> str:
-        """The views, rendered for this warehouse folder (paths are DDL, not values)."""
+        """The views of `sql/`, rendered (they read the generated views of the data files)."""
         statements = []
         for sql_file in sorted(SQL_DIR.glob("*.sql")):
             text = sql_file.read_text(encoding="utf-8")
-            text = text.replace("'{warehouse}", "'" + str(self.path).replace("'", "''"))
             statements.append(f"-- {sql_file.name}\n{text.strip()}")
         return "\n\n".join(statements) + "\n"
 
-    def ensure_catalog(self) -> bool:
-        """Build the catalog if missing or out of date; returns whether it was rebuilt."""
-        for target, schema in self._placeholder_files():
+    def _ensure_placeholders(self) -> None:
+        for table, schema in _all_schemas().items():
+            target = self.placeholder_file(table)
             if not target.exists():
-                with self._lock(target):
-                    if not target.exists():
-                        replace_atomically(target, _write_parquet(schema.empty_table()))
-        sql = self.catalog_sql()
-        # A changed summary query counts as a change: the rebuild rewrites the summaries.
-        version = _version(sql + "".join(_summary_sql(name) for name in SUMMARIES.values()))
-        stamp = self.path / f"{CATALOG_NAME}.version"
-        with self._lock(self.catalog_path):
-            if self.catalog_path.exists() and stamp.exists() and stamp.read_text() == version:
-                return False
+                with contextlib.suppress(FileExistsError):
+                    write_new(target, _write_parquet(schema.empty_table()))
 
-            def build(tmp: Path) -> None:
-                with duckdb.connect(str(tmp)) as con:
-                    con.execute(sql)
-                    con.execute("CHECKPOINT")
+    def _unit_objects(self, manifest: Manifest) -> dict:
+        """The generated views of one unit: per table and owner a view listing its current
+        files (by name, so a file no manifest names is never read)."""
+        views: dict[str, str] = {}
+        owners: dict[str, list[str]] = {}
+        files: list[str] = []
+        for table, schema in _all_schemas().items():
+            columns = ", ".join(_quoted(f.name) for f in schema)
+            current_hash = _schema_hash(schema)
+            for owner in sorted(manifest.owners(table)):
+                entries = list(manifest.slots(table, owner).values())
+                files += [e.path for e in entries]
+                paths = ", ".join(_sql_literal(self.path / e.path) for e in entries)
+                mixed = any(e.schema != current_hash for e in entries)
+                options = ", union_by_name = true" if mixed else ""
+                name = owner_view(table, owner)
+                views[name] = (
+                    f"CREATE OR REPLACE VIEW {_quoted(name)} AS SELECT {columns} "
+                    f"FROM read_parquet([{paths}]{options})"
+                )
+                owners.setdefault(table, []).append(owner)
+        return {"views": views, "owners": owners, "files": files}
 
-            self.migrate_layout()  # before the views that read the layout it moves files to
-            self.refresh_summaries()  # new views may read summaries older files lack
-            if self.catalog_path.exists():  # a connection may still have it open
-                self.retired_catalogs_dir.mkdir(parents=True, exist_ok=True)
-                os.link(self.catalog_path, self.retired_catalogs_dir / f"{uuid.uuid4().hex}.duckdb")
-            replace_atomically(self.catalog_path, build)
-            self._remove_retired_catalogs()
-            replace_atomically(stamp, lambda tmp: tmp.write_text(version))
-        return True
+    def _plan(self, current: Version | None) -> Plan:
+        """What the next catalog version holds. Units whose manifest did not change since the
+        current version (same size, modification time and inode) keep their views as they
+        are, so a tick reads and renders only its own integration's manifest."""
+        static_sql = self.catalog_sql()
+        full = current is None or current.static_hash != digest(static_sql)
+        before = {} if full else current.state.get("units", {})
+        units: dict[str, dict] = {}
+        hashes: dict[str, str] = {}
+        sql: dict[str, str] = {}
+        folder = self.path / "state" / "manifests"
+        for path in sorted(folder.glob("*.json")):
+            stat = path.stat()
+            fingerprint = [stat.st_mtime_ns, stat.st_size, stat.st_ino]
+            unit = path.stem
+            kept = before.get(unit)
+            if kept is not None and kept["fingerprint"] == fingerprint:
+                units[unit] = kept
+            else:
+                made = self._unit_objects(Manifest.load(path, unit))
+                sql.update(made["views"])
+                units[unit] = {
+                    "fingerprint": fingerprint,
+                    "objects": {name: digest(text) for name, text in made["views"].items()},
+                    "owners": made["owners"],
+                    "files": made["files"],
+                }
+            hashes.update(units[unit]["objects"])
+        for table, schema in _all_schemas().items():
+            columns = ", ".join(_quoted(f.name) for f in schema)
+            placeholder = _sql_literal(self.placeholder_file(table))
+            branches = [f"SELECT {columns} FROM read_parquet([{placeholder}])"]
+            for unit in sorted(units):
+                for owner in units[unit]["owners"].get(table, []):
+                    branches.append(f"SELECT * FROM {_quoted(owner_view(table, owner))}")
+            name = f"_{table}"
+            sql[name] = f"CREATE OR REPLACE VIEW {_quoted(name)} AS\n" + "\nUNION ALL\n".join(
+                branches
+            )
+            hashes[name] = digest(sql[name])
+        files = [f for state in units.values() for f in state["files"]]
+        return Plan(static_sql, hashes, sql, files, state={"units": units})
 
+    def publish(self) -> bool:
+        """Make the catalog show the current files (a no-op when it already does); then
+        remove what no one can read any more, at most every `GC_INTERVAL_S`."""
+        self._ensure_placeholders()
+        catalog = self.catalog
+        with catalog.locked():
+            published = catalog.publish(self._plan)
+        last = _last_gc.get(str(self.path), 0.0)
+        if time.monotonic() - last >= GC_INTERVAL_S:
+            _last_gc[str(self.path)] = time.monotonic()
+            self.collect_garbage()
+        return published
+
+    def ensure_catalog(self) -> bool:
+        """Take over a warehouse of the earlier layout, mend day sums made by another version
+        of their SQL, and publish the catalog if it is missing or out of date; returns whether
+        a version was published."""
+        before = self.catalog.current_path()
+        marker = self.path / "state" / "layout"
+        if not (marker.exists() and marker.read_text() == LAYOUT_VERSION):
+            with self.catalog.locked():
+                if not (marker.exists() and marker.read_text() == LAYOUT_VERSION):
+                    self._take_over_legacy()
+                    replace_atomically(marker, lambda p: p.write_text(LAYOUT_VERSION))
+        stamp = self.path / "state" / "summaries.version"
+        version = digest("".join(_summary_sql(name) for name in SUMMARIES.values()))
+        if not (stamp.exists() and stamp.read_text() == version):
+            self.refresh_summaries()
+            replace_atomically(stamp, lambda p: p.write_text(version))
+        self.publish()
+        return self.catalog.current_path() != before
+
+    def _take_over_legacy(self) -> None:
+        """Record the files of the earlier layouts (facts in `facts/<table>/<owner>/<YYYY-MM>/`
+        or `facts/<table>/<owner>/<YYYY-MM>.parquet`, registries in `registry/`, mappings in
+        `mappings/`) in manifests, in place, and keep the earlier catalog while it is open."""
+        self.catalog.adopt_legacy()
+        (self.path / f"{CATALOG_NAME}.version").unlink(missing_ok=True)
+        found: dict[str, Manifest] = {}
+
+        def add(table: str, owner: str, slot: str, path: Path) -> None:
+            unit = MAPPINGS_UNIT if owner == MAPPINGS_UNIT else unit_of(owner)
+            manifest = found.setdefault(unit, Manifest.load(self.manifest_path(unit), unit))
+            if manifest.get(table, owner, slot) is not None:
+                return
+            meta = pq.read_metadata(path)
+            schema = pq.read_schema(path)
+            current = _all_schemas()[table]
+            same = schema.remove_metadata().equals(current.remove_metadata())
+            manifest.put(
+                table,
+                owner,
+                slot,
+                Entry(
+                    str(path.relative_to(self.path)),
+                    meta.num_rows,
+                    _schema_hash(current) if same else "legacy",
+                ),
+            )
+
+        facts = self.path / "facts"
+        for table in {**FACT_SCHEMAS, **SUMMARY_SCHEMAS}:
+            for path in sorted((facts / table).glob("*/*.parquet")):
+                if path.parent.name != "_schema" and _is_month(path.stem):
+                    add(table, path.parent.name, path.stem, path)
+            for path in sorted((facts / table).glob("*/*/*.parquet")):
+                if path.parent.parent.name != "_schema" and _is_slot(path.stem):
+                    add(table, path.parent.parent.name, path.stem, path)
+        for table in REGISTRY_SCHEMAS:
+            for path in sorted((self.path / "registry" / table).glob("*.parquet")):
+                if not path.name.startswith("_"):
+                    add(table, path.stem, WHOLE, path)
+        for table in MAPPING_SCHEMAS:
+            path = self.path / "mappings" / f"{table}.parquet"
+            if path.exists():
+                add(table, MAPPINGS_UNIT, WHOLE, path)
+        for unit, manifest in found.items():
+            with self._lock(f"unit-{unit}"):
+                manifest.generation += 1
+                manifest.save(self.manifest_path(unit))
+
+    # -- what no one can read any more ----------------------------------------------------------
+    def _kept(self) -> tuple[set[str], bool]:
+        """Files some manifest or kept catalog version lists, and whether a legacy catalog is
+        kept (every file of the earlier layout with it)."""
+        held, legacy = self.catalog.held_files()
+        for manifest in self.manifests().values():
+            held |= manifest.paths()
+        return held, legacy
+
+    def _files_under(self, folders: Iterable[str]) -> Iterator[Path]:
+        for folder in folders:
+            base = self.path / folder
+            if base.is_dir():
+                yield from (p for p in base.rglob("*") if p.is_file() or p.is_symlink())
+
+    def collect_garbage(self, now: float | None = None) -> dict[str, int]:
+        """Remove catalog versions no process holds (superseded at least a minute ago), then
+        data files that neither a manifest nor a kept version lists, the warehouse's own only
+        (a foreign file is never removed: see `foreign_files`)."""
+        handle = try_lock(self.path / "locks" / "gc.lock")
+        if handle is None:
+            return {"versions": 0, "files": 0}  # another process is collecting
+        try:
+            now = time.time() if now is None else now
+            with self.catalog.locked():
+                versions = self.catalog.remove_unheld(now)
+            kept, legacy = self._kept()
+            removed = 0
+            folders = [TABLES_DIR] + ([] if legacy else list(LEGACY_DIRS))
+            for path in self._files_under(folders):
+                relative = str(path.relative_to(self.path))
+                if relative in kept or "_schema" in path.parts:
+                    continue
+                temporary = path.name.startswith(".tmp-")
+                if path.is_symlink() or not (temporary or _own_file(Path(relative))):
+                    continue
+                try:
+                    age = now - path.lstat().st_mtime
+                except FileNotFoundError:
+                    continue
+                if relative.split("/", 1)[0] == TABLES_DIR and age < ORPHAN_AGE_S:
+                    continue
+                path.unlink(missing_ok=True)
+                removed += 1
+            return {"versions": versions, "files": removed}
+        finally:
+            handle.close()
+
+    def foreign_files(self, owner: str | None = None) -> list[Path]:
+        """Files in the warehouse's data folders that it did not write (an analyst's
+        `COPY ... TO`, a stray copy): never read by a view, never removed; optionally only
+        those in one integration's folders."""
+        kept, _ = self._kept()
+        found = []
+        for path in self._data_files(owner):
+            relative = str(path.relative_to(self.path))
+            if relative in kept or "_schema" in path.parts or path.name.startswith(".tmp-"):
+                continue
+            if _own_file(Path(relative)) and not path.is_symlink():
+                continue  # a version being written, or superseded and not collected yet
+            found.append(path)
+        return sorted(found)
+
+    def _data_files(self, owner: str | None) -> Iterator[Path]:
+        """Every file of the data folders, or only those in one integration's folders."""
+        if owner is None:
+            yield from self._files_under([TABLES_DIR, *LEGACY_DIRS])
+            return
+        unit = unit_of(owner)
+        for top in (TABLES_DIR, "facts"):
+            for table_dir in sorted((self.path / top).glob("*/")):
+                for folder in (table_dir / unit, *table_dir.glob(f"{unit}.*")):
+                    if folder.is_dir():
+                        yield from (p for p in folder.rglob("*") if p.is_file() or p.is_symlink())
+        yield from sorted((self.path / "registry").glob(f"*/{unit}.parquet"))
+
+    # -- reading --------------------------------------------------------------------------------
     def connect(self, read_only: bool = True) -> duckdb.DuckDBPyConnection:
-        """A connection to the catalog as analysts get it: read-only, UTC session."""
-        self.ensure_catalog()
-        con = duckdb.connect(str(self.catalog_path), read_only=read_only)
+        """A connection to the current catalog version as analysts get it: read-only, UTC."""
+        current = self.catalog.current_path()
+        if current is None:
+            self.ensure_catalog()
+            current = self.catalog.current_path()
+        con = duckdb.connect(str(current), read_only=True)
         con.execute("SET TimeZone = 'UTC'")
         return con
 
     def query(self, sql: str, params: Sequence | None = None) -> pd.DataFrame:
-        def read() -> pd.DataFrame:
-            with self.connect() as con:
-                return con.execute(sql, params or []).df()
+        with self.connect() as con:
+            return con.execute(sql, params or []).df()
 
-        return read_retrying(read)
+
+def _is_month(name: str) -> bool:
+    try:
+        datetime.strptime(name, "%Y-%m")
+    except ValueError:
+        return False
+    return True
+
+
+def _is_slot(name: str) -> bool:
+    for pattern in ("%Y-%m", "%Y-%m-%d"):
+        try:
+            datetime.strptime(name, pattern)
+        except ValueError:
+            continue
+        return True
+    return False
+
+
+def _own_file(relative: Path) -> bool:
+    """Whether a path (relative to the warehouse) has a name and place the warehouse gives
+    its files, in this layout (`tables/<table>/<owner>/[<YYYY-MM>/]<slot>.<version>.parquet`)
+    or the earlier one; anything else there is foreign."""
+    parts = relative.parts
+    schemas = _all_schemas()
+    if len(parts) < 3 or (parts[1] not in schemas and parts[1] != "_schema"):
+        return False
+    top, table, name = parts[0], parts[1], parts[-1]
+    if table == "_schema":
+        return top == TABLES_DIR and len(parts) == 3
+    if top == TABLES_DIR:
+        match = OWN_NAME.match(name)
+        if not match or not OWNER_NAME.match(parts[2]):
+            return False
+        slot = match.group(1)
+        if slot == WHOLE:
+            return len(parts) == 4
+        return len(parts) == 5 and parts[3] == slot[:7]
+    if top == "facts":
+        stem = name.removesuffix(".parquet")
+        if len(parts) == 4:
+            return parts[2] == "_schema" or _is_month(stem)
+        return len(parts) == 5 and _is_slot(stem) and stem.startswith(parts[3])
+    if top == "registry":
+        return len(parts) == 3 and bool(re.match(r"^(_empty|[a-z][a-z0-9_]*)\.parquet$", name))
+    return False

@@ -6,6 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from etl.assets.coverage import coverage_of
+from etl.assets.import_log import import_log_relation
 from etl.resources.sources import build_source
 from etl.resources.sources.simulator.simulator import SimulatorSource
 from tests.conftest import make_integration
@@ -148,8 +149,14 @@ def test_coverage_of_one_integration_reads_its_own_log(settings, warehouse, inst
     imported(defs, instance, holey, at(1, 5), at(1, 9), at(1, 9, 5))
     imported(defs, instance, whole, at(1, 0), at(1, 9), at(1, 9, 5))
 
-    files = warehouse.owner_files("import_log", "holey.contacts")
-    assert [f.name for f in files] == ["empty.parquet", "2026-11-01.parquet"]
+    # The integration's own view of its log lists only its own files.
+    with warehouse.connect() as con:
+        (sql,) = con.execute(
+            "SELECT sql FROM duckdb_views() WHERE view_name = '_import_log__holey.contacts'"
+        ).fetchone()
+    (own,) = warehouse.slots("import_log", "holey.contacts").values()
+    assert str(own) in sql
+    assert "whole" not in sql
     view = warehouse.query(
         "SELECT gap_start, gap_end, intervals FROM coverage_gaps WHERE integration_id = 'holey'"
     )
@@ -177,17 +184,17 @@ def test_holes_only_keeps_every_interval_not_loaded(settings, warehouse, instanc
     imported(defs, instance, kolkata, at(1, 5), at(1, 8), at(1, 9, 40))
 
     for integration in (berlin, kolkata):
-        files = [str(f) for f in warehouse.owner_files("import_log", f"{integration.id}.contacts")]
+        log = import_log_relation(integration.id, "contacts")
         columns = "interval_start, interval_end, status"
         full = warehouse.query(
             f"SELECT {columns} FROM coverage_intervals_of(?) WHERE status <> 'loaded' "
             "ORDER BY interval_start",
-            [files],
+            [log],
         )
         holes = warehouse.query(
             f"SELECT {columns} FROM coverage_intervals_of(?, only_holes := true) "
             "WHERE status <> 'loaded' ORDER BY interval_start",
-            [files],
+            [log],
         )
         assert len(full) > 0
         assert holes.values.tolist() == full.values.tolist()

@@ -1,4 +1,4 @@
-"""Atomic replacement of files and of whole directories, and DuckDB's lock, on the real file
+"""Files written once, atomic replacement of state files, and DuckDB's lock, on the real file
 system with real DuckDB processes."""
 
 import subprocess
@@ -9,9 +9,9 @@ import pytest
 
 from etl.resources.files import (
     duckdb_files_locked,
-    exchange,
+    open_in_this_process,
     replace_atomically,
-    replace_directory,
+    write_new,
 )
 from tests.helpers import holding_open
 
@@ -40,43 +40,29 @@ def test_a_failed_write_leaves_the_target_as_it_was(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["2026-11-01.parquet"]  # no temporary left
 
 
-def test_replace_directory_swaps_the_whole_contents_and_leaves_no_staging(tmp_path):
-    target, staging = tmp_path / "2026-11", tmp_path / "staging"
-    target.mkdir()
-    for day in ("2026-11-01", "2026-11-02"):
-        (target / f"{day}.parquet").write_text(day)
-
-    def fill(directory):
-        (directory / "2026-11.parquet").write_text("month")
-
-    replace_directory(target, fill, staging)
-    assert sorted(p.name for p in target.iterdir()) == ["2026-11.parquet"]
-    assert (target / "2026-11.parquet").read_text() == "month"
-    assert list(staging.iterdir()) == []
-    fresh = tmp_path / "2026-12"  # no directory yet: renamed into place
-    replace_directory(fresh, fill, staging)
-    assert [p.name for p in fresh.iterdir()] == ["2026-11.parquet"]
+def test_write_new_gives_a_name_its_whole_content_once_and_never_reuses_it(tmp_path):
+    target = tmp_path / "2026-11" / "2026-11-01.0001.parquet"
+    write_new(target, lambda tmp: tmp.write_text("first"))
+    assert target.read_text() == "first"
+    with pytest.raises(FileExistsError):
+        write_new(target, lambda tmp: tmp.write_text("second"))
+    assert target.read_text() == "first"
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temporary left
 
 
-def test_a_failed_fill_leaves_the_directory_as_it_was(tmp_path):
-    target = tmp_path / "2026-11"
-    target.mkdir()
-    (target / "2026-11-01.parquet").write_text("day")
-
-    def fill(directory):
-        (directory / "2026-11.parquet").write_text("half")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError, match="disk full"):
-        replace_directory(target, fill, tmp_path / "staging")
-    assert [p.name for p in target.iterdir()] == ["2026-11-01.parquet"]
-    assert list((tmp_path / "staging").iterdir()) == []
-
-
-def test_exchange_names_both_paths_when_it_cannot_swap(tmp_path):
-    (tmp_path / "a").mkdir()
-    with pytest.raises(OSError, match=r"cannot exchange .*a and .*missing"):
-        exchange(tmp_path / "a", tmp_path / "missing")
+def test_this_process_holding_a_duckdb_file_counts_as_busy(tmp_path):
+    # Checking the lock from the process that holds the connection would close a descriptor
+    # of the file, which drops the connection's own lock: such files are busy, untouched.
+    path = tmp_path / "catalog.duckdb"
+    duckdb.connect(str(path)).close()
+    con = duckdb.connect(str(path), read_only=True)
+    try:
+        assert open_in_this_process(path)
+        with duckdb_files_locked([path]) as busy:
+            assert busy == [path]
+    finally:
+        con.close()
+    assert not open_in_this_process(path)
 
 
 CONNECT = """

@@ -16,6 +16,7 @@ from etl.partitions import HOUR, key_of
 from etl.resources.sources import build_source
 from etl.resources.sources.base import SourceError
 from etl.resources.sources.simulator.simulator import SimulatorSource
+from etl.resources.warehouse import Warehouse
 from etl.schedules.gaps import (
     GAPS_TRIGGER,
     HISTORY_TRIGGER,
@@ -292,7 +293,8 @@ def test_paused_in_config_does_nothing(settings, instance):
 
 
 def warehouse_empty(settings) -> bool:
-    return not any((settings.warehouse_dir / "facts").glob("contact_intervals/*/*.parquet"))
+    manifests = Warehouse(root=str(settings.warehouse_dir)).manifests()
+    return not any(m.owners("contact_intervals") for m in manifests.values())
 
 
 # -- the pure core, without an instance ---------------------------------------------------------
