@@ -742,6 +742,7 @@ def part_push(report: Report, scale: float) -> None:
         note=f"live view rows at the end: {r['live_rows']:,}",
     )
 
+
 def part_readers(report: Report, seconds: float, queues: int) -> None:
     """Analysts' queries back to back while ticks, a history import and compaction rewrite the
     same months (bench/readers.py): every error and every wrong total counts."""

@@ -8,7 +8,7 @@
 CREATE OR REPLACE VIEW agent_status_live AS
 WITH live AS (
     SELECT *
-    FROM read_parquet('{warehouse}/facts/agent_status_live/*/*/*.parquet')
+    FROM _agent_status_live
     WHERE day_local = CAST(timezone(timezone, now()) AS DATE)
 )
 SELECT s.integration_id,
