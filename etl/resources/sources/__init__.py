@@ -13,6 +13,7 @@ from etl.resources.sources.universal.database import DatabaseSource
 from etl.resources.sources.vendors.avaya_cms import AvayaCmsSource
 from etl.resources.sources.vendors.five9 import Five9Source
 from etl.resources.sources.vendors.genesys_cloud import GenesysCloudSource
+from etl.resources.sources.vendors.mitel import MitelSource
 from etl.resources.sources.vendors.talkdesk import TalkdeskSource
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ VENDORS: dict[str, type[SourceResource]] = {
     "csv": CsvSource,
     "database": DatabaseSource,
     "avaya_cms": AvayaCmsSource,
+    "mitel": MitelSource,
 }
 
 __all__ = [
