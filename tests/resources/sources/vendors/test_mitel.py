@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from etl.resources.sources.base import SourceError
 from etl.resources.sources.plumbing.landing import FileLandingStore
 from etl.resources.sources.vendors.mitel import (
     AcdEvent,
@@ -52,15 +53,21 @@ def utc(seconds: float) -> datetime:
     return BASE + timedelta(seconds=seconds)
 
 
-def mitel_integration(tmp_path: Path, port: int = 1, **source):
+def mitel_integration(
+    tmp_path: Path,
+    port: int = 1,
+    data: tuple[str, ...] = ("agent_status",),
+    history_start: str = "2026-11-18",
+    **source,
+):
     return make_integration(
         id="mitel_oslo",
         vendor="mitel",
         delivery="on_premise",
         interval_minutes=15,
-        data=["agent_status"],
+        data=list(data),
         timezone="Europe/Oslo",
-        history_start="2026-11-18",
+        history_start=history_start,
         source={
             "host": "127.0.0.1",
             "port": port,
@@ -565,3 +572,114 @@ def test_mitel_listen_refuses_an_integration_of_another_vendor(tmp_path, capsys)
     finally:
         del os.environ["WFM_INTEGRATIONS"]
     assert "integration 'sim' has vendor 'simulator'; mitel-listen reads" in capsys.readouterr().err
+
+
+# -- contacts: MiContact Center exports -----------------------------------------------------
+FALL_BACK = datetime(2026, 10, 24, 22, tzinfo=UTC)  # 2026-10-25 00:00 in Oslo (CEST)
+
+
+def export_rows(queues=("P100", "P200")) -> list[dict]:
+    """A day of 15-minute periods as MiContact Center writes them, in local time: the periods
+    02:00 to 02:45 come twice, first in summer time."""
+    rows, moment, n = [], FALL_BACK, 0
+    while moment < FALL_BACK + timedelta(hours=25):
+        wall = moment.astimezone(OSLO)
+        for q, queue in enumerate(queues):
+            offered = 5 + (n * 3 + q) % 11
+            handled = offered - 1
+            rows.append(
+                {
+                    "Queue": queue,
+                    "Date": f"{wall:%Y-%m-%d}",
+                    "Period": f"{wall:%H:%M}",
+                    "ACD calls offered": offered,
+                    "ACD calls handled": handled,
+                    "ACD calls abandoned": 1,
+                    "ACD handling time": f"00:{handled * 3 // 60:02d}:{handled * 3 % 60:02d}",
+                    "utc": moment,
+                }
+            )
+        moment += timedelta(minutes=15)
+        n += 1
+    return rows
+
+
+def write_export(folder: Path, rows: list[dict], columns: dict[str, str] | None = None) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows).drop(columns="utc").rename(columns=columns or {})
+    frame.to_csv(folder / "queue_performance_2026-10-25.csv", index=False)
+
+
+def contacts_integration(tmp_path: Path, **contacts):
+    return mitel_integration(
+        tmp_path,
+        data=("contacts",),
+        history_start="2026-10-24",
+        contacts={"folder": str(tmp_path / "exports"), **contacts},
+    )
+
+
+def test_micontact_center_exports_are_read_in_the_acds_local_time(tmp_path):
+    rows = export_rows()
+    write_export(tmp_path / "exports", rows)
+    integration = contacts_integration(tmp_path)
+    extract = MitelSource.from_integration(integration).contacts(
+        FALL_BACK, FALL_BACK + timedelta(hours=25)
+    )
+    frame = extract.frame.sort_values(["interval_start", "external_queue_id"], ignore_index=True)
+    assert extract.rejected.empty
+    assert len(frame) == 2 * 100  # 25 hours of 15-minute periods: the repeated hour kept
+    assert list(frame["interval_start"]) == [pd.Timestamp(r["utc"]) for r in rows]
+    assert set(frame["channel"]) == {"calls"}
+    assert list(frame["offered"]) == [r["ACD calls offered"] for r in rows]
+    assert list(frame["answered"]) == [r["ACD calls handled"] for r in rows]
+    assert list(frame["handle_time_s"]) == [r["ACD calls handled"] * 3.0 for r in rows]
+    # 02:15 in Oslo happened at 00:15 UTC (summer time) and at 01:15 UTC (winter time).
+    p100 = frame[frame["external_queue_id"] == "P100"]
+    local_labels = p100["interval_start"].dt.tz_convert(OSLO).dt.strftime("%H:%M")
+    twice = p100[local_labels == "02:15"]["interval_start"]
+    assert [t.strftime("%H:%M") for t in twice] == ["00:15", "01:15"]
+
+
+def test_a_renamed_export_column_replaces_the_presets(tmp_path):
+    rows = export_rows(queues=("P100",))
+    write_export(tmp_path / "exports", rows, {"Queue": "ACD path", "ACD handling time": "HT"})
+    integration = contacts_integration(
+        tmp_path, contacts={"columns": {"ACD path": "external_queue_id", "HT": "handle_time"}}
+    )
+    settings = MitelSettings.model_validate(integration.source)
+    columns = settings.contacts.contacts.columns
+    assert columns["ACD path"] == "external_queue_id"
+    assert "Queue" not in columns
+    assert columns["ACD calls offered"] == "offered"  # the preset's other columns stay
+    extract = MitelSource.from_integration(integration).contacts(
+        FALL_BACK, FALL_BACK + timedelta(hours=2)
+    )
+    assert list(extract.frame["external_queue_id"].unique()) == ["P100"]
+    assert extract.frame["handle_time_s"].sum() == sum(
+        r["ACD calls handled"] * 3 for r in rows if r["utc"] < FALL_BACK + timedelta(hours=2)
+    )
+
+
+def test_contacts_need_the_exports_folder(tmp_path):
+    source = MitelSource.from_integration(mitel_integration(tmp_path))
+    with pytest.raises(SourceError, match=r"no source\.contacts section"):
+        source.contacts(FALL_BACK, FALL_BACK + timedelta(hours=1))
+
+
+def test_exports_import_through_the_asset(tmp_path, settings, warehouse, instance):
+    rows = export_rows()
+    write_export(tmp_path / "exports", rows)
+    integration = contacts_integration(tmp_path)
+    defs = definitions(settings, integration)
+    result = import_range(
+        defs, instance, integration.id, FALL_BACK, FALL_BACK + timedelta(hours=25)
+    )
+    assert result.success
+    stored = warehouse.query(
+        "SELECT count(*) AS n, sum(offered) AS offered, sum(handle_time_s) AS handle "
+        "FROM contact_intervals"
+    )
+    assert stored["n"][0] == 200
+    assert stored["offered"][0] == sum(r["ACD calls offered"] for r in rows)
+    assert stored["handle"][0] == sum(r["ACD calls handled"] * 3 for r in rows)
