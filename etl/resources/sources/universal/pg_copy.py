@@ -62,10 +62,11 @@ def copy_rows(
     dialect = connection.dialect
     if dialect.name != "postgresql" or dialect.driver != "psycopg2":
         return None
-    compiled = statement.compile(dialect=dialect)
+    # List parameters (`IN :splits`) become one placeholder per value, as the driver path does.
+    expanded = statement.compile(dialect=dialect).construct_expanded_state(params)
     cursor = connection.connection.dbapi_connection.cursor()
     try:
-        query = cursor.mogrify(str(compiled), compiled.construct_params(params)).decode()
+        query = cursor.mogrify(expanded.statement, expanded.parameters).decode()
         query = TRAILING_SEMICOLON.sub(r"\1", query.strip())
         cursor.execute("SAVEPOINT wfm_copy_probe")
         try:

@@ -181,7 +181,7 @@ def test_split_list_and_window_bound_the_query(cms_url, monkeypatch):
     assert list(frame["interval_start"]) == list(
         pd.date_range("2026-11-01 05:00", periods=4, freq="30min", tz="UTC")
     )
-    assert "4 row(s)" in extract.description
+    assert extract.description.endswith("4 row(s) read with COPY") == ("postgresql" in cms_url)
 
 
 def test_agent_status_is_not_offered(cms_url):
