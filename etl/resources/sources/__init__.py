@@ -13,6 +13,7 @@ from etl.resources.sources.universal.database import DatabaseSource
 from etl.resources.sources.vendors.avaya_cms import AvayaCmsSource
 from etl.resources.sources.vendors.five9 import Five9Source
 from etl.resources.sources.vendors.genesys_cloud import GenesysCloudSource
+from etl.resources.sources.vendors.genesys_engage import GenesysEngageSource
 from etl.resources.sources.vendors.mitel import MitelSource
 from etl.resources.sources.vendors.talkdesk import TalkdeskSource
 
@@ -28,6 +29,7 @@ VENDORS: dict[str, type[SourceResource]] = {
     "database": DatabaseSource,
     "avaya_cms": AvayaCmsSource,
     "mitel": MitelSource,
+    "genesys_engage": GenesysEngageSource,
 }
 
 __all__ = [
@@ -68,6 +70,16 @@ def validate_source_settings(integration: Integration) -> list[str]:
         for data in integration.data
         if getattr(kind, data) is getattr(SourceResource, data)  # method not implemented
     ]
+    if (
+        "contacts" in integration.data
+        and integration.interval_minutes not in kind.contact_intervals
+    ):
+        grains = ", ".join(str(m) for m in kind.contact_intervals)
+        problems.append(
+            f"field 'interval_minutes': {integration.vendor} contact data comes in {grains}-minute "
+            f"intervals (got {integration.interval_minutes}); the views queue_intervals_30 and "
+            "queue_intervals_60 roll them up"
+        )
     minimum = kind.min_revision_window_hours
     if integration.revision_window_hours < minimum:
         problems.append(
