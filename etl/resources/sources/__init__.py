@@ -15,6 +15,7 @@ from etl.resources.sources.vendors.five9 import Five9Source
 from etl.resources.sources.vendors.genesys_cloud import GenesysCloudSource
 from etl.resources.sources.vendors.genesys_engage import GenesysEngageSource
 from etl.resources.sources.vendors.mitel import MitelSource
+from etl.resources.sources.vendors.sikom import SikomSource
 from etl.resources.sources.vendors.talkdesk import TalkdeskSource
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ VENDORS: dict[str, type[SourceResource]] = {
     "avaya_cms": AvayaCmsSource,
     "mitel": MitelSource,
     "genesys_engage": GenesysEngageSource,
+    "sikom": SikomSource,
 }
 
 __all__ = [
