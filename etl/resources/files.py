@@ -55,6 +55,11 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory by its path (a new file's directory entry is data too)."""
+    _fsync_dir(path)
+
+
 def replace_atomically(target: Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` for a temporary file beside `target`, fsync it, rename it into place."""
     target.parent.mkdir(parents=True, exist_ok=True)

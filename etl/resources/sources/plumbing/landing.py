@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from etl.resources.files import file_lock
+from etl.resources.files import file_lock, fsync_path
 
 SUFFIX = ".jsonl"
 
@@ -140,12 +140,3 @@ def _drop_torn_tail(fd: int) -> None:
         return
     keep = os.pread(fd, size, 0).rfind(b"\n") + 1
     os.ftruncate(fd, keep)
-
-
-def fsync_path(path: Path) -> None:
-    """fsync a file or a directory by its path."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -377,6 +377,15 @@ def listener_at(integration, clock) -> MitelListener:
     return MitelListener.restore(integration.id, settings, integration.timezone, now=clock)
 
 
+def connected_listener(integration) -> tuple[MitelListener, Clock]:
+    """A listener connected at BASE, on a clock the test sets."""
+    clock = Clock()
+    clock.fixed = BASE
+    listener = listener_at(integration, clock)
+    listener.connected("acd")
+    return listener, clock
+
+
 def feed(listener: MitelListener, clock: Clock, seconds: float, *records: bytes) -> None:
     clock.fixed = utc(seconds)
     listener.received(b"".join(records))
@@ -384,10 +393,7 @@ def feed(listener: MitelListener, clock: Clock, seconds: float, *records: bytes)
 
 def test_a_restarted_listener_goes_on_from_what_it_landed(tmp_path):
     integration = mitel_integration(tmp_path)
-    clock = Clock()
-    clock.fixed = BASE
-    first = listener_at(integration, clock)
-    first.connected("acd")
+    first, clock = connected_listener(integration)
     feed(
         first,
         clock,
@@ -435,10 +441,7 @@ def test_a_restarted_listener_goes_on_from_what_it_landed(tmp_path):
 
 def test_missed_sequence_numbers_end_every_state_and_the_listening_period(tmp_path):
     integration = mitel_integration(tmp_path)
-    clock = Clock()
-    clock.fixed = BASE
-    listener = listener_at(integration, clock)
-    listener.connected("acd")
+    listener, clock = connected_listener(integration)
     feed(
         listener,
         clock,
@@ -478,10 +481,7 @@ def test_a_second_listener_for_the_same_integration_is_refused(tmp_path):
 # -- the source: coverage -------------------------------------------------------------------
 def test_hours_without_the_listener_fail_and_hours_before_it_ever_ran_do_not(tmp_path):
     integration = mitel_integration(tmp_path)
-    clock = Clock()
-    clock.fixed = BASE
-    listener = listener_at(integration, clock)
-    listener.connected("acd")
+    listener, clock = connected_listener(integration)
     feed(listener, clock, 5, acd_record(0, "A", local(0), agent="1001"))
     clock.fixed = utc(600)
     listener.tick()
