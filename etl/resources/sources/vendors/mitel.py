@@ -234,7 +234,7 @@ class AgentStates:
             if event.code == MAKE_BUSY and event.detail.strip("0"):
                 activity = f"{activity} {event.detail}"  # the reason code
             if event.code == HOLD and current is not None:
-                resume = current.resume if current.activity == activity else current.activity
+                resume = current.activity
         if current is not None and current.activity == activity:
             return []  # no change (or the same event again)
         records = []
@@ -317,7 +317,7 @@ class MitelSettings(SourceSettings):
     resume_grace_s: float = Field(
         default=60.0,
         ge=0,
-        description="a disconnection longer than this ends every open state at its start",
+        description="a disconnection longer than this ends every open state when it began",
     )
     heartbeat_s: float = Field(
         default=60.0, gt=0, description="how often the listener records that it is listening"
@@ -532,7 +532,9 @@ class MitelListener:
             at = event_instant(event.clock, received, self.timezone) if event.clock else None
             if missed:
                 self.counts.missed += missed
-                gap_start = self.last_event_at or received
+                # Known until the last record before the gap: by its time or its receipt.
+                known = [t for t in (self.alive_at, self.last_event_at) if t is not None]
+                gap_start = max(known) if known else received
                 log.warning(
                     "%s: %d record(s) missed before REC NUM %02d; states end at %s",
                     self.where,
