@@ -1,4 +1,5 @@
-"""Command line: `wfm-etl demo|import|fill-gaps|compact|summary|sql|dev|vendors|init-home`.
+"""Command line: `wfm-etl demo|import|fill-gaps|compact|summary|sql|dev|vendors|init-home|
+serve|api-key|mitel-listen`.
 
 Imports go through Dagster (the integration's job, range runs, the project's instance), so
 what the CLI does shows in the UI like any scheduled run. Each run ends in one printed line
@@ -8,9 +9,12 @@ what the CLI does shows in the UI like any scheduled run. Each run ends in one p
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
+import signal
 import sys
+import threading
 import time
 import warnings
 from datetime import UTC, datetime, timedelta
@@ -29,7 +33,9 @@ from etl.ingest.demo import push_demo_day
 from etl.instance import prepare_dagster_home
 from etl.partitions import HOUR, floor_hour
 from etl.progress import RunPrinter
+from etl.resources.sources.base import SourceError
 from etl.resources.sources.plumbing import locations
+from etl.resources.sources.vendors.mitel import MitelPaths, MitelSettings, listen
 from etl.resources.warehouse import Warehouse
 from etl.run_outcome import outcome
 from etl.schedules.compaction import COMPACT_AFTER
@@ -188,12 +194,19 @@ def demo(args: argparse.Namespace) -> int:
     return 1 if failed or not mappings.success else 0
 
 
-def _integration(settings: Settings, integration_id: str):
+def _find_integration(settings: Settings, integration_id: str):
+    """The configured integration of that id, and all of them; a ConfigError naming the known
+    ids when there is none."""
     integrations = {i.id: i for i in load_integrations(settings.integrations_path)}
     if integration_id not in integrations:
         known = ", ".join(sorted(integrations)) or "none"
         raise ConfigError(f"no integration {integration_id!r} in the config (known: {known})")
-    return integrations[integration_id], build_definitions(settings, list(integrations.values()))
+    return integrations[integration_id], list(integrations.values())
+
+
+def _integration(settings: Settings, integration_id: str):
+    integration, integrations = _find_integration(settings, integration_id)
+    return integration, build_definitions(settings, integrations)
 
 
 def import_command(args: argparse.Namespace) -> int:
@@ -240,6 +253,41 @@ def compact_command(warehouse: Warehouse, now: datetime) -> int:
     each keeps reading the files it had until it closes)."""
     done = warehouse.compact_months(before=now - COMPACT_AFTER)
     print(f"compacted {done.months} months ({done.files} day files into {done.months})")
+    return 0
+
+
+def mitel_listen_command(args: argparse.Namespace) -> int:
+    """Read a Mitel MiVoice Business ACD's real-time events and land agent-status segments,
+    until stopped (SIGTERM or Ctrl-C); reconnects by itself when the stream breaks."""
+    integration, _ = _find_integration(Settings.from_env(), args.integration)
+    if integration.vendor != "mitel":
+        raise ConfigError(
+            f"integration {integration.id!r} has vendor {integration.vendor!r}; mitel-listen "
+            "reads the ACD real-time events of vendor: mitel integrations"
+        )
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    settings = MitelSettings.model_validate(integration.source)
+    print(
+        f"{integration.id}: listening to {settings.host}:{settings.port}; segments land in "
+        f"{MitelPaths.of(settings, integration.id).landing} (stop with Ctrl-C or SIGTERM)",
+        flush=True,
+    )
+    try:
+        listener = listen(integration, stop)
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    counts = listener.counts
+    print(
+        f"{integration.id}: stopped; {counts.records} records read, {counts.landed} segment "
+        f"records landed, {counts.duplicates} sent again and skipped, {counts.missed} missed, "
+        f"{counts.unreadable} unreadable"
+    )
     return 0
 
 
@@ -301,6 +349,12 @@ def parser() -> argparse.ArgumentParser:
     dev.add_argument("--port", type=int, default=dev_server.DEFAULT_PORT)
     sub.add_parser("vendors", help="every source kind with what it delivers")
     sub.add_parser("init-home", help="create DAGSTER_HOME and its dagster.yaml")
+    mitel = sub.add_parser(
+        "mitel-listen",
+        help="read a Mitel MiVoice Business ACD's real-time events and land agent status "
+        "(runs until stopped)",
+    )
+    mitel.add_argument("integration")
     ingest_server.add_commands(sub)
     return top
 
@@ -332,6 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "vendors":
             print(vendors_table(vendor_infos()))
             return 0
+        if args.command == "mitel-listen":
+            return mitel_listen_command(args)
         print(f"DAGSTER_HOME={prepare_dagster_home()}")
         return 0
     except (ConfigError, dev_server.PortBusyError) as exc:

@@ -32,7 +32,6 @@ IDENTIFIER_KINDS: dict[str, IdentifierKind] = {
     "genesys_engage": "user_name",
     "sikom": "user_name",
     "mitel": "user_name",
-    "mitel_mivoice_business": "user_name",
     "avaya_cms": "user_name",
     "amazon_connect": "user_name",
     "simulator": "user_name",

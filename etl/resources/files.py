@@ -64,6 +64,11 @@ def temporary_beside(target: Path) -> Path:
     return target.parent / f".tmp-{uuid.uuid4().hex}-{target.name}.part"
 
 
+def fsync_path(path: Path) -> None:
+    """fsync a file or a directory by its path (a new file's directory entry is data too)."""
+    fsync_dir(path)
+
+
 def replace_atomically(target: Path, write: Callable[[Path], None]) -> None:
     """Call `write(tmp)` for a temporary file beside `target`, fsync it, rename it into place.
     For files only the project's processes read (state, indexes): they open it once."""

@@ -15,6 +15,9 @@ from etl.resources.sources.vendors.amazon_connect import AmazonConnectSource
 from etl.resources.sources.vendors.avaya_cms import AvayaCmsSource
 from etl.resources.sources.vendors.five9 import Five9Source
 from etl.resources.sources.vendors.genesys_cloud import GenesysCloudSource
+from etl.resources.sources.vendors.genesys_engage import GenesysEngageSource
+from etl.resources.sources.vendors.mitel import MitelSource
+from etl.resources.sources.vendors.sikom import SikomSource
 from etl.resources.sources.vendors.talkdesk import TalkdeskSource
 from etl.resources.sources.vendors.ujet import UjetSource
 from etl.resources.sources.vendors.vonage import VonageSource
@@ -34,6 +37,9 @@ VENDORS: dict[str, type[SourceResource]] = {
     "database": DatabaseSource,
     "api": ApiSource,
     "avaya_cms": AvayaCmsSource,
+    "mitel": MitelSource,
+    "genesys_engage": GenesysEngageSource,
+    "sikom": SikomSource,
 }
 
 __all__ = [
@@ -74,6 +80,16 @@ def validate_source_settings(integration: Integration) -> list[str]:
         for data in integration.data
         if data not in kind.delivered_data()
     ]
+    if (
+        "contacts" in integration.data
+        and integration.interval_minutes not in kind.contact_intervals
+    ):
+        grains = ", ".join(str(m) for m in kind.contact_intervals)
+        problems.append(
+            f"field 'interval_minutes': {integration.vendor} contact data comes in {grains}-minute "
+            f"intervals (got {integration.interval_minutes}); the views queue_intervals_30 and "
+            "queue_intervals_60 roll them up"
+        )
     minimum = kind.min_revision_window_hours
     if integration.revision_window_hours < minimum:
         problems.append(

@@ -61,6 +61,9 @@ class SourceResource(dg.ConfigurableResource):
     settings_model: ClassVar[type[SourceSettings]] = SourceSettings
     # Sources that revise recent data set the shortest revision window that catches it.
     min_revision_window_hours: ClassVar[int] = 1
+    # Interval lengths (minutes) the source's contact data comes in; a source read at one fixed
+    # grain names only that one.
+    contact_intervals: ClassVar[tuple[int, ...]] = (15, 30, 60)
     # Secret resource fields -> the setting naming the environment variable that holds each.
     secret_envs: ClassVar[dict[str, str]] = {}
     # How the system is reached (integrations' `delivery`), as `wfm-etl vendors` lists it.

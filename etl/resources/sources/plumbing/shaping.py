@@ -594,13 +594,15 @@ def _parse_instants(array: pa.Array, fmt: ValueFormat, label: str) -> _Instants:
                 utc, naive, present, f"{label}: a number, not a time (format.time is {mode})"
             )
         seconds, bad = to_numbers(array, fmt)
-        return _Instants(_from_epoch(seconds), naive, bad, f"{label}: not epoch seconds")
+        instants, out_of_range = _from_epoch(seconds)
+        return _Instants(instants, naive, bad | out_of_range, f"{label}: not epoch seconds")
     if not _is_text(array):
         return _Instants(utc, naive, present, f"{label}: not a time ({kind})")
     text, empty = _stripped(array)
     if mode == "epoch":
         seconds, bad = to_numbers(text, fmt)
-        return _Instants(_from_epoch(seconds), naive, bad, f"{label}: not epoch seconds")
+        instants, out_of_range = _from_epoch(seconds)
+        return _Instants(instants, naive, bad | out_of_range, f"{label}: not epoch seconds")
     values = pd.Series(text.to_numpy(zero_copy_only=False), index=range(n), dtype=object)
     with_offset = _np_bool(pc.match_substring_regex(text, HAS_OFFSET_RE)) & ~empty
     layout = fmt.datetime_format or "ISO8601"
@@ -619,8 +621,19 @@ def _parse_instants(array: pa.Array, fmt: ValueFormat, label: str) -> _Instants:
     return _Instants(utc, naive, ~empty & ~readable, rule)
 
 
-def _from_epoch(seconds: np.ndarray) -> pd.Series:
-    return pd.Series(pd.to_datetime(seconds, unit="s", utc=True), index=range(len(seconds)))
+# Epoch seconds datetime64[ns] can hold (1677..2262), with a margin.
+EPOCH_RANGE_S = 9.2e9
+
+
+def _from_epoch(seconds: np.ndarray) -> tuple[pd.Series, np.ndarray]:
+    """UTC instants of epoch seconds (NaT where missing), and where a value is out of range.
+    Converted on whole nanoseconds: pandas' float path rounds under `errstate(over="raise")`
+    and was seen to fail on columns with missing values."""
+    usable = np.isfinite(seconds) & (np.abs(seconds) < EPOCH_RANGE_S)
+    nanos = np.full(len(seconds), np.iinfo(np.int64).min, dtype=np.int64)  # NaT
+    nanos[usable] = np.round(seconds[usable] * 1e9).astype(np.int64)
+    instants = pd.Series(pd.DatetimeIndex(nanos.view("M8[ns]")).tz_localize("UTC"))
+    return instants, ~usable & ~np.isnan(seconds)
 
 
 def _as_text(array: pa.Array, date_like: bool) -> pa.Array:

@@ -62,12 +62,10 @@ def copy_rows(
     dialect = connection.dialect
     if dialect.name != "postgresql" or dialect.driver != "psycopg2":
         return None
-    compiled = statement.compile(dialect=dialect)
+    # List parameters (`IN :splits`) become one placeholder per value, as `execute` does.
+    expanded = statement.compile(dialect=dialect).construct_expanded_state(params)
     cursor = connection.connection.dbapi_connection.cursor()
     try:
-        # Expanding parameters (`IN :splits`) become one placeholder per value, as `execute`
-        # would make them.
-        expanded = compiled.construct_expanded_state(params)
         query = cursor.mogrify(expanded.statement, expanded.parameters).decode()
         cursor.execute("SAVEPOINT wfm_copy_probe")
         try:

@@ -150,3 +150,17 @@ def test_repeated_times_are_read_once_each_with_the_same_result(mode):
     assert once.bad.tolist() == each.bad.tolist()
     assert once.rule == each.rule
     assert once.bad.sum() > 0  # the sample holds values each mode cannot read
+
+
+def test_epoch_seconds_with_missing_and_out_of_range_values():
+    array = pa.array([1792879375, None, 2147483640, 10**12, -(10**11)], pa.int64())
+    read = parse_instants(array, ValueFormat(time="epoch"), "end")
+    assert list(read.utc[:3]) == [
+        pd.Timestamp("2026-10-24 22:02:55", tz="UTC"),
+        pd.NaT,
+        pd.Timestamp("2038-01-19 03:14:00", tz="UTC"),
+    ]
+    assert read.utc[3:].isna().all()
+    assert read.bad.tolist() == [False, False, False, True, True]  # rejected, not a crash
+    fractional = parse_instants(pa.array([1.5, None]), ValueFormat(time="epoch"), "end")
+    assert fractional.utc[0] == pd.Timestamp("1970-01-01 00:00:01.5", tz="UTC")
