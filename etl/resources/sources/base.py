@@ -61,6 +61,11 @@ class SourceResource(dg.ConfigurableResource):
     settings_model: ClassVar[type[SourceSettings]] = SourceSettings
     # Sources that revise recent data set the shortest revision window that catches it.
     min_revision_window_hours: ClassVar[int] = 1
+    # Whether an extract with no rows for an hour means the hour is empty. Most sources cannot
+    # tell "nothing happened" from "nothing delivered" (a file not there yet, a table emptied,
+    # an API answering [] by mistake), so an hour that held rows and now receives none fails
+    # instead of being emptied (the integration's `emptied_hours` setting overrides this).
+    reports_empty_windows: ClassVar[bool] = False
     # Secret resource fields -> the setting naming the environment variable that holds each.
     secret_envs: ClassVar[dict[str, str]] = {}
 

@@ -101,6 +101,8 @@ class SimulatorSource(SourceResource):
     """`vendor: simulator`: a deterministic stand-in for an ACD, for demos and tests."""
 
     settings_model = SimulatorSettings
+    # Computed, not fetched: no rows for an hour is the simulated truth.
+    reports_empty_windows = True
     settings: SimulatorSettings = SimulatorSettings()
 
     def queue_ids(self) -> list[tuple[str, str]]:
