@@ -137,7 +137,7 @@ class _Reports:
         if not job_id:
             raise SourceError(f"{self._where(kind)}: the job answer has no id")
         location = self._wait(kind, job_id)
-        return self._download(location)
+        return self._download(kind, location)
 
     def _where(self, kind: str) -> str:
         return f"integration {self.integration_id!r}: {VENDOR} {kind} report"
@@ -169,15 +169,28 @@ class _Reports:
             return self.auth.request("GET", url)
         return self.http.request("GET", url)  # a file store: our token is not for it
 
-    def _download(self, url: str) -> list[dict]:
+    def _download(self, kind: str, url: str) -> list[dict]:
+        """Every page of the report file. A page without `entries`, or fewer entries than the
+        file's `total`, is an incomplete delivery, never "no calls"."""
         entries: list[dict] = []
         seen: set[str] = set()
+        total = None
         while url and url not in seen:
             seen.add(url)
             page = self._get(url).json() or {}
-            entries += page.get("entries") or []
+            if not isinstance(page, dict) or "entries" not in page:
+                keys = ", ".join(sorted(page)) if isinstance(page, dict) else type(page).__name__
+                raise SourceError(
+                    f"{self._where(kind)} file: a page without entries (it has: {keys or '-'})"
+                )
+            entries += page["entries"] or []
+            total = page.get("total", total)
             href = ((page.get("_links") or {}).get("next") or {}).get("href")
             url = urllib.parse.urljoin(url, href) if href else ""
+        if isinstance(total, int) and len(entries) < total:
+            raise SourceError(
+                f"{self._where(kind)} file: {len(entries)} of its {total} entries delivered"
+            )
         return entries
 
 
