@@ -17,6 +17,7 @@ import dagster as dg
 from etl.config import Integration
 from etl.definitions import FACT_KINDS
 from etl.partitions import HOUR, floor_hour, hourly_partitions
+from etl.resources.warehouse import Warehouse
 from etl.run_outcome import RunOutcome, outcome
 from etl.schedules.gaps import GapCursor, GapPlan, plan_gaps, read_state, run_request
 from etl.schedules.ticks import INTEGRATION_TAG, TRIGGER_TAG, range_tags
@@ -91,12 +92,17 @@ def import_in_chunks(
 
 
 def gap_plan(
-    instance: dg.DagsterInstance, integration: Integration, kinds: list[str], now: datetime
+    instance: dg.DagsterInstance,
+    integration: Integration,
+    kinds: list[str],
+    now: datetime,
+    warehouse: Warehouse | None = None,
 ) -> GapPlan:
-    """What the gap sensor would import now, without its bound on runs in flight."""
+    """What the gap sensor would import now, without its bound on runs in flight (and, given
+    the warehouse, without the hours it stopped retrying)."""
     keys = [dg.AssetKey([integration.id, kind]) for kind in kinds]
     partitions = hourly_partitions(integration)
-    state = read_state(instance, integration, keys, partitions, GapCursor(), now)
+    state = read_state(instance, integration, keys, partitions, GapCursor(), now, warehouse)
     return plan_gaps(integration, now, state, capacity=10**6)
 
 
@@ -114,7 +120,7 @@ def fill_gaps(
     watcher = watcher or _Unwatched()
     job = import_job(defs, integration)
     kinds = [kind for kind in integration.data if kind in FACT_KINDS]
-    plan = gap_plan(instance, integration, kinds, now)
+    plan = gap_plan(instance, integration, kinds, now, defs.resources.get("warehouse"))
     if on_plan is not None:
         on_plan(plan)
     runs = []

@@ -6,6 +6,7 @@ because a data engineer fixing a config wants the whole list, not one error per 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from collections.abc import Mapping
@@ -17,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from etl import clock
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # libyaml's safe loader when installed (ten times faster: every run loads the config)
@@ -50,6 +53,9 @@ class Integration(BaseModel):
     max_rejected_share: float = Field(default=0.05, ge=0.0, le=1.0)
     max_partitions_per_run: int = Field(default=744, ge=1, le=24 * 366)
     max_runs_in_flight: int = Field(default=2, ge=1, le=50)
+    # An hour that held rows and now receives none: `fail` keeps its rows and fails the hour,
+    # `replace` empties it. Default: `replace` only for sources that can say an hour is empty.
+    emptied_hours: Literal["fail", "replace"] | None = None
     source: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("timezone")
@@ -86,7 +92,14 @@ class Integration(BaseModel):
     @classmethod
     def _utc_hour(cls, value: datetime) -> datetime:
         value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        return value.replace(minute=0, second=0, microsecond=0)
+        value = value.replace(minute=0, second=0, microsecond=0)
+        now = clock.now()
+        if value > now:
+            raise ValueError(
+                f"{value:%Y-%m-%d %H:%M} UTC is in the future (now {now:%Y-%m-%d %H:%M} UTC): "
+                "the first hour to import must have begun"
+            )
+        return value
 
     @model_validator(mode="after")
     def _settle_inside_interval(self) -> Integration:
@@ -104,6 +117,12 @@ class Integration(BaseModel):
     @property
     def paused(self) -> bool:
         return self.status == "paused"
+
+    @property
+    def fingerprint(self) -> str:
+        """A short hash of the whole configuration: an hour that kept failing under one
+        configuration is retried when the configuration changes."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:16]
 
 
 # Set by the project's run launcher in a run process: the job the process runs.

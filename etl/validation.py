@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
@@ -17,7 +17,7 @@ import pandas as pd
 import pandera.pandas as pa
 
 from etl.partitions import KEY_FORMAT
-from etl.schemas import STRING, TableSpec
+from etl.schemas import ODD_IDENTIFIER, STRING, TableSpec, visible
 
 QUARANTINE_COLUMNS = (
     "integration_id",
@@ -30,6 +30,11 @@ QUARANTINE_COLUMNS = (
     "rejected_at",
 )
 DUPLICATE_RULE = "duplicate_row: exact copy of another row with the same key (kept once)"
+# Counts above this are rejected as too large: no interval of one queue has a billion contacts,
+# and below it the sums over a whole warehouse stay far inside a 64-bit integer.
+MAX_COUNT = 10**9
+TOO_LARGE_RULE = "{column}: too large (more than {limit:,})"
+DUPLICATE_COLUMNS = ("partition_key", "source_ref")
 CONFLICT_RULE = "conflicting_key: rows share the key {key} but disagree"
 OUTSIDE_RULE = "{column}: outside the imported window"
 # Columns a source adds to its frame to keep each row's fields as delivered (`rows_as_json`).
@@ -48,6 +53,16 @@ class Validated:
     good: pd.DataFrame
     rejected: pd.DataFrame
     received: int
+    # Exact copies of a good row, dropped (the row is kept once): not rejected, but counted
+    # and named (partition_key, source_ref) so the import can report them.
+    duplicates: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(
+            {c: pd.Series(dtype=object) for c in DUPLICATE_COLUMNS}
+        )
+    )
+    # Values that load but deserve a look (an identifier with spaces around it), one message
+    # per distinct value.
+    warnings: list[str] = field(default_factory=list)
 
 
 def empty_quarantine() -> pd.DataFrame:
@@ -89,6 +104,18 @@ def _fractional(values: pd.Series) -> pd.Series:
     return pd.Series(fractional, index=values.index)
 
 
+def _within_count_range(values: pd.Series, name: str, problems: Problems) -> pd.Series:
+    """Counts beyond +-MAX_COUNT flagged (too large; hugely negative ones as `>= 0`) and
+    blanked, before a cast to int64 could wrap them into numbers that break other rules."""
+    too_large = values > MAX_COUNT
+    too_small = values < -MAX_COUNT
+    if not (too_large.any() or too_small.any()):
+        return values
+    problems.flag(too_large, TOO_LARGE_RULE.format(column=name, limit=MAX_COUNT))
+    problems.flag(too_small, f"{name}: >= 0")
+    return values.astype("float64").where(~(too_large | too_small))
+
+
 def _coerce(frame: pd.DataFrame, schema: pa.DataFrameSchema, problems: Problems) -> pd.DataFrame:
     """Cast each column to the schema's type, flagging values that cannot be cast.
 
@@ -117,6 +144,8 @@ def _coerce(frame: pd.DataFrame, schema: pa.DataFrameSchema, problems: Problems)
                 fractional = _fractional(values)
                 problems.flag(fractional, f"{name}: not a whole number")
                 values = values.where(~fractional)
+            if target == "int64":
+                values = _within_count_range(values, name, problems)
             if missing.any() or not pd.api.types.is_integer_dtype(values):
                 values = values.astype("float64")
         elif _is_string(dtype):
@@ -177,13 +206,13 @@ def _schema_problems(typed: pd.DataFrame, schema: pa.DataFrameSchema, where: str
     return pd.Series(dtype=object)
 
 
-def _key_problems(good: pd.DataFrame, spec: TableSpec) -> tuple[pd.Series, pd.Series]:
-    """Exact duplicates are kept once; rows sharing a key but disagreeing are all rejected."""
+def _key_problems(good: pd.DataFrame, spec: TableSpec) -> tuple[pd.Series, pd.Index]:
+    """Rows sharing a key but disagreeing are all rejected (the conflict rule per row); exact
+    duplicates are kept once (the index of the extra copies, to drop)."""
     key = list(spec.key)
     shared = good.duplicated(key, keep=False)
     if not shared.any():
-        empty = pd.Series(dtype=object)
-        return empty, empty
+        return pd.Series(dtype=object), pd.Index([], dtype="int64")
     candidates = good[shared]
     values = [c for c in good.columns if c in spec.all_columns]
     distinct = candidates.drop_duplicates(values).groupby(key, dropna=False).size()
@@ -195,8 +224,9 @@ def _key_problems(good: pd.DataFrame, spec: TableSpec) -> tuple[pd.Series, pd.Se
     conflict_rules = conflicts.apply(
         lambda r: [CONFLICT_RULE.format(key="/".join(str(r[k]) for k in key))], axis=1
     )
-    duplicate_rules = pd.Series([[DUPLICATE_RULE]] * len(extra), index=extra.index, dtype=object)
-    return conflict_rules, duplicate_rules
+    if conflict_rules.empty:
+        conflict_rules = pd.Series(dtype=object)
+    return conflict_rules, extra.index
 
 
 def rows_as_json(frame: pd.DataFrame, index: pd.Index) -> list[str]:
@@ -258,19 +288,27 @@ def validate(
     problems.flag(outside, rule)
     if extra_checks is not None:
         problems.extend(extra_checks(_without(clean, problems.bad())))
-    for found in _key_problems(_without(clean, problems.bad()), spec):
-        problems.extend(found)
+    conflicts, copies = _key_problems(_without(clean, problems.bad()), spec)
+    problems.extend(conflicts)
 
     bad_index = problems.bad()
-    good = _without(clean, bad_index)
+    good = _without(clean, bad_index.union(copies))
     keep = [c for c in spec.all_columns if c in good.columns]
     good = good[keep]
-    if len(bad_index):
+    if len(bad_index) or len(copies):
         good = good.reset_index(drop=True)
     rejected = _quarantine(
         frame, typed, problems, bad_index, integration_id, spec, start, end, run_id, source
     )
-    return Validated(good, rejected, received)
+    duplicates = pd.DataFrame(
+        {
+            "partition_key": partition_keys_in_window(
+                typed.loc[copies, spec.time_column], start, end
+            ),
+            "source_ref": _refs(frame, copies, source).to_numpy(),
+        }
+    )
+    return Validated(good, rejected, received, duplicates, identifier_warnings(good, spec))
 
 
 def _outside(
@@ -289,6 +327,37 @@ def _without(frame: pd.DataFrame, index: pd.Index) -> pd.DataFrame:
     return frame if index.empty else frame[~frame.index.isin(index)]
 
 
+def _refs(frame: pd.DataFrame, index: pd.Index, source: str) -> pd.Series:
+    """Where these rows came from: the source's own reference, else the row number."""
+    if "source_ref" in frame.columns:
+        return frame.loc[index, "source_ref"].astype(str)
+    return pd.Series([f"{source}, row {i + 1}" for i in index], index=index, dtype=object)
+
+
+def identifier_warnings(good: pd.DataFrame, spec: TableSpec, limit: int = 10) -> list[str]:
+    """Identifiers (the key's text columns) that load but will surprise someone: spaces around
+    them or invisible characters in them make an identifier of its own ('sales ' is a queue
+    apart from 'sales'), never trimmed into another one."""
+    found = []
+    for column in spec.identifier_columns:
+        if column not in good.columns or good.empty:
+            continue
+        values = good[column]
+        odd = values.str.contains(ODD_IDENTIFIER, regex=True).fillna(False).to_numpy(dtype=bool)
+        if not odd.any():
+            continue
+        counts = values[odd].value_counts()
+        for value, n in counts.head(limit).items():
+            found.append(
+                f"{column} {value!r} ({n} row{'s' * (n != 1)}) has spaces around it or "
+                "invisible characters in it; kept as delivered, so it does not match "
+                f"{visible(value)!r}"
+            )
+        if len(counts) > limit:
+            found.append(f"{column}: and {len(counts) - limit} more such values")
+    return found
+
+
 def _quarantine(
     frame: pd.DataFrame,
     typed: pd.DataFrame,
@@ -303,11 +372,7 @@ def _quarantine(
 ) -> pd.DataFrame:
     if len(bad_index) == 0:
         return empty_quarantine()
-    refs = (
-        frame.loc[bad_index, "source_ref"].astype(str)
-        if "source_ref" in frame.columns
-        else pd.Series([f"{source}, row {i + 1}" for i in bad_index], index=bad_index)
-    )
+    refs = _refs(frame, bad_index, source)
     return pd.DataFrame(
         {
             "integration_id": integration_id,

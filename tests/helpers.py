@@ -110,18 +110,36 @@ def run_request(
     )
 
 
+def evaluate_schedule(
+    defs: dg.Definitions, instance: dg.DagsterInstance, integration: Integration, when: datetime
+):
+    """The integration's schedule evaluated at `when` with the clock at `when`: its run
+    requests or skip reason, nothing run."""
+    schedule = defs.resolve_schedule_def(schedule_name(integration))
+    # The context as a context manager: its resources are torn down, and Dagster's current
+    # instance state with them (else a later test may find a dead instance).
+    with (
+        fixed_clock(when),
+        dg.build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=when,
+            resources={"warehouse": defs.resources["warehouse"]},
+        ) as context,
+    ):
+        return schedule.evaluate_tick(context)
+
+
 def scheduled_tick(
     defs: dg.Definitions, instance: dg.DagsterInstance, integration: Integration, when: datetime
 ) -> dg.ExecuteInProcessResult | None:
     """One tick of the integration's schedule at `when`, run in process with the clock at
     `when`; None when the schedule skipped."""
-    schedule = defs.resolve_schedule_def(schedule_name(integration))
+    request = evaluate_schedule(defs, instance, integration, when).run_requests
+    if not request:
+        return None
+    job = defs.resolve_schedule_def(schedule_name(integration)).job_name
     with fixed_clock(when):
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=when)
-        request = schedule.evaluate_tick(context).run_requests
-        if not request:
-            return None
-        return run_request(defs, instance, schedule.job_name, request[0])
+        return run_request(defs, instance, job, request[0])
 
 
 class GapSensorDriver:
@@ -134,10 +152,15 @@ class GapSensorDriver:
         self.cursor: str | None = None
 
     def tick(self, when: datetime) -> dg.SensorResult:
-        with fixed_clock(when):
-            context = dg.build_sensor_context(
-                instance=self.instance, cursor=self.cursor, definitions=self.defs
-            )
+        with (
+            fixed_clock(when),
+            dg.build_sensor_context(
+                instance=self.instance,
+                cursor=self.cursor,
+                definitions=self.defs,
+                resources={"warehouse": self.defs.resources["warehouse"]},
+            ) as context,
+        ):
             result = self.sensor(context)
         self.cursor = result.cursor
         return result

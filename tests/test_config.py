@@ -1,9 +1,11 @@
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import yaml
 
 from etl.config import ConfigError, Settings, load_integrations, parse_integrations
+from tests.helpers import definitions, fixed_clock
 
 GOOD = {
     "id": "berlin",
@@ -96,3 +98,23 @@ def test_settings_from_env_and_missing_file(tmp_path):
     (tmp_path / "broken.yaml").write_text("integrations: [\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_integrations(tmp_path / "broken.yaml")
+
+
+def test_history_start_in_the_future_is_a_config_error(settings):
+    with fixed_clock(datetime(2026, 11, 18, 10, 20, tzinfo=UTC)):
+        message = _error({**GOOD, "history_start": "2026-11-18T11:00:00Z"})
+        assert (
+            "integration 'berlin': field 'history_start': Value error, 2026-11-18 11:00 UTC is "
+            "in the future (now 2026-11-18 10:20 UTC): the first hour to import must have begun"
+        ) in message
+        # the current hour has begun: it is a valid start, and its definitions load
+        [current] = parse_integrations(
+            {"integrations": [{**GOOD, "history_start": "2026-11-18T10:00Z"}]}
+        )
+        assert definitions(settings, current).resolve_job_def("berlin_import")
+
+
+def test_emptied_hours_is_fail_or_replace():
+    assert "field 'emptied_hours'" in _error({**GOOD, "emptied_hours": "keep"})
+    [integration] = parse_integrations({"integrations": [{**GOOD, "emptied_hours": "replace"}]})
+    assert integration.emptied_hours == "replace"

@@ -7,7 +7,6 @@ import pytest
 from etl.schemas import CONTACTS, contact_schema
 from etl.validation import (
     CONFLICT_RULE,
-    DUPLICATE_RULE,
     SourceDataError,
     _fractional,
     validate,
@@ -113,9 +112,12 @@ def test_exact_duplicate_kept_once_conflicts_all_rejected():
     assert len(result.good) == 1
     assert result.good.loc[0, "external_queue_id"] == "q1"
     rules = rules_by_ref(result)
-    assert rules["file.csv:3"] == rules["file.csv:4"] == [DUPLICATE_RULE]
     conflict = CONFLICT_RULE.format(key="sim/q2/calls/2026-11-17 09:00:00+00:00")
-    assert rules["file.csv:5"] == rules["file.csv:6"] == [conflict]
+    assert rules == {"file.csv:5": [conflict], "file.csv:6": [conflict]}  # copies: not rejected
+    assert result.duplicates.to_dict(orient="list") == {
+        "partition_key": ["2026-11-17-09:00", "2026-11-17-09:00"],
+        "source_ref": ["file.csv:3", "file.csv:4"],
+    }
     assert result.received == 5
 
 
@@ -131,3 +133,43 @@ def test_empty_delivery_is_typed():
     assert result.received == 0
     assert str(result.good["interval_start"].dtype) == "datetime64[ns, UTC]"
     assert result.good.empty
+
+
+@pytest.mark.parametrize("offered", [1e20, 2**63 - 1, "9223372036854775807", "1e20", 10**9 + 1])
+def test_huge_count_is_too_large_not_a_broken_rule(offered):
+    result = run([row(), row(external_queue_id="q2", offered=offered)])
+    assert list(result.good["external_queue_id"]) == ["q1"]
+    assert rules_by_ref(result) == {"file.csv:3": ["offered: too large (more than 1,000,000,000)"]}
+
+
+def test_hugely_negative_count_is_below_zero():
+    result = run([row(), row(external_queue_id="q2", answered=-1e20)])
+    assert rules_by_ref(result) == {"file.csv:3": ["answered: >= 0"]}
+
+
+def test_a_billion_is_still_a_count():
+    result = run([row(offered=10**9, answered=10**9, abandoned=0)])
+    assert result.rejected.empty
+    assert result.good["offered"].tolist() == [10**9]
+
+
+@pytest.mark.parametrize("queue", ["   ", "\u200b", "\ufeff", "\u00a0\u200b "])
+def test_blank_or_invisible_queue_id_is_rejected(queue):
+    result = run([row(), row(external_queue_id=queue)])
+    assert list(result.good["external_queue_id"]) == ["q1"]
+    assert rules_by_ref(result) == {
+        "file.csv:3": ["external_queue_id: not blank (spaces or invisible characters only)"]
+    }
+
+
+def test_padded_or_zero_width_queue_id_loads_as_delivered_with_a_warning():
+    rows = [row(), row(external_queue_id="q1 "), row(external_queue_id="q\u200b1")]
+    result = run(rows)
+    assert result.rejected.empty
+    assert result.good["external_queue_id"].tolist() == ["q1", "q1 ", "q\u200b1"]
+    assert result.warnings == [
+        "external_queue_id 'q1 ' (1 row) has spaces around it or invisible characters in it; "
+        "kept as delivered, so it does not match 'q1'",
+        "external_queue_id 'q\\u200b1' (1 row) has spaces around it or invisible characters in "
+        "it; kept as delivered, so it does not match 'q1'",
+    ]

@@ -5,19 +5,29 @@ hole means the gap sensor has not caught up, or cannot (a source that keeps fail
 names the missing intervals. It reads the `coverage_*` views' macros on its integration's own
 import log, so it sees what analysts see.
 
+It also names the hours no longer retried (failed `MAX_IDENTICAL_FAILURES` times the same
+way: see `etl.assets.import_log`), and fails while there are any, since nothing fills them
+until someone acts.
+
 The check is a spec on the fact asset, evaluated at the end of the import's own step. As a
 separate check step it depended on the hourly-partitioned asset, and Dagster listed every
 partition of the history to look up the materialization it checked (0.3 s a run for three
 years of hours, every tick; bench/).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import pandas as pd
 
-from etl.assets.import_log import import_log_relation, import_log_view_exists
+from etl.assets.import_log import (
+    MAX_IDENTICAL_FAILURES,
+    StoppedHours,
+    import_log_relation,
+    import_log_view_exists,
+    stopped_in,
+)
 from etl.config import Integration
 from etl.partitions import HOUR
 from etl.resources.warehouse import Warehouse
@@ -46,6 +56,7 @@ class Coverage:
     until: datetime | None  # holes are counted before this: last import - revision window
     first_loaded: datetime | None  # looked up only when there are gaps
     gaps: list[Gap]
+    stopped: list[StoppedHours] = field(default_factory=list)  # failed hours not retried
 
     @property
     def missing_intervals(self) -> int:
@@ -72,13 +83,19 @@ def coverage_of(warehouse: Warehouse, integration: Integration, data_kind: str) 
         if not import_log_view_exists(con, integration.id, data_kind):
             return Coverage(None, None, None, [])
         log = import_log_relation(integration.id, data_kind)
+        failed = con.execute(
+            "SELECT partition_start, failure, failures, failure_config FROM failed_imports_of(?) "
+            "WHERE integration_id = ? AND data_kind = ? AND failures >= ? ORDER BY partition_start",
+            [log, integration.id, data_kind, MAX_IDENTICAL_FAILURES],
+        ).df()
+        stopped = stopped_in(failed, integration)
         last = con.execute(
             "SELECT max(imported_at) FROM imports_of(?) WHERE integration_id = ? AND data_kind = ?",
             [log, integration.id, data_kind],
         ).fetchone()[0]
         last_import = _ts(last)
         if last_import is None:
-            return Coverage(None, None, None, [])
+            return Coverage(None, None, None, [], stopped)
         until = last_import - integration.revision_window_hours * HOUR
         rows = con.execute(
             """
@@ -108,7 +125,7 @@ def coverage_of(warehouse: Warehouse, integration: Integration, data_kind: str) 
             incomplete = min(incomplete, intervals)
         if intervals > 0:
             gaps.append(Gap(start, end, int(intervals), int(incomplete)))
-    return Coverage(last_import, until, first_loaded, gaps)
+    return Coverage(last_import, until, first_loaded, gaps, stopped)
 
 
 def coverage_result(integration: Integration, kind_name: str, cov: Coverage) -> dg.AssetCheckResult:
@@ -123,7 +140,16 @@ def coverage_result(integration: Integration, kind_name: str, cov: Coverage) -> 
     if cov.last_import is not None:
         metadata["last_import"] = dg.MetadataValue.timestamp(cov.last_import)
         metadata["checked_before"] = dg.MetadataValue.timestamp(cov.until)
-    if not cov.gaps:
+    stopped = ""
+    if cov.stopped:
+        metadata["hours_not_retried"] = dg.MetadataValue.json([str(s) for s in cov.stopped])
+        stopped = (
+            f"; {sum(int((s.window[1] - s.window[0]) / HOUR) for s in cov.stopped)} hours no "
+            f"longer retried after failing {MAX_IDENTICAL_FAILURES} times the same way "
+            "(fix the cause, then change the configuration or import them by hand): "
+            + "; ".join(str(s) for s in cov.stopped[:NAMED_GAPS])
+        )
+    if not cov.gaps and not cov.stopped:
         description = (
             f"{integration.id} {kind_name}: no missing interval before the revision window"
             if cov.last_import
@@ -132,19 +158,25 @@ def coverage_result(integration: Integration, kind_name: str, cov: Coverage) -> 
         return dg.AssetCheckResult(
             check_name=CHECK_NAME, passed=True, description=description, metadata=metadata
         )
-    history = cov.history_only
+    history = cov.history_only and not cov.stopped
     description = (
-        f"{integration.id} {kind_name}: {cov.missing_intervals} intervals missing before "
-        f"{cov.until:%Y-%m-%d %H:%M} UTC"
-        + (" (history not imported yet)" if history else "")
-        + ": "
-        + "; ".join(named)
-        + (f"; and {more} more gaps" if more else "")
+        f"{integration.id} {kind_name}: "
+        + (
+            f"{cov.missing_intervals} intervals missing before {cov.until:%Y-%m-%d %H:%M} UTC"
+            + (" (history not imported yet)" if history else "")
+            + ": "
+            + "; ".join(named)
+            + (f"; and {more} more gaps" if more else "")
+            if cov.gaps
+            else "no missing interval before the revision window"
+        )
+        + stopped
     )
     return dg.AssetCheckResult(
         check_name=CHECK_NAME,
         passed=False,
-        # history still arriving is expected for a while; a hole between loaded data is not
+        # history still arriving is expected for a while; a hole between loaded data, or
+        # hours that nothing retries any more, are not
         severity=dg.AssetCheckSeverity.WARN if history else dg.AssetCheckSeverity.ERROR,
         description=description,
         metadata=metadata,
@@ -161,7 +193,9 @@ def coverage_check_spec(
         description=f"No interval of {integration.id} {kind_name} is missing or incomplete "
         f"between its history start and {integration.revision_window_hours} h before its last "
         "import (newer hours are the schedule's revision window). Fails naming the missing "
-        "intervals; a warning only while the history import has not reached them yet.",
+        "intervals; a warning only while the history import has not reached them yet. Also "
+        f"fails naming the hours no longer retried after failing {MAX_IDENTICAL_FAILURES} "
+        "times the same way.",
     )
 
 

@@ -4,12 +4,18 @@ Every fact asset does the same thing for its partition window: extract from the
 integration's source, validate with the table's pandera schema, write the quarantine, replace
 the window in the warehouse, and report counts in the materialization metadata. What differs
 per data kind is described by a `FactKind`.
+
+A window is replaced only with a complete extract. An hour fails alone, keeping what it held,
+when the source could not deliver it completely (`Extract.failed`), when it held rows and the
+source now delivers none (unless the source can say an hour is empty), or when too many of its
+rows were rejected; every other hour of the run loads (`etl.assets.failed_hours`).
 """
 
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pandas as pd
@@ -19,11 +25,20 @@ from dagster_pandera import pandera_schema_to_dagster_type
 
 from etl import clock
 from etl.assets.coverage import check_coverage, coverage_check_spec
-from etl.assets.import_log import import_log_frame, log_import
+from etl.assets.failed_hours import describe_stretch, listed, partition_outcome_events, stretches
+from etl.assets.import_log import (
+    MAX_IDENTICAL_FAILURES,
+    hours_logged,
+    import_log_frame,
+    log_import,
+    read_log,
+    rows_per_hour,
+    with_failures,
+)
 from etl.assets.warehouse_files import check_warehouse_files, warehouse_files_check_spec
 from etl.config import Integration
-from etl.partitions import HOUR, KEY_FORMAT, hourly_partitions, hours, key_of
-from etl.resources.sources.base import Extract, SourceResource
+from etl.partitions import HOUR, KEY_FORMAT, floor_hour, hour_of, hourly_partitions, hours, key_of
+from etl.resources.sources.base import Extract, SourceError, SourceResource
 from etl.resources.sources.plumbing.redaction import guarded_results
 from etl.resources.warehouse import Warehouse
 from etl.schemas import TableSpec, rules_of
@@ -34,8 +49,13 @@ from etl.validation import (
     partition_keys_in_window,
     validate,
 )
+from etl.windows import Window, normalize
+
+if TYPE_CHECKING:
+    from dagster._core.events import DagsterEvent  # what the partial path yields
 
 CHECK_NAME = "rows_valid"
+LISTED_DUPLICATES = 10
 
 
 @dataclass(frozen=True)
@@ -125,10 +145,19 @@ def _hours_over_threshold(
 
 
 def _top_rules(rejected: pd.DataFrame, limit: int = 5) -> list[tuple[str, int]]:
+    """The most frequent rules broken, most frequent first, then by name (so the same rows
+    always give the same text: an hour's failure reason is compared between attempts)."""
     if rejected.empty:
         return []
-    counts = rejected["rules"].explode().value_counts().head(limit)
-    return [(str(rule), int(n)) for rule, n in counts.items()]
+    counts = rejected["rules"].explode().value_counts()
+    ranked = sorted(
+        ((str(rule), int(n)) for rule, n in counts.items()), key=lambda r: (-r[1], r[0])
+    )
+    return ranked[:limit]
+
+
+def _rules_text(rules: list[tuple[str, int]]) -> str:
+    return "; ".join(f"{rule} x{n}" for rule, n in rules)
 
 
 def validate_extract(
@@ -153,103 +182,303 @@ def validate_extract(
     )
 
 
+def replaces_with_empty(integration: Integration, source: SourceResource) -> bool:
+    """Whether an hour that held rows may be emptied by an extract with none for it: only
+    when configured (`emptied_hours`) or when the source can say an hour is empty."""
+    if integration.emptied_hours is not None:
+        return integration.emptied_hours == "replace"
+    return bool(getattr(type(source), "reports_empty_windows", False))
+
+
+@dataclass
+class Outcome:
+    """What one attempt at a window came to, per hour."""
+
+    start: datetime
+    end: datetime
+    failed: dict[datetime, str] = field(default_factory=dict)  # hour -> its one reason
+
+    @property
+    def all_hours(self) -> list[datetime]:
+        return list(hours(self.start, self.end))
+
+    @property
+    def loaded_hours(self) -> list[datetime]:
+        return [h for h in self.all_hours if h not in self.failed]
+
+    def fail(self, windows: Iterable[Window], reason: str) -> None:
+        """Fail the hours these windows touch, unless an hour already has a reason."""
+        for start, end in normalize(windows):
+            for hour in hours(max(floor_hour(start), self.start), min(end, self.end)):
+                self.failed.setdefault(hour, reason)
+
+
+def failing_hours(
+    outcome: Outcome,
+    extract: Extract,
+    integration: Integration,
+    source: SourceResource,
+    stored_per_hour: pd.Series,
+    good_per_hour: pd.Series,
+    rejected: pd.DataFrame,
+    duplicates: pd.DataFrame,
+    before: pd.DataFrame,
+) -> None:
+    """Give every hour of the window that must not be written its one reason, in this order:
+    the source could not deliver it completely; it held rows and the source delivered none;
+    its rejected share is above the integration's threshold."""
+    for failure in extract.failed:
+        outcome.fail(
+            [(failure.start, failure.end)],
+            f"the source could not deliver it completely: {failure.reason}",
+        )
+    if not replaces_with_empty(integration, source):
+        delivered = set(rejected["partition_key"]) | set(duplicates["partition_key"])
+        for hour, logged in hours_logged(before).items():
+            emptied = not stored_per_hour.get(pd.Timestamp(hour), 0)
+            if logged.rows_written and emptied and key_of(hour) not in delivered:
+                outcome.fail(
+                    [(hour, hour + HOUR)],
+                    f"held {logged.rows_written} rows and the source delivered none for it "
+                    "(not emptied: set `emptied_hours: replace` if this source's empty "
+                    "answer can be trusted)",
+                )
+    share = integration.max_rejected_share
+    for key, bad, total in _hours_over_threshold(good_per_hour, rejected, share):
+        rules = _top_rules(rejected[rejected["partition_key"] == key], limit=3)
+        outcome.fail(
+            [(hour_of(key), hour_of(key) + HOUR)],
+            f"rejected share above {share:.0%}: {bad} of {total} rows rejected "
+            f"({_rules_text(rules)})",
+        )
+
+
+def _in_hours(frame: pd.DataFrame, column: str, wanted: list[datetime]) -> pd.DataFrame:
+    if frame.empty or not wanted:
+        return frame.iloc[0:0]
+    starts = frame[column].dt.floor("h")
+    return frame[starts.isin(pd.DatetimeIndex(wanted))]
+
+
+def _with_kept_rows(
+    warehouse: Warehouse,
+    table: str,
+    owner: str,
+    stored: pd.DataFrame,
+    column: str,
+    outcome: Outcome,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(new rows of the hours that load, what to write for the window): the new rows plus
+    what the failed hours already hold, read back, so that one replacement of the window
+    (each of its files swapped atomically, written once) writes the loaded hours and leaves
+    the failed ones as they were."""
+    if not outcome.failed:
+        return stored, stored
+    new = _in_hours(stored, column, outcome.loaded_hours)
+    kept = [
+        warehouse.read_window(table, owner, start, end)
+        for start, end, _ in stretches(dict.fromkeys(outcome.failed, ""))
+    ]
+    parts = [frame for frame in (new, *kept) if len(frame)]
+    if len(parts) < 2:
+        return new, parts[0] if parts else new
+    return new, pd.concat(parts, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class WindowImport:
+    """One asset's import of its partition window, with what it works with."""
+
+    context: dg.AssetExecutionContext
+    integration: Integration
+    kind: FactKind
+    source: SourceResource
+    warehouse: Warehouse
+
+    @property
+    def where(self) -> str:
+        window = self.context.partition_time_window
+        start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
+        return (
+            f"integration {self.integration.id!r}, {self.kind.name} "
+            f"{start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M} UTC"
+        )
+
+    def record_failure(self, outcome: Outcome, imported_at: datetime) -> None:
+        """Log that every hour of the window failed (each keeps its last successful
+        import's row), so failure counts and coverage stay true. A log that cannot be written
+        is reported as a warning, never raised over the failure itself."""
+        integration, kind = self.integration, self.kind
+        try:
+            before = read_log(self.warehouse, integration.id, kind.name, outcome.start, outcome.end)
+            fresh = import_log_frame(
+                integration.id,
+                kind,
+                outcome.start,
+                outcome.end,
+                stored=pd.DataFrame(),
+                rejected=empty_quarantine(),
+                imported_at=imported_at,
+                run_id=self.context.run.run_id,
+            )
+            log = with_failures(fresh, before, outcome.failed, imported_at, integration.fingerprint)
+            log_import(self.warehouse, log, outcome.start, outcome.end)
+        except Exception as exc:  # the import's own failure is what to report
+            self.context.log.warning(f"the import log could not record this failure: {exc}")
+
+    def extract(self, outcome: Outcome, imported_at: datetime) -> tuple[Extract, Validated]:
+        """The source's rows for the window, validated. If the source fails (unreachable,
+        refused, a frame it cannot shape), every hour fails with that reason, logged."""
+        start, end = outcome.start, outcome.end
+        extract: Extract | None = None
+        try:
+            extract = self.kind.extract(self.source, start, end)
+            run_id = self.context.run.run_id
+            return extract, validate_extract(
+                extract, self.integration, self.kind, start, end, run_id
+            )
+        except Exception as exc:
+            reason = str(exc) if isinstance(exc, (SourceError, SourceDataError)) else repr(exc)
+            if extract is not None and extract.description:
+                reason = f"{reason} (source: {extract.description})"
+            outcome.fail([(start, end)], reason)
+            self.record_failure(outcome, imported_at)
+            if isinstance(exc, SourceDataError):
+                raise dg.Failure(description=reason) from exc
+            raise
+
+
 def import_window(
     context: dg.AssetExecutionContext,
     integration: Integration,
     kind: FactKind,
     source: SourceResource,
     warehouse: Warehouse,
-) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-    """Extract, validate and write one partition window (a single hour or a range)."""
+) -> Iterator["dg.MaterializeResult | DagsterEvent | dg.AssetCheckResult"]:
+    """Extract, validate and write one partition window (a single hour or a range); hours
+    that must not be written fail alone and show as failed partitions."""
     window = context.partition_time_window
     start, end = window.start.astimezone(UTC), window.end.astimezone(UTC)
+    job = WindowImport(context, integration, kind, source, warehouse)
+    loaded: set[str] = set()
+    try:
+        yield from _import_window(job, Outcome(start, end), loaded)
+    except Exception:
+        failed = [key_of(h) for h in hours(start, end) if key_of(h) not in loaded]
+        partition_outcome_events(context, [], failed, {})
+        raise
+
+
+def _import_window(
+    job: WindowImport, outcome: Outcome, loaded: set[str]
+) -> Iterator["dg.MaterializeResult | DagsterEvent | dg.AssetCheckResult"]:
+    context, integration, kind = job.context, job.integration, job.kind
+    source, warehouse = job.source, job.warehouse
+    start, end = outcome.start, outcome.end
     imported_at = clock.now()
     run_id = context.run.run_id
-    where = (
-        f"integration {integration.id!r}, {kind.name} "
-        f"{start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M} UTC"
-    )
+    where = job.where
+    owner = f"{integration.id}.{kind.name}"
 
-    extract = kind.extract(source, start, end)
-    if extract.failed:
-        # Until failed hours are failed one by one, a window the source could not deliver
-        # completely is not written at all: its hours keep what they held.
-        reasons = "; ".join(
-            f"{f.start:%Y-%m-%d %H:%M}..{f.end:%Y-%m-%d %H:%M} UTC: {f.reason}"
-            for f in extract.failed[:5]
-        )
-        raise dg.Failure(
-            description=f"{where}: the source could not deliver the window completely, so "
-            f"nothing was written and the window is imported again later: {reasons}",
-            metadata={"source": extract.description},
-        )
-    try:
-        validated = validate_extract(extract, integration, kind, start, end, run_id)
-    except SourceDataError as exc:
-        raise dg.Failure(description=f"{exc} (source: {extract.description})") from exc
+    extract, validated = job.extract(outcome, imported_at)
     source_rejects = _source_rejects(extract, integration.id, kind, start, end, run_id)
     rejected = pd.concat(
         [df for df in (validated.rejected, source_rejects) if not df.empty] or [empty_quarantine()],
         ignore_index=True,
     )
-    received = len(validated.good) + len(rejected)
-    warehouse.ensure_catalog()  # first: a new version may move files before anything writes
-    warehouse.replace_window("rejected_rows", f"{integration.id}.{kind.name}", start, end, rejected)
-
-    good_per_hour = (
-        validated.good[kind.spec.time_column]
-        .clip(lower=pd.Timestamp(start))  # a segment begun earlier counts in the first hour
-        .dt.floor("h")
-        .value_counts()
-    )
-    # Format the few distinct hours, not every row (a month is 1.5 M rows).
-    good_per_hour.index = pd.DatetimeIndex(good_per_hour.index).strftime(KEY_FORMAT)
-    over = _hours_over_threshold(good_per_hour, rejected, integration.max_rejected_share)
-    top = _top_rules(rejected)
-    if over:
-        hours_text = ", ".join(f"{key} ({bad} of {total} rows)" for key, bad, total in over[:10])
-        rules_text = "; ".join(f"{rule} x{n}" for rule, n in top)
-        raise dg.Failure(
-            description=(
-                f"{where}: rejected share above {integration.max_rejected_share:.0%} in "
-                f"partition(s) {hours_text}; top failing rules: {rules_text}. Nothing was "
-                "written for this window; the rejected rows are in rejected_rows."
-            ),
-            metadata={"rejected_rows": len(rejected), "received_rows": received},
-        )
-
-    stored = validated.good
-    if kind.prepare is not None:
-        stored = kind.prepare(stored, integration, start, end, imported_at)
-    # One transaction: analysts see the window's rows, its log and its queues together.
+    duplicates = validated.duplicates
+    received = len(validated.good) + len(rejected) + len(duplicates)
+    warehouse.ensure_catalog()  # first: a warehouse of an earlier layout is taken over
+    # One transaction: analysts see the window's rows, its quarantine, its log and its
+    # queues together, or (if anything here fails) nothing of it.
     with warehouse.transaction(integration.id):
-        written = warehouse.replace_window(kind.spec.name, integration.id, start, end, stored)
-        log = import_log_frame(
-            integration.id, kind, start, end, stored, rejected, imported_at, run_id
+        # The quarantine of every hour, failed ones included: it shows why they failed.
+        warehouse.replace_window("rejected_rows", owner, start, end, rejected)
+
+        good_per_hour = (
+            validated.good[kind.spec.time_column]
+            .clip(lower=pd.Timestamp(start))  # a segment begun earlier counts in the first hour
+            .dt.floor("h")
+            .value_counts()
         )
-        log_import(warehouse, log, start, end)
-        extra = kind.after_write(warehouse, integration.id, stored) if kind.after_write else {}
+        # Format the few distinct hours, not every row (a month is 1.5 M rows).
+        good_per_hour.index = pd.DatetimeIndex(good_per_hour.index).strftime(KEY_FORMAT)
+        stored = validated.good
+        if kind.prepare is not None:
+            stored = kind.prepare(stored, integration, start, end, imported_at)
+        before = read_log(warehouse, integration.id, kind.name, start, end)
+        failing_hours(
+            outcome,
+            extract,
+            integration,
+            source,
+            rows_per_hour(kind, stored, start, end),
+            good_per_hour,
+            rejected,
+            duplicates,
+            before,
+        )
+
+        column = kind.spec.time_column
+        new, to_write = _with_kept_rows(
+            warehouse, kind.spec.name, integration.id, stored, column, outcome
+        )
+        warehouse.replace_window(kind.spec.name, integration.id, start, end, to_write)
+        written = len(new)
+        fresh = import_log_frame(
+            integration.id, kind, start, end, new, rejected, imported_at, run_id, duplicates
+        )
+        log_import(
+            warehouse,
+            with_failures(fresh, before, outcome.failed, imported_at, integration.fingerprint),
+            start,
+            end,
+        )
+        extra = kind.after_write(warehouse, integration.id, new) if kind.after_write else {}
         warehouse.register_integration(registry_record(integration))
 
-    open_hours = [key_of(h) for h in hours(start, end) if h + HOUR > imported_at]
+    top = _top_rules(rejected)
+    open_hours = [key_of(h) for h in outcome.loaded_hours if h + HOUR > imported_at]
+    for warning in validated.warnings:
+        context.log.warning(f"{where}: {warning}")
+    if len(duplicates):
+        refs = listed(duplicates["source_ref"].astype(str), LISTED_DUPLICATES)
+        context.log.info(
+            f"{where}: {len(duplicates)} exact duplicate row(s) kept once, not rejected: {refs}"
+        )
     context.log.info(
-        f"{where}: {received} rows received, {written} written, {len(rejected)} rejected"
+        f"{where}: {received} rows received, {written} written, {len(rejected)} rejected, "
+        f"{len(duplicates)} duplicate"
+        + (
+            f"; {len(outcome.failed)} of {len(outcome.all_hours)} hours failed"
+            if outcome.failed
+            else ""
+        )
     )
-    yield dg.MaterializeResult(
-        metadata={
-            "rows_received": received,
-            "rows_written": written,
-            "rows_rejected": len(rejected),
-            "top_rejection_rules": dg.MetadataValue.json(dict(top)),
-            "window_start": dg.MetadataValue.timestamp(start),
-            "window_end": dg.MetadataValue.timestamp(end),
-            "imported_at": dg.MetadataValue.timestamp(imported_at),
-            "complete": not open_hours,
-            "open_partitions": dg.MetadataValue.json(open_hours),
-            "source": extract.description,
-            **extra,
-        }
-    )
+    metadata = {
+        "rows_received": received,
+        "rows_written": written,
+        "rows_rejected": len(rejected),
+        "rows_duplicate": len(duplicates),
+        "top_rejection_rules": dg.MetadataValue.json(dict(top)),
+        "window_start": dg.MetadataValue.timestamp(start),
+        "window_end": dg.MetadataValue.timestamp(end),
+        "imported_at": dg.MetadataValue.timestamp(imported_at),
+        "complete": not open_hours,
+        "open_partitions": dg.MetadataValue.json(open_hours),
+        "source": extract.description,
+        **extra,
+    }
+    if validated.warnings:
+        metadata["warnings"] = dg.MetadataValue.json(validated.warnings)
+    if outcome.failed:
+        metadata["failed_partitions"] = len(outcome.failed)
+        keys = [key_of(hour) for hour in outcome.loaded_hours]
+        yield from partition_outcome_events(context, keys, [], metadata)
+        loaded.update(keys)
+    else:
+        yield dg.MaterializeResult(metadata=metadata)
+        loaded.update(key_of(h) for h in outcome.all_hours)
     yield dg.AssetCheckResult(
         check_name=CHECK_NAME,
         passed=rejected.empty,
@@ -258,12 +487,39 @@ def import_window(
             "window_start": dg.MetadataValue.timestamp(start),
             "window_end": dg.MetadataValue.timestamp(end),
             "rows_rejected": len(rejected),
+            "rows_duplicate": len(duplicates),
             "rejected_share": round(len(rejected) / received, 6) if received else 0.0,
             "top_rules": dg.MetadataValue.json(dict(top)),
         },
     )
     yield check_coverage(warehouse, integration, kind.name)
     yield check_warehouse_files(warehouse, integration)
+    if outcome.failed:
+        raise _hours_failed(context, where, outcome)
+
+
+def _hours_failed(context: dg.AssetExecutionContext, where: str, outcome: Outcome) -> dg.Failure:
+    """The run's failure: every failed hour with its one reason (in the log, one line per
+    stretch of hours failing alike), the others loaded."""
+    parts = [describe_stretch(*piece) for piece in stretches(outcome.failed)]
+    for part in parts:
+        context.log.error(f"{where}: failed, not written: {part}")
+    loaded = len(outcome.loaded_hours)
+    return dg.Failure(
+        description=(
+            f"{where}: {len(outcome.failed)} of {len(outcome.all_hours)} hours failed and were "
+            f"not written (they keep what they held; their rejected rows are in "
+            f"rejected_rows): {listed(parts)}. The other {loaded} hours loaded. The gap "
+            f"sensor retries failed hours, except those that failed {MAX_IDENTICAL_FAILURES} "
+            "times the same way (see the `imports` view)."
+        ),
+        metadata={
+            "failed_partitions": dg.MetadataValue.json(
+                {key_of(hour): reason for hour, reason in sorted(outcome.failed.items())}
+            ),
+            "loaded_partitions": loaded,
+        },
+    )
 
 
 def registry_record(integration: Integration) -> dict:

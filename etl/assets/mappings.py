@@ -4,6 +4,8 @@ They write Parquet files that the views join at query time, so a remapping shows
 `queue_intervals` at once and no fact file is ever rewritten.
 """
 
+import csv
+import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,21 +33,115 @@ class MappingFiles(dg.ConfigurableResource):
         return Path(self.directory) / f"{name}.csv"
 
     def read(self, name: str, schema: pa.DataFrameSchema) -> pd.DataFrame:
-        """Read and validate one mapping file; a bad file fails naming file, row and rule."""
+        """Read and validate one mapping file; a bad file fails naming file, line and rule."""
         path = self.path(name)
         if not path.exists():
             return pd.DataFrame({c: pd.Series(dtype=str) for c in schema.columns})
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        frame = read_mapping_csv(path, list(schema.columns))
         try:
             return schema.validate(frame, lazy=True)
         except pa.errors.SchemaErrors as exc:
-            cases = exc.failure_cases.head(10)
-            detail = "; ".join(
-                f"line {int(r['index']) + 2 if pd.notna(r['index']) else '-'}: "
-                f"{r['column'] or 'table'} {r['check']} ({r['failure_case']})"
-                for _, r in cases.iterrows()
+            problems = _schema_problems(exc.failure_cases)
+            more = f" (and {len(problems) - MAX_LISTED} more)" if len(problems) > MAX_LISTED else ""
+            raise _fail(path, "; ".join(problems[:MAX_LISTED]) + more) from exc
+
+
+def _fail(path: Path, problem: str) -> dg.Failure:
+    return dg.Failure(
+        description=f"{path}: invalid mapping file: {problem}. The current mapping stays in "
+        "place until the file is fixed."
+    )
+
+
+def _decode(path: Path, data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = data[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise _fail(
+            path,
+            f"line {line}, column {column}: not UTF-8 text (byte 0x{data[exc.start]:02x}); "
+            "save the file as UTF-8",
+        ) from None
+
+
+def read_mapping_csv(path: Path, columns: list[str]) -> pd.DataFrame:
+    """A mapping file as text columns, read with the standard library's csv module, which
+    gives every problem its line (pandas' reader reports some without one and silently turns
+    a row with an extra value into an index)."""
+    text = _decode(path, path.read_bytes())
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    try:
+        header = next(reader, None)
+        if header is None or not any(field.strip() for field in header):
+            raise _fail(
+                path, f"the file is empty; its first line names the columns: {', '.join(columns)}"
             )
-            raise dg.Failure(description=f"{path}: invalid mapping file: {detail}") from exc
+        twice = sorted({c for c in header if header.count(c) > 1})
+        missing = [c for c in columns if c not in header]
+        unknown = [c for c in header if c not in columns]
+        if twice or missing or unknown:
+            found = [
+                f"column(s) named twice: {', '.join(twice)}" if twice else "",
+                f"missing column(s): {', '.join(missing)}" if missing else "",
+                f"unknown column(s): {', '.join(unknown)}" if unknown else "",
+            ]
+            raise _fail(
+                path,
+                f"line 1: {'; '.join(f for f in found if f)} (the columns are: "
+                f"{', '.join(columns)})",
+            )
+        rows: list[list[str]] = []
+        lines: list[int] = []
+        for row in reader:
+            if not any(value.strip() for value in row):
+                continue  # a blank line
+            if len(row) != len(header):
+                raise _fail(
+                    path,
+                    f"line {reader.line_num}: {len(row)} values, but the header names "
+                    f"{len(header)} columns (a value with a comma must be in double quotes)",
+                )
+            rows.append(row)
+            lines.append(reader.line_num)
+    except csv.Error as exc:
+        raise _fail(
+            path,
+            f"line {reader.line_num}: {exc} (a value with a comma, a quote or a line break "
+            "must be in double quotes, and a quote inside it doubled)",
+        ) from None
+    frame = pd.DataFrame(rows, columns=header, dtype=object)[columns]
+    # Row labels are what the checks report as "line": label + 2 must be the file's line.
+    frame.index = pd.Index([line - 2 for line in lines])
+    return frame
+
+
+READABLE_CHECKS = {
+    "coerce_dtype('int64')": "not a whole number",
+    "dtype('int64')": "not a whole number",
+    "field_uniqueness": "appears twice",
+    "multiple_fields_uniqueness": "appears twice",
+}
+
+
+def _schema_problems(cases: pd.DataFrame) -> list[str]:
+    """pandera's failure cases as 'line N: column rule (value)', one per line, column and
+    rule; a rule that then fails on the whole column because of those values is left out."""
+    found: dict[tuple, str] = {}
+    located = set(cases.loc[cases["index"].notna(), "column"])
+    for case in cases.itertuples(index=False):
+        check = READABLE_CHECKS.get(str(case.check), str(case.check))
+        if pd.isna(case.index):
+            if case.column in located:
+                continue
+            key, where = (None, case.column, check), "line -"
+        else:
+            key, where = (int(case.index), case.column, check), f"line {int(case.index) + 2}"
+        found.setdefault(key, f"{where}: {case.column or 'table'} {check} ({case.failure_case})")
+    ordered = sorted(found.items(), key=lambda item: (item[0][0] is None, item[0][0] or 0))
+    return [text for _, text in ordered]
 
 
 @dataclass(frozen=True)

@@ -112,7 +112,8 @@ FACT_SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
     # One row per imported hour (the latest import wins): when, complete or not, how many rows.
-    # The `coverage` views compare it with the hours an integration should have.
+    # The `coverage` views compare it with the hours an integration should have. A failed
+    # import keeps the hour's last successful row and adds the failure (etl/assets/import_log).
     "import_log": pa.schema(
         [
             ("integration_id", pa.string()),
@@ -124,6 +125,11 @@ FACT_SCHEMAS: dict[str, pa.Schema] = {
             ("rows_written", pa.int64()),
             ("rows_rejected", pa.int64()),
             ("run_id", pa.string()),
+            ("rows_duplicate", pa.int64()),
+            ("failed_at", TS),
+            ("failure", pa.string()),
+            ("failures", pa.int64()),
+            ("failure_config", pa.string()),
         ]
     ),
 }

@@ -14,6 +14,9 @@ It does not flood: at most `max_runs_in_flight` queued or running runs per integ
 runs of the job carry the `wfm/integration` tag), no request for hours that a queued or running
 run, a backfill in progress or a request of the last `RETRY_AFTER` already covers. A paused
 integration (schedule stopped in the UI, or `status: paused` in the config) is left alone.
+Nor does it retry for ever: an hour whose import failed `MAX_IDENTICAL_FAILURES` times in a
+row the same way under the same configuration is stopped (the import log counts it) and named
+in the sensor's status, until the configuration changes or an import of the hour succeeds.
 
 Everything is computed on time windows (`etl.windows`), never on lists of partition keys:
 materialized, failed and in-progress partitions come from Dagster's partition status cache
@@ -40,8 +43,10 @@ from dagster._core.storage.partition_status_cache import get_and_update_asset_st
 from dagster._core.storage.tags import PARTITION_NAME_TAG
 
 from etl import clock
+from etl.assets.import_log import MAX_IDENTICAL_FAILURES, StoppedHours, stopped_hours
 from etl.config import Integration
 from etl.partitions import HOUR, floor_hour, hour_of, key_of
+from etl.resources.warehouse import Warehouse
 from etl.schedules.ticks import (
     INTEGRATION_TAG,
     RANGE_END_TAG,
@@ -69,6 +74,7 @@ HOURS_TAG = "wfm/hours"
 # failed at once: a source that is down gets a retry every RETRY_AFTER, not every tick.
 RETRY_AFTER = timedelta(minutes=30)
 EVENT_PAGE = 2_000
+NAMED_STOPS = 5
 EVENTS_PER_TICK = 50_000
 PENDING_RUN_STATUSES = [
     DagsterRunStatus.QUEUED,
@@ -93,6 +99,8 @@ class AssetState:
     loaded: list[Window] = field(default_factory=list)  # materialized at least once
     failed: list[Window] = field(default_factory=list)  # latest attempt failed
     open: list[Window] = field(default_factory=list)  # latest import ran before the hour ended
+    # failed hours not retried any more: they failed MAX_IDENTICAL_FAILURES times the same way
+    stopped: list[StoppedHours] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -124,6 +132,23 @@ class GapPlan:
     todo_hours: int  # missing and not busy
     waiting_hours: int  # todo but not requested this tick (runs in flight at the bound)
     loaded_hours: dict[str, int]
+    stopped: dict[str, list[StoppedHours]] = field(default_factory=dict)  # by asset
+
+    @property
+    def stopped_hours(self) -> int:
+        return hours_in(union(*([s.window for s in found] for found in self.stopped.values())))
+
+    def describe_stopped(self, limit: int = NAMED_STOPS) -> str:
+        """The stopped hours and why, for the sensor's status."""
+        named = [f"{key}: {stop}" for key, found in self.stopped.items() for stop in found]
+        more = len(named) - limit
+        return (
+            f"{self.stopped_hours} hours no longer retried, each failed "
+            f"{MAX_IDENTICAL_FAILURES} times the same way (a changed configuration or a "
+            "successful import of the hour resumes them; `wfm-etl import` retries by hand): "
+            + "; ".join(named[:limit])
+            + (f"; and {more} more" if more > 0 else "")
+        )
 
 
 def horizon(integration: Integration, now: datetime) -> datetime:
@@ -139,6 +164,11 @@ def todo_windows(expected: list[Window], state: AssetState, open_known: bool) ->
     return union(subtract(expected, state.loaded), intersect(stale, expected))
 
 
+def retried_windows(expected: list[Window], state: AssetState, open_known: bool) -> list[Window]:
+    """The hours to import that are not stopped."""
+    return subtract(todo_windows(expected, state, open_known), [s.window for s in state.stopped])
+
+
 def plan_gaps(
     integration: Integration, now: datetime, state: GapState, capacity: int | None = None
 ) -> GapPlan:
@@ -149,7 +179,11 @@ def plan_gaps(
     missing = {
         key: todo_windows(expected, asset, state.open_known) for key, asset in state.assets.items()
     }
-    todo = {key: subtract(windows, state.busy) for key, windows in missing.items()}
+    retried = {
+        key: retried_windows(expected, asset, state.open_known)
+        for key, asset in state.assets.items()
+    }
+    todo = {key: subtract(windows, state.busy) for key, windows in retried.items()}
     first_loaded = {key: (a.loaded[0][0] if a.loaded else end) for key, a in state.assets.items()}
     everything = union(*todo.values())
     if capacity is None:
@@ -177,6 +211,7 @@ def plan_gaps(
         todo_hours=todo_hours,
         waiting_hours=todo_hours - hours_in(union([r.window for r in chosen])),
         loaded_hours={k: hours_in(intersect(a.loaded, expected)) for k, a in state.assets.items()},
+        stopped={k: a.stopped for k, a in state.assets.items() if a.stopped},
     )
 
 
@@ -315,10 +350,14 @@ def read_state(
     partitions_def: dg.PartitionsDefinition,
     cursor: GapCursor,
     now: datetime,
+    warehouse: Warehouse | None = None,
 ) -> GapState:
     """Runs first, then partitions: a run that finishes in between was still in flight when
     read (its hours are busy), and one finished before wrote its events before finishing, so
-    the partition status sees them. Either way its hours are not requested again."""
+    the partition status sees them. Either way its hours are not requested again.
+
+    Which failed hours are stopped comes from the warehouse's import log, read for the
+    failed hours only (none, usually)."""
     flights = runs_in_flight(instance, integration)
     busy: list[Window] = cursor.recent_requests(now)
     if any(window is None for window in flights):
@@ -333,12 +372,16 @@ def read_state(
         if status is None:
             assets[name] = AssetState()
             continue
+        failed = _subset_windows(status.deserialize_failed_partition_subsets(partitions_def))
         assets[name] = AssetState(
             loaded=_subset_windows(
                 status.deserialize_materialized_partition_subsets(partitions_def)
             ),
-            failed=_subset_windows(status.deserialize_failed_partition_subsets(partitions_def)),
+            failed=failed,
             open=of_hours(hour_of(k) for k in cursor.open.get(name, [])),
+            stopped=stopped_hours(warehouse, integration, key.path[-1], failed)
+            if warehouse is not None and failed
+            else [],
         )
         busy += _subset_windows(status.deserialize_in_progress_partition_subsets(partitions_def))
     return GapState(
@@ -445,6 +488,8 @@ def _skip_reason(integration: Integration, plan: GapPlan, state: GapState) -> st
         parts.append(
             f"{state.runs_in_flight} runs in flight (max {integration.max_runs_in_flight})"
         )
+    if plan.stopped:
+        parts.append(plan.describe_stopped())
     return "; ".join(parts)
 
 
@@ -454,6 +499,7 @@ def evaluate_gaps(
     asset_keys: Sequence[dg.AssetKey],
     partitions_def: dg.PartitionsDefinition,
     now: datetime,
+    warehouse: Warehouse | None = None,
 ) -> dg.SensorResult:
     """One tick of the gap sensor at time `now` (the sensor passes its clock)."""
     cursor = GapCursor.parse(context.cursor)
@@ -471,7 +517,9 @@ def evaluate_gaps(
             "gap filling resumes when it ends",
             cursor=cursor.dump(),
         )
-    state = read_state(context.instance, integration, asset_keys, partitions_def, cursor, now)
+    state = read_state(
+        context.instance, integration, asset_keys, partitions_def, cursor, now, warehouse
+    )
     plan = plan_gaps(integration, now, state)
     requests = []
     for request in plan.requests:
@@ -480,6 +528,8 @@ def evaluate_gaps(
     if not requests:
         reason = _skip_reason(integration, plan, state)
         return dg.SensorResult(skip_reason=reason, cursor=cursor.dump())
+    if plan.stopped:
+        context.log.warning(f"{integration.id}: {plan.describe_stopped()}")
     context.log.info(
         f"{integration.id}: requesting {len(requests)} range run(s) for "
         f"{sum(r.hours for r in plan.requests)} of {plan.missing_hours} hours missing"
@@ -510,9 +560,12 @@ def build_gap_sensor(
         f"the revision window ({integration.revision_window_hours} h, which the schedule "
         f"re-imports): range runs of up to {integration.max_partitions_per_run} hours cut at "
         f"month boundaries, newest first, at most {integration.max_runs_in_flight} runs in "
-        "flight. Does nothing while the integration is paused.",
+        f"flight. Stops retrying an hour that failed {MAX_IDENTICAL_FAILURES} times the same way "
+        "and names it in its status. Does nothing while the integration is paused.",
     )
-    def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-        return evaluate_gaps(context, integration, asset_keys, partitions_def, clock.now())
+    def _sensor(context: dg.SensorEvaluationContext, warehouse: Warehouse) -> dg.SensorResult:
+        return evaluate_gaps(
+            context, integration, asset_keys, partitions_def, clock.now(), warehouse
+        )
 
     return _sensor

@@ -209,7 +209,9 @@ def test_identifiers_are_kept_exactly_and_unmatched_reported(settings, warehouse
     assert all(list(s) == ["Anna.Smith"] for s in unmatched["similar_identifiers"])
     rules = warehouse.query("SELECT source_ref, rules FROM rejected_rows ORDER BY source_ref")
     assert rules["source_ref"].tolist() == ["script line 6", "script line 7"]
-    assert list(rules["rules"][0]) == ["user_identifier: not blank (spaces only)"]
+    assert list(rules["rules"][0]) == [
+        "user_identifier: not blank (spaces or invisible characters only)"
+    ]
     assert "user_identifier: not empty" in list(rules["rules"][1])
 
     [event] = result.get_asset_materialization_events()
@@ -250,14 +252,19 @@ def test_overlapping_and_impossible_segments_are_rejected(settings, warehouse, i
     }
     assert by_line["script line 1"] == [OVERLAP_RULE]
     assert by_line["script line 2"] == [OVERLAP_RULE]
-    assert by_line["script line 4"][0].startswith("duplicate_row")
+    assert "script line 4" not in by_line  # an exact copy is kept once, not rejected
     assert by_line["script line 5"] == [OVERLAP_RULE]
     assert by_line["script line 6"] == [OVERLAP_RULE]
     assert by_line["script line 7"] == [
         "end_utc after start_utc (empty while the agent is still in the state)"
     ]
     assert by_line["script line 8"] == ["start_utc..end_utc: does not overlap the imported window"]
-    assert len(by_line) == 7
+    assert len(by_line) == 6
+    [event] = import_range(
+        defs, instance, integration.id, start, start + timedelta(hours=1)
+    ).get_asset_materialization_events()
+    assert event.materialization.metadata["rows_duplicate"].value == 1
+    assert event.materialization.metadata["rows_rejected"].value == 6
 
 
 def test_dst_day_has_25_local_hours(settings, warehouse, instance):
@@ -289,15 +296,22 @@ def test_dst_day_has_25_local_hours(settings, warehouse, instance):
     assert (intervals["seconds"] == 900).all()
 
 
-def test_empty_delivery_stores_nothing_and_clears_the_window(settings, warehouse, instance):
+def test_empty_delivery_of_a_loaded_hour_fails_unless_configured(settings, warehouse, instance):
     integration = agent_integration(id="quiet")
     hour = datetime(2026, 11, 16, 9, tzinfo=UTC)
     busy = [["Anna.Smith", "Available", "2026-11-16T09:00:00Z", "2026-11-16T09:30:00Z"]]
     defs = definitions(settings, integration, **scripted(integration, busy))
     assert import_range(defs, instance, integration.id, hour, hour + timedelta(hours=1)).success
     assert len(segments(warehouse)) == 1
+    # A source that cannot say "this hour is empty" delivers nothing: the hour keeps its row.
     defs = definitions(settings, integration, **scripted(integration, []))
-    assert import_range(defs, instance, integration.id, hour, hour + timedelta(hours=1)).success
+    result = import_range(defs, instance, integration.id, hour, hour + timedelta(hours=1))
+    assert not result.success
+    assert len(segments(warehouse)) == 1
+    # Told to trust it (the source's empty answer is true), the hour is emptied.
+    trusting = integration.model_copy(update={"emptied_hours": "replace"})
+    defs = definitions(settings, trusting, **scripted(trusting, []))
+    assert import_range(defs, instance, trusting.id, hour, hour + timedelta(hours=1)).success
     assert len(segments(warehouse)) == 0  # the source revised the hour to nothing
 
 

@@ -7,8 +7,9 @@ import pytest
 from etl.assets.contacts import CONTACTS_KIND
 from etl.assets.facts import build_fact_asset, source_key
 from etl.resources.sources import build_source
-from etl.resources.sources.base import Extract
+from etl.resources.sources.base import Extract, SourceResource
 from etl.resources.sources.simulator.simulator import SimulatorSource
+from etl.schemas import CONTACTS
 from tests.conftest import make_integration
 from tests.helpers import definitions, import_range
 
@@ -104,25 +105,34 @@ def test_bad_rows_quarantined_good_rows_loaded(settings, warehouse, instance):
     assert result.success
     assert len(stored(warehouse)) == 3 * 96 - 3
     rejected = warehouse.query("SELECT * FROM rejected_rows ORDER BY source_ref")
-    assert len(rejected) == 4
+    assert len(rejected) == 3  # the exact copy of row 4 is kept once, not rejected
     all_rules = sorted(r for rules in rejected["rules"] for r in rules)
     assert "answered <= offered" in all_rules
     assert "channel: one of calls, chats, emails, tickets, social, documents" in all_rules
     assert "handle_time_s: >= 0" in all_rules
-    assert any(r.startswith("duplicate_row") for r in all_rules)
+    assert not any(r.startswith("duplicate_row") for r in all_rules)
     assert set(rejected["run_id"]) == {result.run_id}
     assert set(rejected["source_ref"]) == {
         "broken simulator, row 1",
         "broken simulator, row 2",
         "broken simulator, row 3",
-        "broken simulator, row 289",
     }
     checks = result.get_asset_check_evaluations()
     assert not checks[0].passed
-    assert checks[0].metadata["rows_rejected"].value == 4
-    # Re-importing replaces the quarantine too: still four rows, not eight.
+    assert checks[0].metadata["rows_rejected"].value == 3
+    assert checks[0].metadata["rows_duplicate"].value == 1
+    [metadata] = {
+        e.materialization.metadata["rows_duplicate"].value
+        for e in result.get_asset_materialization_events()
+    }
+    assert metadata == 1
+    log = warehouse.query(
+        "SELECT sum(rows_rejected) AS rejected, sum(rows_duplicate) AS duplicate FROM imports"
+    )
+    assert log.values.tolist() == [[3, 1]]
+    # Re-importing replaces the quarantine too: still three rows, not six.
     import_range(defs, instance, integration.id, START, START + timedelta(hours=24))
-    assert warehouse.query("SELECT count(*) AS n FROM rejected_rows")["n"][0] == 4
+    assert warehouse.query("SELECT count(*) AS n FROM rejected_rows")["n"][0] == 3
 
 
 def test_rejected_share_over_threshold_fails_with_message(settings, warehouse, instance):
@@ -135,10 +145,10 @@ def test_rejected_share_over_threshold_fails_with_message(settings, warehouse, i
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     message = failure.event_specific_data.error.message
     assert "integration 'sim15'" in message
-    assert "partition(s) 2026-11-16-00:00 (4 of 13 rows)" in message
+    assert "2026-11-16 00:00 UTC: rejected share above 5%: 3 of 12 rows rejected (" in message
     assert "answered <= offered x1" in message
     assert len(stored(warehouse)) == 0
-    assert warehouse.query("SELECT count(*) AS n FROM rejected_rows")["n"][0] == 4
+    assert warehouse.query("SELECT count(*) AS n FROM rejected_rows")["n"][0] == 3
 
 
 def test_source_failure_names_integration(settings, warehouse, instance):
@@ -163,3 +173,120 @@ def test_every_interval_present_for_each_cadence(settings, warehouse, instance, 
     rows = stored(warehouse)
     assert len(rows) == 3 * 6 * 60 // interval
     assert set(rows["interval_minutes"]) == {interval}
+
+
+class Export(SourceResource):
+    """A plain source (a database or a file export, say) delivering exactly the rows given,
+    with where each came from."""
+
+    rows: list[dict] = []
+
+    def contacts(self, start, end) -> Extract:
+        columns = [c for c in CONTACTS.columns if c != "integration_id"]
+        frame = pd.DataFrame(self.rows, columns=self.rows[0].keys() if self.rows else columns)
+        frame["source_ref"] = [f"export.csv:{i + 2}" for i in range(len(frame))]
+        return Extract(frame, description="export.csv")
+
+
+def export(integration, rows: list[dict]) -> dict:
+    source = Export(
+        integration_id=integration.id,
+        timezone=integration.timezone,
+        interval_minutes=integration.interval_minutes,
+        rows=rows,
+    )
+    return {source_key(integration): source}
+
+
+def simulated_rows(integration, start, end) -> list[dict]:
+    frame = build_source(integration).contacts(start, end).frame
+    frame["interval_start"] = frame["interval_start"].map(lambda t: t.isoformat())
+    return frame.to_dict(orient="records")
+
+
+def test_one_repeated_line_in_a_clean_export_loads_its_hour(settings, warehouse, instance):
+    integration = make_integration()  # max_rejected_share 0.05: 1 of 13 would be 7.7 %
+    hour = datetime(2026, 11, 16, 9, tzinfo=UTC)
+    rows = simulated_rows(integration, hour, hour + timedelta(hours=1))
+    defs = definitions(settings, integration, **export(integration, [*rows, rows[4]]))
+    result = import_range(defs, instance, integration.id, hour, hour + timedelta(hours=1))
+    assert result.success
+    assert len(stored(warehouse)) == 12
+    [event] = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert metadata["rows_duplicate"].value == 1
+    assert metadata["rows_rejected"].value == 0
+    assert metadata["rows_received"].value == 13
+    assert warehouse.query("SELECT count(*) AS n FROM rejected_rows")["n"][0] == 0
+    log = warehouse.query("SELECT rows_written, rows_rejected, rows_duplicate FROM imports")
+    assert log.values.tolist() == [[12, 0, 1]]
+    logged = [e.user_message for e in instance.all_logs(result.run_id)]
+    assert any(
+        "1 exact duplicate row(s) kept once, not rejected: export.csv:14" in m for m in logged
+    )
+
+
+def test_an_export_that_delivers_nothing_does_not_empty_loaded_hours(settings, warehouse, instance):
+    integration = make_integration()
+    start = datetime(2026, 11, 16, 9, tzinfo=UTC)
+    window = (start, start + timedelta(hours=3))
+    rows = simulated_rows(integration, *window)
+    full = definitions(settings, integration, **export(integration, rows))
+    assert import_range(full, instance, integration.id, *window).success
+    before = stored(warehouse)
+    assert len(before) == 36
+
+    # The export is empty now (a file not written yet, a table truncated): nothing is deleted.
+    empty = definitions(settings, integration, **export(integration, []))
+    result = import_range(empty, instance, integration.id, *window)
+    assert not result.success
+    pd.testing.assert_frame_equal(stored(warehouse), before)
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.event_specific_data.error.message
+    assert "3 of 3 hours failed" in message
+    assert "2026-11-16 09:00..2026-11-16 12:00 UTC (3 hours): held 12 rows and the source " in (
+        message
+    )
+    log = warehouse.query("SELECT rows_written, failure FROM imports ORDER BY partition_start")
+    assert log["rows_written"].tolist() == [12, 12, 12]  # still what the hours hold
+    assert log["failure"].str.startswith("held 12 rows and the source delivered none").all()
+
+    # One hour emptied while the others come: only that hour fails.
+    partial = [r for r in rows if not r["interval_start"].startswith("2026-11-16T10")]
+    some = definitions(settings, integration, **export(integration, partial))
+    result = import_range(some, instance, integration.id, *window)
+    assert not result.success
+    assert len(stored(warehouse)) == 36
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "1 of 3 hours failed" in failure.event_specific_data.error.message
+
+    # Configured to trust the export's empty answer, the hours are emptied.
+    trusting = integration.model_copy(update={"emptied_hours": "replace"})
+    defs = definitions(settings, trusting, **export(trusting, []))
+    assert import_range(defs, instance, trusting.id, *window).success
+    assert len(stored(warehouse)) == 0
+
+
+def test_padded_queue_id_loads_with_a_warning(settings, warehouse, instance):
+    integration = make_integration()
+    hour = datetime(2026, 11, 16, 9, tzinfo=UTC)
+    rows = simulated_rows(integration, hour, hour + timedelta(hours=1))
+    queue = rows[0]["external_queue_id"]
+    padded = [
+        {**r, "external_queue_id": f"{queue} "} if r["external_queue_id"] == queue else r
+        for r in rows
+    ]
+    defs = definitions(settings, integration, **export(integration, padded))
+    result = import_range(defs, instance, integration.id, hour, hour + timedelta(hours=1))
+    assert result.success
+    warning = (
+        f"external_queue_id '{queue} ' (4 rows) has spaces around it or invisible characters "
+        f"in it; kept as delivered, so it does not match '{queue}'"
+    )
+    [event] = result.get_asset_materialization_events()
+    assert event.materialization.metadata["warnings"].value == [warning]
+    logged = [e.user_message for e in instance.all_logs(result.run_id) if e.level == 30]
+    assert any(warning in m for m in logged)
+    assert f"{queue} " in set(
+        warehouse.query("SELECT external_queue_id FROM queues")["external_queue_id"]
+    )

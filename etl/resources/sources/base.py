@@ -64,6 +64,11 @@ class SourceResource(dg.ConfigurableResource):
     # Interval lengths (minutes) the source's contact data comes in; a source read at one fixed
     # grain names only that one.
     contact_intervals: ClassVar[tuple[int, ...]] = (15, 30, 60)
+    # Whether an extract with no rows for an hour means the hour is empty. Most sources cannot
+    # tell "nothing happened" from "nothing delivered" (a file not there yet, a table emptied,
+    # an API answering [] by mistake), so an hour that held rows and now receives none fails
+    # instead of being emptied (the integration's `emptied_hours` setting overrides this).
+    reports_empty_windows: ClassVar[bool] = False
     # Secret resource fields -> the setting naming the environment variable that holds each.
     secret_envs: ClassVar[dict[str, str]] = {}
     # How the system is reached (integrations' `delivery`), as `wfm-etl vendors` lists it.

@@ -101,6 +101,8 @@ class SimulatorSource(SourceResource):
     """`vendor: simulator`: a deterministic stand-in for an ACD, for demos and tests."""
 
     settings_model = SimulatorSettings
+    # Computed, not fetched: no rows for an hour is the simulated truth.
+    reports_empty_windows = True
     settings: SimulatorSettings = SimulatorSettings()
 
     def queue_ids(self) -> list[tuple[str, str]]:
@@ -185,7 +187,7 @@ class SimulatorSource(SourceResource):
                 ),
             }
         )
-        frame = self._corrupt(frame, _uniform(base, 8))
+        frame = self._corrupt(frame)
         return Extract(
             frame,
             description=f"simulator (seed {self.settings.seed}) "
@@ -235,13 +237,23 @@ class SimulatorSource(SourceResource):
             f"{start:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M} UTC",
         )
 
-    def _corrupt(self, frame: pd.DataFrame, draw: np.ndarray) -> pd.DataFrame:
+    def _corrupt(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Deliberately bad rows (`bad_rows_per_day`), so the quarantine has something to
-        show: answered above offered."""
+        show: answered above offered. At most one an hour (in a UTC hour drawn with
+        probability bad_rows_per_day / 24: the first interval of one of its queues), so a
+        demo shows rejected rows without an hour passing its rejected share."""
         per_day = self.settings.bad_rows_per_day
         if not per_day:
             return frame
-        rows_per_day = len(self.queue_ids()) * (24 * 60 // self.interval_minutes)
-        chosen = draw < per_day / rows_per_day
+        starts = frame["interval_start"]
+        hours = starts.dt.floor("h")
+        hour_key = hours.dt.tz_convert(None).to_numpy().astype("datetime64[h]").astype(np.int64)
+        hour_hash = _splitmix(self._key() ^ hour_key.astype(np.uint64) ^ np.uint64(0xBAD))
+        bad_hour = _uniform(hour_hash, 9) < per_day / 24
+        queues = [q for q, _ in self.queue_ids()]
+        picked = (hour_hash % np.uint64(len(queues))).astype(np.int64)
+        queue_index = frame["external_queue_id"].map({q: i for i, q in enumerate(queues)})
+        first_interval = (starts - hours) < pd.Timedelta(minutes=self.interval_minutes)
+        chosen = bad_hour & (queue_index.to_numpy() == picked) & first_interval.to_numpy()
         frame.loc[chosen, "answered"] = frame.loc[chosen, "offered"] + 1
         return frame

@@ -202,7 +202,11 @@ class _Soap:
             )
         root = _xml(response)
         found = next((e for e in root.iter() if _local_name(e.tag) == "return"), None)
-        return "" if found is None else (found.text or "")
+        if found is None:  # not an answer to the operation: never read it as "no rows"
+            raise SourceError(
+                f"{self.http.where('POST', self.url)} {operation}: the answer has no return value"
+            )
+        return found.text or ""
 
 
 def _local_name(tag: str) -> str:
@@ -289,7 +293,13 @@ class Five9Source(SourceResource):
                 )
             # A long poll that came back early must not become a busy loop.
             time.sleep(max(0.0, self.settings.poll_wait_s - (time.monotonic() - asked)))
-        return soap.call("getReportResultCsv", f"<identifier>{escape(identifier)}</identifier>")
+        text = soap.call("getReportResultCsv", f"<identifier>{escape(identifier)}</identifier>")
+        if not text.strip():  # a report has its header line even without rows
+            raise SourceError(
+                f"integration {self.integration_id!r}: {VENDOR} report {report.name!r}: an empty "
+                "result, not even the header line (the report was not delivered)"
+            )
+        return text
 
     def _rows(
         self, soap: _Soap, report: Five9Report, start: datetime, end: datetime

@@ -138,7 +138,7 @@ class _Reports:
         if not job_id:
             raise SourceError(f"{self._where(kind)}: the job answer has no id")
         location = self._wait(kind, job_id)
-        return self._download(location)
+        return self._download(kind, location)
 
     def _where(self, kind: str) -> str:
         return f"integration {self.integration_id!r}: {VENDOR} {kind} report"
@@ -170,20 +170,34 @@ class _Reports:
             return self.auth.request("GET", url)
         return self.http.request("GET", url)  # a file store: our token is not for it
 
-    def _download(self, url: str) -> list[dict]:
-        """Every entry of a report file, following the pages' `_links.next`."""
+    def _download(self, kind: str, url: str) -> list[dict]:
+        """Every entry of a report file, following the pages' `_links.next`. A page without
+        `entries`, or fewer entries than the file's `total`, is an incomplete delivery, never
+        "no calls"."""
+
+        def fetch(cursor: str | None) -> tuple[str, dict]:
+            where = cursor or url
+            page = self._get(where).json() or {}
+            if not isinstance(page, dict) or "entries" not in page:
+                keys = ", ".join(sorted(page)) if isinstance(page, dict) else type(page).__name__
+                raise SourceError(
+                    f"{self._where(kind)} file: a page without entries (it has: {keys or '-'})"
+                )
+            return where, page
 
         def following(page: tuple[str, dict], _cursor: str | None) -> str | None:
             where, body = page
             href = ((body.get("_links") or {}).get("next") or {}).get("href")
             return urllib.parse.urljoin(where, href) if href else None
 
-        pages = paginate(
-            lambda cursor: (cursor or url, self._get(cursor or url).json() or {}),
-            following,
-            where=self.http.where("GET", url),
-        )
-        return [entry for _, body in pages for entry in body.get("entries") or []]
+        pages = list(paginate(fetch, following, where=self.http.where("GET", url)))
+        entries = [entry for _, body in pages for entry in body["entries"] or []]
+        totals = [body["total"] for _, body in pages if isinstance(body.get("total"), int)]
+        if totals and len(entries) < totals[-1]:
+            raise SourceError(
+                f"{self._where(kind)} file: {len(entries)} of its {totals[-1]} entries delivered"
+            )
+        return entries
 
 
 def _seconds(value: Any) -> float:

@@ -18,12 +18,14 @@ from etl.resources.sources.vendors.five9 import Five9Settings, Five9Source, pars
 from tests.conftest import make_integration
 from tests.fakes import Reply
 from tests.fakes.five9 import (
+    NS,
     PATH,
     SKILLS,
     USERNAME,
     FakeFive9,
     busy_agents,
     contacts_report,
+    envelope,
     interval_numbers,
     state_report,
 )
@@ -263,3 +265,21 @@ def test_agent_states_through_the_asset(settings, warehouse, instance, fake):
     assert per_user["s"].tolist() == [3 * 3600] * 3  # one-minute states fill the window
     assert per_user["n"].tolist() == [3 * 60] * 3
     assert "agent000@acme.example" in set(per_user["user_identifier"])
+
+
+def test_an_answer_without_a_return_value_is_an_error_not_an_empty_report(fake):
+    """A SOAP answer that lacks the operation's return value (a proxy's or a changed API's
+    answer) would otherwise read as a report without rows: an hour emptied silently."""
+    hollow = Reply(200, envelope(f'<ns2:runReportResponse xmlns:ns2="{NS}"/>'))
+    fake.inject("POST", PATH, hollow)
+    with pytest.raises(SourceError) as caught:
+        direct_source(fake).contacts(at("2026-11-10 14:00"), at("2026-11-10 15:00"))
+    assert "runReport: the answer has no return value" in str(caught.value)
+    assert "integration 'f9'" in str(caught.value)
+
+
+def test_an_empty_report_result_is_an_error(fake):
+    fake.reports[CONTACTS] = lambda start, end: ([], [])
+    with pytest.raises(SourceError) as caught:
+        direct_source(fake).contacts(at("2026-11-10 14:00"), at("2026-11-10 15:00"))
+    assert "an empty result, not even the header line" in str(caught.value)

@@ -293,3 +293,20 @@ def test_status_through_the_asset_across_the_autumn_change(settings, warehouse, 
         "Offline": 60 * 60 + 10 * 60,
         "On A Call": 40 * 60,
     }
+
+
+@pytest.mark.parametrize(
+    ("page", "problem"),
+    [
+        ({"type": "calls", "message": "file expired"}, "a page without entries (it has: message"),
+        ({"type": "calls", "total": 3, "entries": []}, "0 of its 3 entries delivered"),
+    ],
+    ids=["no entries", "short of total"],
+)
+def test_an_incomplete_report_file_is_an_error_not_an_empty_hour(fake, page, problem):
+    fake.calls_data = make_calls(utc("2026-10-20 10:00"), utc("2026-10-20 11:00"))
+    fake.inject("GET", "/data/reports/calls/files/", Reply(200, page))
+    with pytest.raises(SourceError) as caught:
+        direct_source(fake).contacts(utc("2026-10-20 10:00"), utc("2026-10-20 11:00"))
+    assert "integration 'td15'" in str(caught.value)
+    assert problem in str(caught.value)
