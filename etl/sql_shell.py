@@ -82,7 +82,9 @@ class Shell:
         if name == ".help":
             print(HELP, file=self.out)
         elif name == ".tables":
-            names = [row[0] for row in self.con.execute("SHOW TABLES").fetchall()]
+            # `_...` views are the catalog's own lists of files, not for analysts.
+            shown = self.con.execute("SHOW TABLES").fetchall()
+            names = [row[0] for row in shown if not row[0].startswith("_")]
             print("  ".join(names), file=self.out)
         elif name == ".schema" and arg:
             self._print(self.con.sql(f"DESCRIBE {duckdb_identifier(arg)}"))

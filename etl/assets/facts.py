@@ -495,10 +495,12 @@ def _import_window(
     yield check_coverage(warehouse, integration, kind.name)
     yield check_warehouse_files(warehouse, integration)
     if outcome.failed:
-        raise _hours_failed(context, where, outcome)
+        raise _hours_failed(context, where, outcome, len(rejected))
 
 
-def _hours_failed(context: dg.AssetExecutionContext, where: str, outcome: Outcome) -> dg.Failure:
+def _hours_failed(
+    context: dg.AssetExecutionContext, where: str, outcome: Outcome, rejected: int
+) -> dg.Failure:
     """The run's failure: every failed hour with its one reason (in the log, one line per
     stretch of hours failing alike), the others loaded."""
     parts = [describe_stretch(*piece) for piece in stretches(outcome.failed)]
@@ -518,6 +520,8 @@ def _hours_failed(context: dg.AssetExecutionContext, where: str, outcome: Outcom
                 {key_of(hour): reason for hour, reason in sorted(outcome.failed.items())}
             ),
             "loaded_partitions": loaded,
+            # The rows rejected, when no hour loaded (no materialization reports them then).
+            **({} if loaded else {"rows_rejected": rejected}),
         },
     )
 

@@ -22,6 +22,7 @@ import pandas as pd
 
 from etl.config import Integration
 from etl.partitions import HOUR, hours
+from etl.resources.sources.plumbing.redaction import redact_active
 from etl.resources.warehouse import Warehouse, owner_view
 from etl.windows import Window, normalize
 
@@ -162,6 +163,7 @@ def with_failures(
         if reason is None:
             rows.append(row)
             continue
+        reason = redact_active(reason)  # kept in the warehouse: never a secret, in any form
         kept = {**row, "imported_at": pd.NaT, "complete": None, "rows_written": 0}
         kept.update(rows_rejected=0, rows_duplicate=0, run_id=None)
         if previous is not None and pd.Timestamp(hour) in previous.index:

@@ -90,15 +90,20 @@ class GenesysEngageSource(QuerySource):
     min_revision_window_hours = 24
     contact_intervals = (15,)  # the sub-hour aggregates
 
-    def statement(self, kind: str) -> sa.TextClause:
-        sql = QUERIES[kind].read_text(encoding="utf-8")
-        if kind == "contacts":
-            # Typed, so an empty list of queues is an empty list of text values.
-            return sa.text(sql).bindparams(
-                sa.bindparam("media", expanding=True, type_=sa.String()),
-                sa.bindparam("queues", expanding=True, type_=sa.String()),
-            )
-        return sa.text(sql)
+    def query(self, kind: str) -> str:
+        return QUERIES[kind].read_text(encoding="utf-8")
+
+    def query_name(self, kind: str) -> str:
+        return f"{kind} query (sql/sources/{QUERIES[kind].name})"
+
+    def bind_parameters(self, kind: str) -> list[sa.BindParameter]:
+        if kind != "contacts":
+            return []
+        # Typed, so an empty list of queues is an empty list of text values.
+        return [
+            sa.bindparam("media", expanding=True, type_=sa.String()),
+            sa.bindparam("queues", expanding=True, type_=sa.String()),
+        ]
 
     def mapping(self, kind: str) -> ContactMapping | AgentStatusMapping:
         if kind == "contacts":

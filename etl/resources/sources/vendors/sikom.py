@@ -173,7 +173,16 @@ class SikomQuery(QuerySource):
         holds = f"the {kind} table and its column names"
         return shaping.data_section(self.settings, kind, self.integration_id, holds)
 
-    def statement(self, kind: str) -> sa.Select:
+    def query(self, kind: str) -> str:
+        """The select built from the configured names, as SQL text in the database's own
+        quoting, with the window as bound `:parameters` (checked and run like any query)."""
+        dialect = self._target().url.get_dialect()(paramstyle="named")
+        return str(self._select(kind).compile(dialect=dialect))
+
+    def query_name(self, kind: str) -> str:
+        return f"{kind} query (built from source.database.{kind})"
+
+    def _select(self, kind: str) -> sa.Select:
         section = self._section(kind)
         table = sa.table(
             section.table,

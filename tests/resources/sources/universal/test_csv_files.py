@@ -1365,15 +1365,24 @@ def test_misconfigured_integration_fails_its_run_and_marks_nothing_loaded(
     message = failure_message(result)
     assert "export.csv: no column(s) 'utc_offset'" in message
     assert "2026-11-16 07:00..2026-11-16 09:00 UTC" in message
-    # Nothing is called loaded: no import of those hours, and coverage shows none loaded.
-    loaded = warehouse.query(
-        "SELECT count(*) AS n FROM imports WHERE integration_id = ?", [integration.id]
+    # Nothing of the file's hour is called loaded: the import log has it as failed and never
+    # loaded (the file and the missing column named); the window's other hour, which no file
+    # holds, loaded empty (a quiet hour is not a hole).
+    log = warehouse.query(
+        "SELECT partition_start, imported_at, failure, failures FROM imports "
+        "WHERE integration_id = ? ORDER BY partition_start",
+        [integration.id],
     )
-    assert list(loaded["n"]) == [0]
+    failed, quiet = log.to_dict("records")
+    assert failed["partition_start"] == pd.Timestamp("2026-11-16 07:00", tz="UTC")
+    assert pd.isna(failed["imported_at"])
+    assert "export.csv: no column(s) 'utc_offset'" in failed["failure"]
+    assert failed["failures"] == 1
+    assert (pd.notna(quiet["imported_at"]), quiet["failures"]) == (True, 0)
     statuses = warehouse.query(
         "SELECT count(*) AS n FROM coverage_intervals WHERE integration_id = ? "
-        "AND status = 'loaded'",
-        [integration.id],
+        "AND status = 'loaded' AND partition_start = ?",
+        [integration.id, failed["partition_start"]],
     )
     assert list(statuses["n"]) == [0]
 

@@ -228,7 +228,11 @@ def test_a_wrong_table_name_fails_with_the_databases_message(sikom_db):
     source_settings = database_source(sikom_db)
     source_settings["database"]["contacts"]["table"] = "KoeStatistik"
     source = SikomSource.from_integration(sikom_integration(source_settings))
-    with pytest.raises(SourceError, match=r"integration 'sikom_oslo', contacts query failed on"):
+    with pytest.raises(
+        SourceError,
+        match=r"integration 'sikom_oslo', contacts query \(built from source.database.contacts\) "
+        r"failed on",
+    ):
         source.contacts(NIGHT, NIGHT + timedelta(hours=1))
 
 
