@@ -1,4 +1,4 @@
-"""Command line: `wfm-etl demo|import|fill-gaps|compact|summary|init-home`.
+"""Command line: `wfm-etl demo|import|fill-gaps|compact|summary|init-home|deploy|worker`.
 
 Imports go through Dagster (the integration's job, range runs, the project's instance), so
 what the CLI does shows in the UI like any scheduled run.
@@ -21,6 +21,9 @@ from etl.backfills import QUIET, fill_gaps, import_in_chunks
 from etl.config import ConfigError, Settings, load_integrations
 from etl.definitions import MAPPINGS_JOB, build_definitions
 from etl.demo_sources import DEMO_DB_ENV, demo_db_url, prepare_demo_sources
+from etl.deploy import COMMANDS as DEPLOY_COMMANDS
+from etl.deploy import DeployError
+from etl.deploy import add_commands as add_deploy_commands
 from etl.instance import prepare_dagster_home
 from etl.partitions import HOUR, floor_hour
 from etl.resources.sources.plumbing import locations
@@ -227,10 +230,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub.add_parser("summary", help="rows per integration and table")
     sub.add_parser("init-home", help="create DAGSTER_HOME and its dagster.yaml")
+    add_deploy_commands(sub)
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=BetaWarning)
     warnings.filterwarnings("ignore", category=PreviewWarning)
     try:
+        if args.command in DEPLOY_COMMANDS:
+            return DEPLOY_COMMANDS[args.command](args)
         if args.command == "demo":
             return demo(args)
         if args.command == "import":
@@ -245,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         print(f"DAGSTER_HOME={prepare_dagster_home()}")
         return 0
-    except ConfigError as exc:
+    except (ConfigError, DeployError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
