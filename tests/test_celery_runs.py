@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import os
 import signal
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
+from dagster._core.launcher import WorkerStatus
+from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
 
 from etl.celery_runs import WORKER_TAG, CeleryRunLauncher, launcher_config
 from etl.deploy import LOCATION_NAME
@@ -208,3 +212,27 @@ def test_two_workers_import_like_one_process_and_a_lost_worker_is_re_imported_on
     )
     assert_same_contacts(project.warehouse, expected, [*SIMULATED, CRM], start, end)
     assert duplicate_keys(project.warehouse) == []
+
+
+def test_run_monitoring_fails_a_run_whose_worker_stopped_answering(broker_url: str):
+    """A worker that vanished without the broker noticing (no redelivery): the task stays
+    STARTED in the result backend, and the worker named there no longer answers a ping."""
+    config = launcher_config("BROKER", "BACKEND", worker_lost_after_seconds=1)["config"]
+    launcher = CeleryRunLauncher.from_config_value(
+        None, {**config, "broker": broker_url, "backend": redis_backend()}
+    )
+    task_id = f"test-{uuid.uuid4().hex}"
+    launcher.celery.backend.store_result(
+        task_id, {"pid": 1, "hostname": "ghost@nowhere"}, "STARTED"
+    )
+    run = dg.DagsterRun(job_name="sim_a_import", tags={DAGSTER_CELERY_TASK_ID_TAG: task_id})
+    first = launcher.check_run_worker_health(run)
+    assert first.status == WorkerStatus.RUNNING  # silent once: not lost yet
+    time.sleep(1.1)
+    lost = launcher.check_run_worker_health(run)
+    assert lost.status == WorkerStatus.FAILED
+    assert "Celery worker ghost@nowhere, which was running this run, has not answered" in lost.msg
+    launcher.celery.backend.store_result(task_id, 0, "SUCCESS")
+    assert launcher.check_run_worker_health(run).status == WorkerStatus.SUCCESS
+    untagged = dg.DagsterRun(job_name="sim_a_import")
+    assert launcher.check_run_worker_health(untagged).status == WorkerStatus.UNKNOWN
