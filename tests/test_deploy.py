@@ -4,6 +4,7 @@ deployment itself with Dagster's standard run launcher and with the preloaded on
 from __future__ import annotations
 
 import argparse
+import subprocess
 from pathlib import Path
 
 import dagster as dg
@@ -25,6 +26,7 @@ from etl.partitions import HOUR, floor_hour
 from etl.run_launcher import PreloadedRunLauncher
 from etl.schedules.ticks import INTEGRATION_TAG
 from tests.deployments import (
+    ROOT,
     Project,
     assert_same_contacts,
     deployed,
@@ -215,3 +217,40 @@ def test_a_deployment_runs_imports_through_the_queue_one_per_integration_at_a_ti
     expected = single_process_import(project, tmp_path / "reference", start, end)
     assert_same_contacts(project.warehouse, expected, ["a", "b"], start, end)
     assert duplicate_keys(project.warehouse) == []
+
+
+@pytest.mark.postgres
+def test_an_import_by_hand_lands_in_the_deployments_instance(tmp_path, pg_url, monkeypatch):
+    """`DAGSTER_HOME=<the deployment's home> wfm-etl import ...`, as docs/deploy.md says."""
+    now = utc_now()
+    start = floor_hour(now) - 3 * HOUR
+    project = Project(
+        tmp_path / "project",
+        [simulator("a", 1, start, now, revision_window_hours=3)],
+        env={"DAGSTER_PG_URL": pg_url},
+    )
+    home = tmp_path / "deploy"
+    assert project.cli("deploy", "--home", str(home), "--write-only").returncode == 0
+    written = (home / "dagster.yaml").read_text()
+    done = project.cli(
+        "import", "a", start.isoformat(), (start + HOUR).isoformat(), DAGSTER_HOME=str(home)
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (home / "dagster.yaml").read_text() == written
+    monkeypatch.setenv("DAGSTER_PG_URL", pg_url)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_runs()
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        assert run.tags["wfm/trigger"] == "cli"
+    rows = project.warehouse.read_window("contact_intervals", "a", start, start + HOUR)
+    assert len(rows) > 0
+
+
+def test_make_deploy_local_runs_the_deploy_command_with_the_local_servers():
+    done = subprocess.run(
+        ["make", "-n", "deploy-local"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines()[-1] == ".venv/bin/wfm-etl deploy --launcher celery --workers 2"
+    makefile = (ROOT / "Makefile").read_text()
+    for variable in ("DAGSTER_PG_URL", "WFM_CELERY_BROKER_URL", "WFM_CELERY_BACKEND_URL"):
+        assert f"deploy-local: export {variable} ?=" in makefile  # for that target only
