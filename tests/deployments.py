@@ -10,7 +10,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import pytest
 import yaml
 from dagster_graphql import DagsterGraphQLClient
 
+from bench.celery_tick import broker_vhost
 from etl.config import Settings, parse_integrations
 from etl.definitions import build_definitions
 from etl.deploy import LOCATION_NAME
@@ -318,25 +318,13 @@ def duplicate_keys(warehouse: Warehouse) -> list[tuple]:
 def rabbitmq_vhost() -> Iterator[str]:
     """A broker URL on a virtual host of its own (removed afterwards), so tests and other
     deployments sharing the broker never take each other's tasks."""
-    vhost = f"wfm_test_{uuid.uuid4().hex[:10]}"
-    for command in (
-        ["rabbitmqctl", "add_vhost", vhost],
-        ["rabbitmqctl", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-    ):
-        try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=60)
-        except FileNotFoundError:
-            pytest.fail("RabbitMQ is needed by this test: rabbitmqctl is not installed", False)
-        if done.returncode:
-            pytest.fail(
-                f"RabbitMQ is needed by this test: `{' '.join(command)}` failed (is the server "
-                f"running?): {done.stderr.strip() or done.stdout.strip()}",
-                pytrace=False,
-            )
     try:
-        yield f"{RABBITMQ_URL}/{vhost}"
-    finally:
-        subprocess.run(["rabbitmqctl", "delete_vhost", vhost], capture_output=True, timeout=60)
+        with broker_vhost(RABBITMQ_URL) as url:
+            yield url
+    except RuntimeError as exc:
+        if "RabbitMQ is needed" not in str(exc):
+            raise
+        pytest.fail(f"{exc} (this test needs it)", pytrace=False)
 
 
 def redis_backend() -> str:
