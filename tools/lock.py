@@ -22,9 +22,22 @@ PROJECT = "wfm-etl"
 
 def resolve() -> list[tuple[str, str]]:
     done = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
-         "--report", "-", ".[k8s]"],
-        cwd=ROOT, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--dry-run",
+            "--ignore-installed",
+            "--report",
+            "-",
+            ".[k8s]",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     report = json.loads(done.stdout)
     found = {
@@ -37,7 +50,8 @@ def resolve() -> list[tuple[str, str]]:
 def main() -> int:
     python = ".".join(platform.python_version_tuple()[:2])
     lines = [
-        f"# The user-code image's packages (pyproject.toml with [k8s]), resolved for Python {python}",
+        f"# The user-code image's packages (pyproject.toml with [k8s]), resolved for Python "
+        f"{python}",
         "# by `make lock`; `make setup` installs the same versions. Do not edit by hand.",
         *(f"{name}=={ver}" for name, ver in resolve()),
     ]
