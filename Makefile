@@ -12,14 +12,16 @@ export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 # The demo's database integration (london_db) reads the SQLite file `make demo` writes.
 export WFM_DEMO_DB_URL ?= sqlite:///$(WFM_HOME)/data/demo/crm.sqlite
 
-.PHONY: setup bytecode demo dev compact test lint format bench clean
+.PHONY: setup bytecode demo dev deploy-local compact test lint format bench lock clean
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The locked versions (requirements.lock, what the user-code image installs) as constraints,
+# so the tests run on the same packages as a deployment.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
 # Every run process imports the project's modules afresh (etl/run_launcher.py): compile them
@@ -38,6 +40,16 @@ dev: bytecode
 	$(BIN)/wfm-etl serve & serve=$$!; trap "kill $$serve" EXIT INT TERM; \
 	$(BIN)/wfm-etl dev --port $(PORT)
 
+# Dagster as it is deployed: webserver, daemon, code server and (with the celery launcher) the
+# Celery workers as separate processes, the instance on PostgreSQL (docs/deploy.md).
+# The servers default to this machine's (override any of them in the environment).
+DEPLOY_ARGS ?= --launcher celery --workers 2
+deploy-local: export DAGSTER_PG_URL ?= postgresql+psycopg2://postgres@127.0.0.1:5432/wfm_dagster
+deploy-local: export WFM_CELERY_BROKER_URL ?= amqp://guest:guest@127.0.0.1:5672//
+deploy-local: export WFM_CELERY_BACKEND_URL ?= redis://127.0.0.1:6379/0
+deploy-local: bytecode
+	$(BIN)/wfm-etl deploy $(DEPLOY_ARGS)
+
 # Merge the day files of ended months into month files; stops if the catalog is open.
 compact: setup
 	$(BIN)/wfm-etl compact
@@ -48,6 +60,7 @@ test: setup
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/hadolint Dockerfile
 
 format: setup
 	$(BIN)/ruff check --fix .
@@ -55,6 +68,10 @@ format: setup
 
 bench: bytecode
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# Resolve the image's packages again (after changing pyproject.toml's dependencies).
+lock: setup
+	$(BIN)/python tools/lock.py
 
 clean:
 	rm -rf $(VENV) .dagster_home data

@@ -1,6 +1,6 @@
 """`make bench`: history import (CSV and database) against the DuckDB floor, the 15-minute
-tick, remapping and analyst queries. Prints a table and writes bench/results.md (full scale)
-or bench/results-scale-<s>.md.
+tick (on one host and on two Celery workers), remapping and analyst queries. Prints a table
+and writes bench/results.md (full scale) or bench/results-scale-<s>.md.
 
     python -m bench [--scale 0.02] [--years 3] [--parts floor,bookkeeping,csv,db,tick,...]
 """
@@ -60,7 +60,7 @@ HISTORY_RUNS_AT_ONCE = 2
 # of them at once: the project sets one per core; Dagster's own default is 10.
 TICK_RUNS_AT_ONCE = max_concurrent_runs(os.environ)
 DAGSTER_DEFAULT_RUNS_AT_ONCE = 10
-ALL_PARTS = "floor,bookkeeping,csv,db,tick,remap,queries,dayfiles,readers,push"
+ALL_PARTS = "floor,bookkeeping,csv,db,tick,celery,remap,queries,dayfiles,readers,push"
 # Parts that read the generated history files (the others need none).
 HISTORY_PARTS = {"floor", "bookkeeping", "csv", "db", "remap", "queries", "dayfiles"}
 
@@ -395,11 +395,14 @@ def load_contacts(
     warehouse.replace_window("contact_intervals", integration_id, start, end, rows)
 
 
-def part_tick(report: Report, queues: int, integrations: int, history_start: datetime) -> None:
-    """`integrations` simulator integrations of `queues` queues, each one 15-minute tick
-    (current hour + 2 h revision window) as its own run process. Each has its history behind
-    it as production integrations do: its history start and import log go back to
-    `history_start`, and the month to date is loaded (older facts are not read by a tick)."""
+def tick_project(
+    folder: Path, dagster_pg: str, queues: int, integrations: int, history_start: datetime
+) -> tuple[dict[str, str], list[tuple[str, datetime, datetime]], int]:
+    """`integrations` simulator integrations of `queues` queues, each with its history behind
+    it as production integrations have: history start and import log back to
+    `history_start`, the month to date loaded (older facts are not read by a tick). The
+    project's environment, each integration's one 15-minute tick (current hour + 2 h revision
+    window) and the rows loaded per integration."""
     now = datetime.now(UTC).replace(minute=20, second=0, microsecond=0)
     month = now.replace(day=1, hour=0, minute=0)
     configs = [
@@ -416,26 +419,36 @@ def part_tick(report: Report, queues: int, integrations: int, history_start: dat
         }
         for n in range(integrations)
     ]
-    dagster_pg = fresh_pg_database("wfm_bench_tick")
-    folder = WORK / "project_tick"
     env = project_env(folder, configs, dagster_pg)
-    try:
-        from etl.config import parse_integrations
-        from etl.resources.sources import build_source
-        from etl.schedules.ticks import tick_window
+    from etl.config import parse_integrations
+    from etl.resources.sources import build_source
+    from etl.schedules.ticks import tick_window
 
-        warehouse = Warehouse(root=env["WFM_WAREHOUSE_DIR"])
-        parsed = parse_integrations({"integrations": configs})
-        source = build_source(parsed[0])
-        first = source.contacts(month, now.replace(minute=0)).frame
-        for integration in parsed:  # month to date, as earlier ticks would have left it
-            load_contacts(warehouse, integration.id, first, month, now.replace(minute=0))
-            import_log_history(
-                warehouse, integration.id, history_start, now.replace(minute=0), queues * 4
-            )
-        requests = [(i.id, *tick_window(i, now)) for i in parsed]
+    warehouse = Warehouse(root=env["WFM_WAREHOUSE_DIR"])
+    parsed = parse_integrations({"integrations": configs})
+    source = build_source(parsed[0])
+    first = source.contacts(month, now.replace(minute=0)).frame
+    for integration in parsed:  # month to date, as earlier ticks would have left it
+        load_contacts(warehouse, integration.id, first, month, now.replace(minute=0))
+        import_log_history(
+            warehouse, integration.id, history_start, now.replace(minute=0), queues * 4
+        )
+    return env, [(i.id, *tick_window(i, now)) for i in parsed], len(first)
+
+
+def wall_seconds(results: list[dict]) -> float:
+    return max(r["ended"] for r in results) - min(r["started"] for r in results)
+
+
+def part_tick(report: Report, queues: int, integrations: int, history_start: datetime) -> None:
+    """One 15-minute tick of `integrations` integrations, each its own run process."""
+    dagster_pg = fresh_pg_database("wfm_bench_tick")
+    try:
+        env, requests, rows = tick_project(
+            WORK / "project_tick", dagster_pg, queues, integrations, history_start
+        )
         results, _ = range_runs(env, requests, TICK_RUNS_AT_ONCE)
-        wall = max(r["ended"] for r in results) - min(r["started"] for r in results)
+        wall = wall_seconds(results)
         report.add(
             f"tick: {integrations} integrations x {queues} queues, one tick each",
             wall,
@@ -443,19 +456,67 @@ def part_tick(report: Report, queues: int, integrations: int, history_start: dat
             "<= 60 s",
             wall <= 60,
             note=f"history from {history_start:%Y-%m-%d} in each import log, month to date "
-            f"loaded: {len(first):,} rows per integration (a file per day, as ticks leave "
+            f"loaded: {rows:,} rows per integration (a file per day, as ticks leave "
             f"it); {TICK_RUNS_AT_ONCE} runs at a time (the project's run queue limit: one per "
             "core)",
         )
         # The same ticks again (re-imports: the same work) with Dagster's default limit.
         results, _ = range_runs(env, requests, DAGSTER_DEFAULT_RUNS_AT_ONCE)
-        wall = max(r["ended"] for r in results) - min(r["started"] for r in results)
         report.add(
             f"tick, {DAGSTER_DEFAULT_RUNS_AT_ONCE} runs at a time instead",
-            wall,
+            wall_seconds(results),
             "s",
             note="for comparison: Dagster's default max_concurrent_runs",
         )
+    finally:
+        drop_pg_database(dagster_pg)
+
+
+def run_overhead(results: list[dict]) -> float:
+    """Median seconds a run costs beyond its import's own steps: from launch to the run's
+    end (starting its process, loading the code, Dagster's events), less the steps."""
+    return statistics.median(r["ended"] - r["launched"] - r["step_s"] for r in results)
+
+
+def part_celery(report: Report, queues: int, integrations: int, history_start: datetime) -> None:
+    """The same tick runs through the one-host preloaded launcher (two at a time) and then on
+    two Celery workers of one process each (dagster-celery, RabbitMQ broker, Redis result
+    backend): wall time and the overhead of a run, side by side."""
+    from bench.celery_tick import REDIS_URL, broker_vhost, workers
+    from etl.celery_runs import launcher_config
+    from etl.deploy import CELERY_BACKEND_ENV, CELERY_BROKER_ENV
+
+    dagster_pg = fresh_pg_database("wfm_bench_celery")
+    try:
+        env, requests, _ = tick_project(
+            WORK / "project_celery", dagster_pg, queues, integrations, history_start
+        )
+        one_host, _ = range_runs(env, requests, 2)
+        home = Path(env["DAGSTER_HOME"])
+        with broker_vhost() as broker:
+            celery_env = {**env, CELERY_BROKER_ENV: broker, CELERY_BACKEND_ENV: REDIS_URL}
+            config = yaml.safe_load((home / "dagster.yaml").read_text())
+            config["run_launcher"] = launcher_config(CELERY_BROKER_ENV, CELERY_BACKEND_ENV)
+            (home / "dagster.yaml").write_text(yaml.safe_dump(config))
+            with workers(celery_env, home, 2):
+                on_celery, _ = range_runs(celery_env, requests, 2)
+        label = f"{integrations} integrations x {queues} queues"
+        report.add(
+            f"tick on one host (preloaded launcher, 2 at a time): {label}",
+            wall_seconds(one_host),
+            "s",
+            note=f"median overhead per run {run_overhead(one_host):.2f} s (launch to end, "
+            "less the import's steps)",
+        )
+        report.add(
+            f"tick on 2 Celery workers (1 process each): {label}",
+            wall_seconds(on_celery),
+            "s",
+            note=f"median overhead per run {run_overhead(on_celery):.2f} s; the same runs "
+            "again, on this machine's RabbitMQ and Redis",
+        )
+        report.add("overhead per run, one host", run_overhead(one_host), "s")
+        report.add("overhead per run, Celery", run_overhead(on_celery), "s")
     finally:
         drop_pg_database(dagster_pg)
 
@@ -907,6 +968,9 @@ def main(argv: list[str] | None = None) -> int:
     if "push" in parts:
         report.part = "push"
         part_push(report, args.scale)
+    if "celery" in parts:
+        report.part = "celery"
+        part_celery(report, queues, max(2, round(50 * args.scale)), workload.start)
     print(f"results: {write_results(report, args, workload)}")
     return 0 if all(f.passed is not False for f in report.figures) else 1
 

@@ -1,5 +1,5 @@
 """Command line: `wfm-etl demo|import|fill-gaps|compact|summary|sql|dev|vendors|init-home|
-serve|api-key|mitel-listen`.
+serve|api-key|mitel-listen|deploy|worker`.
 
 Imports go through Dagster (the integration's job, range runs, the project's instance), so
 what the CLI does shows in the UI like any scheduled run. Each run ends in one printed line
@@ -28,6 +28,9 @@ from etl.backfills import QUIET, SILENT, ManualRun, fill_gaps, import_in_chunks
 from etl.config import PROJECT_ROOT, ConfigError, Settings, load_integrations
 from etl.definitions import MAPPINGS_JOB, build_definitions
 from etl.demo_sources import DEMO_DB_ENV, demo_db_url, prepare_demo_sources
+from etl.deploy import COMMANDS as DEPLOY_COMMANDS
+from etl.deploy import DeployError
+from etl.deploy import add_commands as add_deploy_commands
 from etl.ingest import server as ingest_server
 from etl.ingest.demo import push_demo_day
 from etl.instance import prepare_dagster_home
@@ -356,6 +359,7 @@ def parser() -> argparse.ArgumentParser:
     )
     mitel.add_argument("integration")
     ingest_server.add_commands(sub)
+    add_deploy_commands(sub)
     return top
 
 
@@ -364,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore", category=BetaWarning)
     warnings.filterwarnings("ignore", category=PreviewWarning)
     try:
+        if args.command in DEPLOY_COMMANDS:
+            return DEPLOY_COMMANDS[args.command](args)
         if args.command == "demo":
             return demo(args)
         if args.command == "import":
@@ -390,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
             return mitel_listen_command(args)
         print(f"DAGSTER_HOME={prepare_dagster_home()}")
         return 0
-    except (ConfigError, dev_server.PortBusyError) as exc:
+    except (ConfigError, dev_server.PortBusyError, DeployError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

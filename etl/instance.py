@@ -16,6 +16,8 @@ import yaml
 from etl.config import PROJECT_ROOT
 
 PG_URL_ENV = "DAGSTER_PG_URL"
+# The first line of the dagster.yaml `wfm-etl deploy` writes (see prepare_dagster_home).
+DEPLOY_MARKER = "# Written by `wfm-etl deploy`; the other wfm-etl commands leave it as it is.\n"
 # A range run stores one materialization event per partition; batching those writes cuts the
 # event-log cost of big history imports (DESIGN.md pitfalls, measured in the benchmark).
 # One planned event per range run instead of one per hour: creating a run of 744 hours on
@@ -72,12 +74,17 @@ def postgres_storage(url: str | dict) -> dict:
 
 
 def prepare_dagster_home(env: Mapping[str, str] | None = None) -> Path:
-    """Create DAGSTER_HOME (default: `.dagster_home` in the project) with its dagster.yaml."""
+    """Create DAGSTER_HOME (default: `.dagster_home` in the project) with its dagster.yaml;
+    a deployment's home keeps the dagster.yaml `wfm-etl deploy` wrote, so the command line
+    can import into a deployment's instance (`DAGSTER_HOME=<its home> wfm-etl import ...`)."""
     env = os.environ if env is None else env
     home = Path(env.get("DAGSTER_HOME") or PROJECT_ROOT / ".dagster_home").resolve()
     home.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("DAGSTER_HOME", str(home))
     for name, value in RANGE_RUN_ENV.items():
         os.environ.setdefault(name, value)
-    (home / "dagster.yaml").write_text(yaml.safe_dump(instance_config(env), sort_keys=False))
+    path = home / "dagster.yaml"
+    if path.exists() and path.read_text().startswith(DEPLOY_MARKER):
+        return home  # a deployment's instance (etl/deploy.py): used as it is
+    path.write_text(yaml.safe_dump(instance_config(env), sort_keys=False))
     return home

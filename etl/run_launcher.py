@@ -78,31 +78,42 @@ def pool_connections(instance: DagsterInstance) -> None:
     instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=4)
 
 
-def _execute_run(serialized_args: str, environment: Mapping[str, str]) -> None:
-    """The body of a run process: what `dagster api execute_run` does, with pooled database
-    connections, then the process's peak memory as a run tag (to size big imports).
-
-    The environment is the launcher's at launch time, as a new process would inherit it (the
-    warm server's own environment is from when it started)."""
+def execute_run_here(run_id: str, instance: DagsterInstance, record_peak_memory: bool) -> int:
+    """Run `run_id` in this process, as `dagster api execute_run` does, with pooled database
+    connections and Dagster's interrupt handling (SIGTERM cancels the run); the exit code.
+    `record_peak_memory` tags the run with the process's peak memory (to size big imports):
+    only meaningful in a process that runs one run (a Celery worker's process runs many)."""
     import resource
 
     from dagster._cli.api import _execute_run_command_body
-    from dagster._serdes import deserialize_value
     from dagster._utils.interrupts import capture_interrupts
+
+    code = 1
+    with capture_interrupts():
+        pool_connections(instance)
+        try:
+            code = _execute_run_command_body(
+                run_id, instance, lambda _event: None, set_exit_code_on_failure=True
+            )
+        finally:
+            if record_peak_memory:
+                peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                instance.add_run_tags(run_id, {PEAK_RSS_TAG: f"{peak_mib:.1f}"})
+    return code
+
+
+def _execute_run(serialized_args: str, environment: Mapping[str, str]) -> None:
+    """The body of a forked run process.
+
+    The environment is the launcher's at launch time, as a new process would inherit it (the
+    warm server's own environment is from when it started)."""
+    from dagster._serdes import deserialize_value
 
     os.environ.clear()
     os.environ.update(environment)
     args = deserialize_value(serialized_args, ExecuteRunArgs)
-    code = 1
-    with capture_interrupts(), DagsterInstance.from_ref(args.instance_ref) as instance:
-        pool_connections(instance)
-        try:
-            code = _execute_run_command_body(
-                args.run_id, instance, lambda _event: None, set_exit_code_on_failure=True
-            )
-        finally:
-            peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            instance.add_run_tags(args.run_id, {PEAK_RSS_TAG: f"{peak_mib:.1f}"})
+    with DagsterInstance.from_ref(args.instance_ref) as instance:
+        code = execute_run_here(args.run_id, instance, record_peak_memory=True)
     sys.exit(code)
 
 

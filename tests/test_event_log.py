@@ -66,3 +66,20 @@ def test_planned_check_rows_are_dagsters_own(settings, warehouse, pg_url, tmp_pa
 
 def test_the_instance_uses_it(pg_instance):
     assert isinstance(pg_instance.event_log_storage, RangeRunEventLogStorage)
+
+
+def test_dagster_still_calls_the_replaced_method_for_a_range_run(
+    settings, warehouse, pg_url, tmp_path, monkeypatch
+):
+    """The storage changes one private method of Dagster's; if a release stopped calling it,
+    the rows would still be right (Dagster's own), so this says it loudly instead."""
+    calls = []
+    replaced = RangeRunEventLogStorage._store_asset_check_evaluation_planned
+
+    def spy(self, event, event_id):
+        calls.append(event.get_dagster_event().asset_check_planned_data.check_name)
+        return replaced(self, event, event_id)
+
+    monkeypatch.setattr(RangeRunEventLogStorage, "_store_asset_check_evaluation_planned", spy)
+    range_run(settings, tmp_path / "home", postgres_storage(pg_url))
+    assert sorted(calls) == ["coverage", "rows_valid"]
