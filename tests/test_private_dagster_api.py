@@ -44,6 +44,42 @@ CELERY = ("etl/celery_runs.py",)
 EVENT_LOG = ("etl/event_log.py",)
 GAPS = ("etl/schedules/gaps.py",)
 APIS = [
+    # one bad hour fails alone: per-partition outcomes of a range run (etl/assets/failed_hours.py)
+    PrivateApi(
+        "dagster._core.events:DagsterEvent",
+        ("etl/assets/failed_hours.py", "etl/assets/facts.py"),
+        fields=("build_asset_materialization_planned_event", "asset_materialization"),
+    ),
+    PrivateApi(
+        "dagster._core.events:DagsterEvent.build_asset_materialization_planned_event",
+        ("etl/assets/failed_hours.py",),
+        params=("job_name", "step_key", "asset_materialization_planned_data"),
+        positional=True,
+    ),
+    PrivateApi(
+        "dagster._core.events:DagsterEvent.asset_materialization",
+        ("etl/assets/failed_hours.py",),
+        params=("step_context", "materialization", "batch_metadata"),
+        positional=True,
+    ),
+    PrivateApi(
+        "dagster._core.events:AssetMaterializationPlannedData",
+        ("etl/assets/failed_hours.py",),
+        params=("asset_key", "partition"),
+    ),
+    PrivateApi(
+        "dagster._core.events:DagsterEventBatchMetadata",
+        ("etl/assets/failed_hours.py",),
+        params=("id", "is_end"),
+        positional=True,
+    ),
+    PrivateApi("dagster._core.events:generate_event_batch_id", ("etl/assets/failed_hours.py",)),
+    # reading a failed run's reason (the command line's one line per run)
+    PrivateApi(
+        "dagster._utils.error:SerializableErrorInfo",
+        ("etl/run_outcome.py",),
+        fields=("message", "cls_name", "cause", "to_string"),
+    ),
     # running a run in this process, as `dagster api execute_run` does
     PrivateApi(
         "dagster._cli.api:_execute_run_command_body",
