@@ -37,6 +37,7 @@ from etl.partitions import month_start, next_month
 START = datetime(2026, 1, 1, tzinfo=UTC)
 INTERVAL = timedelta(minutes=15)
 OWNER = "busy"
+MIN_QUERIES = 3  # each reader's, however late a loaded machine starts it
 QUERY = """
 SELECT m, n, offered, (SELECT CAST(sum(offered) AS BIGINT) FROM contact_days
                        WHERE strftime(day_local, '%Y-%m') = m) AS day_sums
@@ -87,7 +88,7 @@ def _ticks(root: str, queues: int, first: datetime, deadline: float, out) -> Non
 
     warehouse = Warehouse(root=root)
     now, done = first, 0
-    while time.monotonic() < deadline:
+    while done == 0 or time.monotonic() < deadline:  # at least once, however slow the start
         now += INTERVAL
         write(warehouse, queues, now - timedelta(hours=2), now + INTERVAL)
         with open(Path(root) / "ticked.tmp", "w") as handle:
@@ -102,7 +103,7 @@ def _history(root: str, queues: int, months: list[datetime], deadline: float, ou
 
     warehouse = Warehouse(root=root)
     done = 0
-    while time.monotonic() < deadline:
+    while done == 0 or time.monotonic() < deadline:
         month = months[done % len(months)]
         write(warehouse, queues, month, next_month(month))
         done += 1
@@ -130,7 +131,7 @@ def _reader(root: str, queues: int, deadline: float, keep: bool, out) -> None:
     catalog = str(Path(root) / "wfm.duckdb")
     held = duckdb.connect(catalog, read_only=True) if keep else None
     queries, errors, wrong, messages = 0, 0, 0, []
-    while time.monotonic() < deadline:
+    while queries < MIN_QUERIES or time.monotonic() < deadline:
         try:
             con = held or duckdb.connect(catalog, read_only=True)
             found = con.execute(QUERY).fetchall()

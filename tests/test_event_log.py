@@ -82,4 +82,4 @@ def test_dagster_still_calls_the_replaced_method_for_a_range_run(
 
     monkeypatch.setattr(RangeRunEventLogStorage, "_store_asset_check_evaluation_planned", spy)
     range_run(settings, tmp_path / "home", postgres_storage(pg_url))
-    assert sorted(calls) == ["coverage", "rows_valid"]
+    assert sorted(calls) == ["coverage", "rows_valid", "warehouse_files"]
