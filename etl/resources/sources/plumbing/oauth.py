@@ -107,3 +107,39 @@ class ClientCredentials:
                 self.invalidate()
                 kwargs["headers"] = {k: v for k, v in headers.items() if k != "Authorization"}
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def client_credentials_session(
+    source: Any,
+    vendor: str,
+    token_url: str,
+    *,
+    scope: str | None = None,
+    credentials_in: Literal["basic", "body"] = "basic",
+    credential: str = "the OAuth client",
+) -> tuple[HttpClient, ClientCredentials]:
+    """The HTTP client and token of a vendor source that signs in with OAuth client
+    credentials: `source` has `integration_id`, `client_secret` and `settings` with `http`,
+    `client_id` and `client_secret_env`. A refusal names the client, its scope and the
+    environment variable of the secret (never the secret)."""
+    settings = source.settings
+    scoped = f" (scope {scope})" if scope else ""
+    http = HttpClient(
+        integration_id=source.integration_id,
+        vendor=vendor,
+        settings=settings.http,
+        secrets=[source.client_secret],
+        credential_hint=(
+            f"{credential} {settings.client_id!r}{scoped} and the secret in environment "
+            f"variable {settings.client_secret_env}"
+        ),
+    )
+    auth = ClientCredentials(
+        http,
+        token_url,
+        settings.client_id,
+        source.client_secret,
+        scope=scope,
+        credentials_in=credentials_in,
+    )
+    return http, auth

@@ -59,7 +59,7 @@ from etl.resources.sources.plumbing.frames import (
     status_rows,
 )
 from etl.resources.sources.plumbing.http import HttpClient, HttpSettings
-from etl.resources.sources.plumbing.oauth import ClientCredentials
+from etl.resources.sources.plumbing.oauth import ClientCredentials, client_credentials_session
 from etl.resources.sources.plumbing.paging import numbered_pages
 from etl.resources.sources.plumbing.timegrid import grid_window, split_window
 
@@ -187,19 +187,7 @@ class GenesysCloudSource(SourceResource):
     client_secret: str
 
     def _api(self) -> _Api:
-        http = HttpClient(
-            integration_id=self.integration_id,
-            vendor=VENDOR,
-            settings=self.settings.http,
-            secrets=[self.client_secret],
-            credential_hint=(
-                f"the OAuth client {self.settings.client_id!r} and the secret in environment "
-                f"variable {self.settings.client_secret_env}"
-            ),
-        )
-        auth = ClientCredentials(
-            http, self.settings.token_url, self.settings.client_id, self.client_secret
-        )
+        http, auth = client_credentials_session(self, VENDOR, self.settings.token_url)
         return _Api(http, auth, self.settings.api_url)
 
     # -- contacts -----------------------------------------------------------------------------

@@ -54,7 +54,7 @@ from pydantic import Field, model_validator
 from etl.resources.sources.base import Extract, SourceError, SourceResource, SourceSettings
 from etl.resources.sources.plumbing.frames import contact_rows, extract, overlapping, status_rows
 from etl.resources.sources.plumbing.http import HttpClient, HttpResponse, HttpSettings
-from etl.resources.sources.plumbing.oauth import ClientCredentials
+from etl.resources.sources.plumbing.oauth import ClientCredentials, client_credentials_session
 from etl.resources.sources.plumbing.paging import paginate
 from etl.resources.sources.plumbing.timegrid import (
     Segment,
@@ -224,23 +224,8 @@ class TalkdeskSource(SourceResource):
         return self.settings.report_timezone or self.timezone
 
     def _reports(self) -> _Reports:
-        http = HttpClient(
-            integration_id=self.integration_id,
-            vendor=VENDOR,
-            settings=self.settings.http,
-            secrets=[self.client_secret],
-            credential_hint=(
-                f"the OAuth client {self.settings.client_id!r}, its scopes "
-                f"({self.settings.scope}) and the secret in environment variable "
-                f"{self.settings.client_secret_env}"
-            ),
-        )
-        auth = ClientCredentials(
-            http,
-            self.settings.resolved_token_url(),
-            self.settings.client_id,
-            self.client_secret,
-            scope=self.settings.scope,
+        http, auth = client_credentials_session(
+            self, VENDOR, self.settings.resolved_token_url(), scope=self.settings.scope
         )
         return _Reports(
             http, auth, self.settings.base_url.rstrip("/"), self.settings, self.integration_id

@@ -61,7 +61,7 @@ from etl.resources.sources.plumbing.frames import (
     status_rows,
 )
 from etl.resources.sources.plumbing.http import HttpClient, HttpSettings
-from etl.resources.sources.plumbing.oauth import ClientCredentials
+from etl.resources.sources.plumbing.oauth import ClientCredentials, client_credentials_session
 from etl.resources.sources.plumbing.paging import numbered_pages
 from etl.resources.sources.plumbing.timegrid import floor_to_grid, split_window
 
@@ -211,24 +211,13 @@ class VonageSource(SourceResource):
     client_secret: str
 
     def _stats(self) -> _Stats:
-        http = HttpClient(
-            integration_id=self.integration_id,
-            vendor=VENDOR,
-            settings=self.settings.http,
-            secrets=[self.client_secret],
-            credential_hint=(
-                f"the API credentials {self.settings.client_id!r} (scope "
-                f"{self.settings.scope}) and the secret in environment variable "
-                f"{self.settings.client_secret_env}"
-            ),
-        )
-        auth = ClientCredentials(
-            http,
+        http, auth = client_credentials_session(
+            self,
+            VENDOR,
             self.settings.token_url,
-            self.settings.client_id,
-            self.client_secret,
             scope=self.settings.scope,
             credentials_in="body",
+            credential="the API credentials",
         )
         return _Stats(http, auth, self.settings.api_url, self.settings.page_size)
 
