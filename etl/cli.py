@@ -340,7 +340,7 @@ def parser() -> argparse.ArgumentParser:
     gaps.add_argument("--dry-run", action="store_true", help="only list the range runs")
     sub.add_parser(
         "compact",
-        help="merge the day files of ended months into month files (needs the catalog closed)",
+        help="merge the day files of ended months into month files (beside open connections)",
     )
     sub.add_parser("summary", help="rows per integration and table")
     sql = sub.add_parser("sql", help="an SQL shell on the warehouse's views, read-only")
