@@ -50,7 +50,7 @@ deploy-local: export WFM_CELERY_BACKEND_URL ?= redis://127.0.0.1:6379/0
 deploy-local: bytecode
 	$(BIN)/wfm-etl deploy $(DEPLOY_ARGS)
 
-# Merge the day files of ended months into month files; stops if the catalog is open.
+# Merge the day files of ended months into month files, beside open analyst connections.
 compact: setup
 	$(BIN)/wfm-etl compact
 
