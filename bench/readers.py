@@ -134,6 +134,7 @@ def _reader(root: str, queues: int, deadline: float, keep: bool, out) -> None:
     while queries < MIN_QUERIES or time.monotonic() < deadline:
         try:
             con = held or duckdb.connect(catalog, read_only=True)
+            con.execute("SET enable_progress_bar = false")  # a long query prints a bar
             found = con.execute(QUERY).fetchall()
             if held is None:
                 con.close()

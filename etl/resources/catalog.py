@@ -38,6 +38,9 @@ from etl.resources.files import (
 )
 
 CATALOG_NAME = "wfm.duckdb"
+# The warehouse's own DuckDB connections: a query over 2 s would print DuckDB's progress bar
+# into run logs.
+QUIET = "SET enable_progress_bar = false"
 CATALOGS_DIR = "catalogs"
 # A version is removed no sooner than this after a newer one was published: a client that
 # resolved the link just before the switch has that long to open the version and take its lock.
@@ -199,6 +202,7 @@ class Catalog:
     @staticmethod
     def _write(path: Path, statements: Iterable[str], dropped: Iterable[str]) -> None:
         with duckdb.connect(str(path)) as con:
+            con.execute(QUIET)
             for name in dropped:
                 con.execute(f'DROP VIEW IF EXISTS "{name}"')
             for sql in statements:

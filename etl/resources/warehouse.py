@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from etl.partitions import days, month_start, months, next_day, next_month
-from etl.resources.catalog import CATALOG_NAME, Catalog, Plan, Version, digest
+from etl.resources.catalog import CATALOG_NAME, QUIET, Catalog, Plan, Version, digest
 from etl.resources.files import file_lock, replace_atomically, try_lock, write_new
 from etl.resources.manifest import MAPPINGS_UNIT, WHOLE, Entry, Manifest, unit_of
 
@@ -599,6 +599,7 @@ class Warehouse(dg.ConfigurableResource):
         name = SUMMARIES[table]
         sql = _summary_sql(name)
         with duckdb.connect() as con:
+            con.execute(QUIET)
             con.register("facts", facts)
             summary = con.sql(sql).to_arrow_table().cast(SUMMARY_SCHEMAS[name])
         return summary.replace_schema_metadata({SUMMARY_VERSION_KEY: digest(sql)})
@@ -980,6 +981,7 @@ class Warehouse(dg.ConfigurableResource):
             current = self.catalog.current_path()
         con = duckdb.connect(str(current), read_only=True)
         con.execute("SET TimeZone = 'UTC'")
+        con.execute(QUIET)
         return con
 
     def query(self, sql: str, params: Sequence | None = None) -> pd.DataFrame:
