@@ -311,6 +311,13 @@ def test_vendors_lists_the_registry_with_capabilities() -> None:
         "email",
         "address",
     ]
+    delivery = {vendor: line.split()[2] for vendor, line in by_vendor.items()}  # "cloud," if both
+    assert {v: delivery[v] for v in ("amazon_connect", "ujet", "vonage", "five9")} == dict.fromkeys(
+        ("amazon_connect", "ujet", "vonage", "five9"), "cloud"
+    )
+    assert {v: delivery[v] for v in ("genesys_engage", "mitel", "sikom", "avaya_cms")} == (
+        dict.fromkeys(("genesys_engage", "mitel", "sikom", "avaya_cms"), "on_premise")
+    )
     assert by_vendor["csv"].split()[:6] == [
         "csv",
         "universal",

@@ -40,7 +40,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 import pandas as pd
@@ -642,6 +642,8 @@ def listen(integration: Integration, stop: threading.Event, now=None) -> MitelLi
 # -- the source -----------------------------------------------------------------------------
 class MitelSource(SourceResource):
     """`vendor: mitel`: landed real-time segments, and MiContact Center exports."""
+
+    deliveries: ClassVar[tuple[str, ...]] = ("on_premise",)
 
     settings_model = MitelSettings
     settings: MitelSettings
