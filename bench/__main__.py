@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -857,14 +858,13 @@ def write_results(report: Report, args: argparse.Namespace, workload: Workload) 
     suffix = "" if args.scale == 1 else f"-scale-{args.scale:g}"
     path = ROOT / "bench" / f"results{suffix}.md"
     previous = path.with_suffix(".json")
-    partial = set(args.parts.split(",")) != set(ALL_PARTS.split(","))
     now = f"{datetime.now(UTC):%Y-%m-%d %H:%M}"
     for figure in report.figures:
         figure.measured = figure.measured or now
     kept_from = ""
     kept_notes: list[str] = []
-    if partial and previous.exists():  # a run of some parts keeps the other parts' figures
-        ran = set(args.parts.split(","))
+    if previous.exists():  # parts not run (or not finished) keep their earlier figures
+        ran = {f.part for f in report.figures}
         fresh = {f.name for f in report.figures}
         kept = [
             Figure(**{**f, "passed": {"True": True, "False": False}.get(f["passed"], f["passed"])})
@@ -872,7 +872,8 @@ def write_results(report: Report, args: argparse.Namespace, workload: Workload) 
             if f.get("part") not in ran and f["name"] not in fresh
         ]
         report.figures[:0] = kept
-        kept_from, kept_notes = previous_run(path)
+        if kept:
+            kept_from, kept_notes = previous_run(path)
     order = ALL_PARTS.split(",")
     report.figures.sort(key=lambda f: order.index(f.part) if f.part in order else len(order))
     lines = [
@@ -939,6 +940,25 @@ def main(argv: list[str] | None = None) -> int:
             f"generating the CSV files took {time.perf_counter() - started:.0f} s "
             "(set-up, not timed; reused when present)"
         )
+    # A stopped benchmark (a timeout's SIGTERM, Ctrl-C, a failed part) still writes the figures
+    # of the parts it finished.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        run_parts(report, args, parts, queues, workload, csv_dir)
+    finally:
+        measured = list(report.figures)  # the exit status is this run's, not the kept figures'
+        print(f"results: {write_results(report, args, workload)}")
+    return 0 if all(f.passed is not False for f in measured) else 1
+
+
+def run_parts(
+    report: Report,
+    args: argparse.Namespace,
+    parts: set[str],
+    queues: int,
+    workload: Workload,
+    csv_dir: Path,
+) -> None:
     report.part = "floor"
     floor = part_floor(report, csv_dir, workload.rows) if "floor" in parts else None
     if "bookkeeping" in parts:
@@ -971,9 +991,6 @@ def main(argv: list[str] | None = None) -> int:
     if "celery" in parts:
         report.part = "celery"
         part_celery(report, queues, max(2, round(50 * args.scale)), workload.start)
-    measured = list(report.figures)  # the exit status is this run's, not the kept figures'
-    print(f"results: {write_results(report, args, workload)}")
-    return 0 if all(f.passed is not False for f in measured) else 1
 
 
 if __name__ == "__main__":
