@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+import dagster as dg
 import pandas as pd
 from pydantic import Field, field_validator
 
@@ -90,6 +91,29 @@ DEFAULT_MEDIA = {
 USER_FIELDS = ("username", "email", "name", "id")
 
 
+class GenesysNotificationSettings(dg.Config):
+    """`source.notifications`: real-time agent status from the Notifications API
+    (`wfm-etl genesys-listen`, etl/resources/sources/vendors/genesys_notifications.py)."""
+
+    user_ids: list[str] = Field(
+        default=[], description="Only these users' status (default: every active user)."
+    )
+    max_topics_per_channel: int = Field(
+        default=1000, ge=2, le=1000, description="Genesys allows 1,000 topics per channel."
+    )
+    heartbeat_timeout_s: float = Field(
+        default=75.0,
+        gt=0,
+        description="Reconnect when the socket sends nothing (not even its 30-s heartbeat) "
+        "this long.",
+    )
+    renew_before_s: float = Field(
+        default=600.0, ge=0, description="Open a new channel this long before one expires."
+    )
+    reconnect_initial_s: float = Field(default=1.0, ge=0, description="first reconnect wait")
+    reconnect_max_s: float = Field(default=60.0, ge=0, description="longest reconnect wait")
+
+
 class GenesysCloudSettings(SourceSettings):
     """`source:` settings of `vendor: genesys_cloud`."""
 
@@ -116,6 +140,9 @@ class GenesysCloudSettings(SourceSettings):
     max_interval_hours: int = Field(default=168, ge=1, le=24 * 31)
     page_size: int = Field(default=100, ge=1, le=100)
     http: HttpSettings = HttpSettings()
+    notifications: GenesysNotificationSettings | None = Field(
+        default=None, description="Real-time agent status (wfm-etl genesys-listen)."
+    )
 
     @field_validator("user_identifier")
     @classmethod
@@ -418,14 +445,22 @@ def combine_presence(
     pieces: list[list] = []
     bounds = [*points, None]
     for begins, ends in itertools.pairwise(bounds):
-        state = covering(presence, begins)
+        state = activity_of(covering(presence, begins), covering(routing, begins))
         if state is None:
             continue
-        if state == "ON_QUEUE":
-            status = covering(routing, begins)
-            state = f"ON_QUEUE/{status}" if status else "ON_QUEUE"
         if pieces and pieces[-1][2] == state and pieces[-1][1] == begins:
             pieces[-1][1] = ends
         else:
             pieces.append([begins, ends, state])
     return [(p[0], p[1], p[2]) for p in pieces]
+
+
+def activity_of(presence: str | None, routing: str | None) -> str | None:
+    """The activity of a system presence and a routing status: the presence, and while on
+    queue the routing status too (`ON_QUEUE/IDLE`). The analytics import and the real-time
+    notifications both name activities with it, so both give the same segments."""
+    if presence is None:
+        return None
+    if presence == "ON_QUEUE":
+        return f"ON_QUEUE/{routing}" if routing else "ON_QUEUE"
+    return presence
