@@ -33,13 +33,14 @@ from etl.deploy import DeployError
 from etl.deploy import add_commands as add_deploy_commands
 from etl.ingest import server as ingest_server
 from etl.ingest.demo import push_demo_day
+from etl.ingest.store import LandingStore, landing_url
 from etl.instance import prepare_dagster_home
 from etl.partitions import HOUR, floor_hour
 from etl.progress import RunPrinter
 from etl.resources.sources.base import SourceError
 from etl.resources.sources.plumbing import locations
 from etl.resources.sources.vendors import genesys_notifications
-from etl.resources.sources.vendors.mitel import MitelPaths, MitelSettings, listen
+from etl.resources.sources.vendors.mitel import MitelSettings, listen
 from etl.resources.warehouse import Warehouse
 from etl.run_outcome import outcome
 from etl.schedules.compaction import COMPACT_AFTER
@@ -278,7 +279,7 @@ def mitel_listen_command(args: argparse.Namespace) -> int:
     settings = MitelSettings.model_validate(integration.source)
     print(
         f"{integration.id}: listening to {settings.host}:{settings.port}; segments land in "
-        f"{MitelPaths.of(settings, integration.id).landing} (stop with Ctrl-C or SIGTERM)",
+        f"{LandingStore(landing_url()).where} (stop with Ctrl-C or SIGTERM)",
         flush=True,
     )
     try:

@@ -141,6 +141,18 @@ class Pending:
     raw: Sequence[Any] | None = None
 
 
+def latest_segments(records: Sequence[dict]) -> list[dict]:
+    """The last version of each agent-status segment (user and start) in `records`, in the
+    order of their last versions: a producer that made several versions of a segment before
+    landing them (opened, then closed) lands the latest, since one batch may name a key once."""
+    latest: dict[tuple[str, str], dict] = {}
+    for record in records:
+        key = (record["user_identifier"], record["start_utc"])
+        latest.pop(key, None)
+        latest[key] = record
+    return list(latest.values())
+
+
 def body_hash(records: Any) -> str:
     """A fingerprint of a batch's records, to tell a retry from a reused batch id."""
     text = json.dumps(records, sort_keys=True, separators=(",", ":"), default=str)
@@ -174,6 +186,27 @@ class Landing:
         """Validate and land one batch of canonical records; durable when it returns."""
         pending = self.pending(integration_id, kind, records, idempotency_key, source)
         return self.land_pending([pending])[0]
+
+    def withdraw(self, integration_id: str, segments: Sequence[dict]) -> int:
+        """Withdraw agent-status segments that lasted no time (canonical records; their
+        `end_utc` is ignored): the open record of that agent and start is replaced by one
+        every reader skips. Durable when it returns; returns how many."""
+        integration = self.integrations.get(integration_id)
+        if integration is None:
+            raise KeyError(f"no integration {integration_id!r} in the config")
+        rows = []
+        for record in segments:
+            start = pd.Timestamp(record["start_utc"]).tz_convert("UTC")
+            withdrawn = {**record, "start_utc": start.isoformat(), "end_utc": start.isoformat()}
+            rows.append(
+                (
+                    str(record["user_identifier"]),
+                    to_us(start.to_pydatetime()),
+                    json.dumps(withdrawn),
+                )
+            )
+        self.store.withdraw(integration_id, "agent_status", rows, to_us(self._now()))
+        return len(rows)
 
     def pending(
         self,

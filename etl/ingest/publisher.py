@@ -91,10 +91,11 @@ class Today:
     watermark: int = 0
 
     def merge(self, records: list[tuple[str, int, int, str, int]]) -> None:
+        """Add or replace records; a withdrawn one (end = start) or one outside today goes."""
         for _key, start, end, record, landed in records:
             parsed = json.loads(record)
             key = (parsed["user_identifier"], start)
-            if end > self.start_us and start < self.end_us:
+            if end > start and end > self.start_us and start < self.end_us:
                 self.rows[key] = (
                     parsed["external_activity"],
                     None if end == OPEN_END_US else end,

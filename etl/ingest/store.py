@@ -280,6 +280,34 @@ class LandingStore:
             )
         self._run(con, UPSERT_HEAD, {**common, "landed_at_us": at})
 
+    def withdraw(
+        self, integration_id: str, kind: str, segments: Sequence[tuple[str, int, str]], at_us: int
+    ) -> None:
+        """Withdraw segments that lasted no time ((key, start_us, record JSON) each): a listener
+        that loses track of an agent cannot tell how long the state it last saw lasted. The
+        record is kept with end = start, which every reader skips (the live publisher drops it
+        from the live view), so a withdrawal travels like any other change."""
+        if not segments:
+            return
+        common = {"integration_id": integration_id, "kind": kind, "batch_id": "withdrawn"}
+        with self._write() as con:
+            self._run(
+                con,
+                UPSERT_RECORD,
+                [
+                    {
+                        **common,
+                        "record_key": key,
+                        "start_us": start,
+                        "end_us": start,
+                        "record": record,
+                        "landed_at_us": at_us,
+                    }
+                    for key, start, record in segments
+                ],
+            )
+            self._run(con, UPSERT_HEAD, {**common, "landed_at_us": at_us})
+
     # -- reading ----------------------------------------------------------------------------
     def contact_records(self, integration_id: str, start_us: int, end_us: int) -> list[str]:
         """Contact records whose interval starts in [start, end)."""
@@ -296,13 +324,14 @@ class LandingStore:
     def segment_records(
         self, integration_id: str, start_us: int, end_us: int
     ) -> list[tuple[str, int]]:
-        """Agent-status records overlapping [start, end), with when each landed."""
+        """Agent-status records overlapping [start, end), with when each landed (withdrawn
+        ones, which end where they start, left out)."""
         with self._read() as con:
             rows = self._run(
                 con,
                 "SELECT record, landed_at_us FROM landing_records WHERE integration_id = :i "
                 "AND kind = 'agent_status' AND end_us > :s AND start_us < :e "
-                "ORDER BY start_us, record_key",
+                "AND end_us > start_us ORDER BY start_us, record_key",
                 {"i": integration_id, "s": start_us, "e": end_us},
             )
             return [(row[0], row[1]) for row in rows]

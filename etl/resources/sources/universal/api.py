@@ -32,6 +32,13 @@ PRUNED_REASON = (
 )
 
 
+def landed_url() -> str:
+    """The landing store's URL as a source's field: `dg.EnvVar(WFM_LANDING_URL)` for
+    PostgreSQL (the URL may hold a password, read when a run starts), else the SQLite path."""
+    url = landing_url()
+    return dg.EnvVar(LANDING_URL_ENV) if url.startswith("postgresql") else url
+
+
 class ApiSettings(SourceSettings):
     """`source:` settings of `vendor: api` (all optional)."""
 
@@ -58,14 +65,12 @@ class ApiSource(SourceResource):
 
     @classmethod
     def from_integration(cls, integration: Integration) -> Self:
-        settings = cls.settings_model.model_validate(integration.source)
-        url = landing_url()
         return cls(
             integration_id=integration.id,
             timezone=integration.timezone,
             interval_minutes=integration.interval_minutes,
-            settings=settings,
-            landing_url=dg.EnvVar(LANDING_URL_ENV) if url.startswith("postgresql") else url,
+            settings=cls.settings_model.model_validate(integration.source),
+            landing_url=landed_url(),
         )
 
     def _store(self) -> LandingStore:

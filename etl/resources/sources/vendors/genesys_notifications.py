@@ -57,7 +57,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.sync.client import connect
 
 from etl.config import Integration
-from etl.ingest.landing import Landing
+from etl.ingest.landing import Landing, latest_segments
 from etl.ingest.store import OPEN_END_US, LandingStore, landing_url
 from etl.resources.sources.base import SourceError
 from etl.resources.sources.plumbing.tcp_stream import Backoff
@@ -298,7 +298,7 @@ class Notifications:
     def _land(self, records: list[dict], why: str) -> None:
         """Land records (the caller holds the lock, so records land in the order they
         were made); kept for the next try when the landing store is unavailable."""
-        records = self.unlanded + records
+        records = latest_segments(self.unlanded + records)
         if not records:
             return
         material = json.dumps([why, records], sort_keys=True).encode()
