@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Self
+from typing import ClassVar, Self
 
 import dagster as dg
 import pandas as pd
@@ -58,6 +58,13 @@ class ApiSettings(SourceSettings):
 
 class ApiSource(SourceResource):
     """Reads one window of an integration's landed records."""
+
+    deliveries: ClassVar[tuple[str, ...]] = ("cloud", "on_premise")
+    timing: ClassVar[tuple[str, ...]] = ("real-time",)
+
+    @classmethod
+    def real_time_data(cls, integration: Integration) -> tuple[str, ...]:
+        return tuple(integration.data)  # every kind is pushed
 
     settings_model = ApiSettings
     settings: ApiSettings

@@ -196,6 +196,9 @@ def _epoch(moment: datetime) -> int:
 class AmazonConnectSource(SourceResource):
     """`vendor: amazon_connect` (see the module docstring)."""
 
+    deliveries: ClassVar[tuple[str, ...]] = ("cloud",)
+    timing: ClassVar[tuple[str, ...]] = ("batch",)
+
     settings_model: ClassVar[type[SourceSettings]] = AmazonConnectSettings
     secret_envs: ClassVar[dict[str, str]] = {
         "secret_access_key": "secret_access_key_env",

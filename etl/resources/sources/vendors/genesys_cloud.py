@@ -45,7 +45,7 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import dagster as dg
 import pandas as pd
@@ -63,6 +63,9 @@ from etl.resources.sources.plumbing.http import HttpClient, HttpSettings
 from etl.resources.sources.plumbing.oauth import ClientCredentials, client_credentials_session
 from etl.resources.sources.plumbing.paging import numbered_pages
 from etl.resources.sources.plumbing.timegrid import grid_window, split_window
+
+if TYPE_CHECKING:
+    from etl.config import Integration
 
 VENDOR = "Genesys Cloud"
 AGGREGATES = "/api/v2/analytics/conversations/aggregates/query"
@@ -205,11 +208,20 @@ def _ts(value: str | None) -> pd.Timestamp | None:
 class GenesysCloudSource(SourceResource):
     """`vendor: genesys_cloud`: Genesys Cloud analytics API (see the module docstring)."""
 
+    deliveries: ClassVar[tuple[str, ...]] = ("cloud",)
+    timing: ClassVar[tuple[str, ...]] = ("batch", "real-time")
+
+    @classmethod
+    def real_time_data(cls, integration: Integration) -> tuple[str, ...]:
+        """Agent status, when the notifications consumer is configured (`genesys-listen`)."""
+        if integration.source.get("notifications") is None:
+            return ()
+        return tuple(kind for kind in integration.data if kind == "agent_status")
+
     settings_model: ClassVar[type[SourceSettings]] = GenesysCloudSettings
     min_revision_window_hours: ClassVar[int] = 72
 
     secret_envs: ClassVar[dict[str, str]] = {"client_secret": "client_secret_env"}
-    deliveries: ClassVar[tuple[str, ...]] = ("cloud",)
     settings: GenesysCloudSettings
     client_secret: str
 

@@ -32,7 +32,7 @@ Reporting and Analytics Aggregates Physical Data Model):
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import sqlalchemy as sa
 from pydantic import Field, field_validator
@@ -84,6 +84,9 @@ class GenesysEngageSettings(ConnectionSettings):
 
 class GenesysEngageSource(QuerySource):
     """`vendor: genesys_engage`: Info Mart's agent states and queue aggregates."""
+
+    deliveries: ClassVar[tuple[str, ...]] = ("on_premise",)
+    timing: ClassVar[tuple[str, ...]] = ("batch",)
 
     settings_model = GenesysEngageSettings
     settings: GenesysEngageSettings

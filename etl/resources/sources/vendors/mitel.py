@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, model_validator
@@ -639,6 +639,14 @@ def listen(integration: Integration, stop: threading.Event, now=None) -> MitelLi
 # -- the source -----------------------------------------------------------------------------
 class MitelSource(SourceResource):
     """`vendor: mitel`: landed real-time segments, and MiContact Center exports."""
+
+    deliveries: ClassVar[tuple[str, ...]] = ("on_premise",)
+    timing: ClassVar[tuple[str, ...]] = ("batch", "real-time")
+
+    @classmethod
+    def real_time_data(cls, integration: Integration) -> tuple[str, ...]:
+        """Agent status, from the listener; contacts come in CSV exports."""
+        return tuple(kind for kind in integration.data if kind == "agent_status")
 
     settings_model = MitelSettings
     settings: MitelSettings

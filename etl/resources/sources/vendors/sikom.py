@@ -20,6 +20,7 @@ given). What the preset adds over `vendor: database` and `vendor: csv`:
 from __future__ import annotations
 
 from datetime import datetime
+from typing import ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
@@ -208,6 +209,9 @@ class SikomQuery(QuerySource):
 
 class SikomSource(SourceResource):
     """`vendor: sikom`: its database or its exports, in Sikom's own time zone."""
+
+    deliveries: ClassVar[tuple[str, ...]] = ("on_premise",)
+    timing: ClassVar[tuple[str, ...]] = ("batch",)
 
     settings_model = SikomSettings
     settings: SikomSettings
