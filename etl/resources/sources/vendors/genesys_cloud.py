@@ -146,6 +146,11 @@ class GenesysCloudSettings(SourceSettings):
     notifications: GenesysNotificationSettings | None = Field(
         default=None, description="Real-time agent status (wfm-etl genesys-listen)."
     )
+    freshness_warn_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="With notifications: the freshness check warns when nothing landed this long.",
+    )
 
     @field_validator("user_identifier")
     @classmethod

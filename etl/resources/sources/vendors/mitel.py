@@ -319,6 +319,11 @@ class MitelSettings(SourceSettings):
         description="the listener's state and listening log; default "
         "<warehouse>/state (segments land in the landing store)",
     )
+    freshness_warn_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="The freshness check warns when the listener landed nothing this long.",
+    )
     contacts: MiContactCenterExports | None = None
 
 
