@@ -124,10 +124,14 @@ ON CONFLICT (integration_id, kind) DO UPDATE SET
 class LandingStore:
     """The landing store at `url` (SQLAlchemy URL: `sqlite:///...` or PostgreSQL)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, background_checkpoints: bool = False) -> None:
+        """`background_checkpoints` (SQLite): commits never copy the WAL into the database
+        file themselves (SQLite's automatic checkpoint, with its own fsync, would stall the
+        commit that triggers it); the owner calls `checkpoint()` from a thread of its own."""
         self.url = url
         parsed = sa.make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self.background_checkpoints = background_checkpoints and self.is_sqlite
         if self.is_sqlite:
             if parsed.database:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +156,8 @@ class LandingStore:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if immediate and self.background_checkpoints:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
             cursor.close()
 
         @sa.event.listens_for(engine, "begin")
@@ -179,6 +185,17 @@ class LandingStore:
                     if statement.strip():
                         con.exec_driver_sql(statement)
         self._created = True
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy committed WAL frames into the database file (SQLite; PASSIVE: it never waits
+        for, nor blocks, a writer or a reader); returns (frames in the WAL, frames copied).
+        Nothing to do on PostgreSQL."""
+        if not self.is_sqlite:
+            return (0, 0)
+        self.create()
+        with self._reader.connect() as con:
+            _busy, frames, copied = con.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+            return frames, copied
 
     def dispose(self) -> None:
         self._writer.dispose()
