@@ -228,8 +228,13 @@ class LandingStore:
     # -- landing ----------------------------------------------------------------------------
     def land(self, batches: Sequence[StoredBatch]) -> list[Landed]:
         """Write batches in one transaction (one fsync for all); a batch whose id is already
-        stored lands nothing and gets the answer stored with it."""
+        stored lands nothing and gets the answer stored with it. The records of all new
+        batches go in one statement each (in batch order: a later version of a record
+        replaces an earlier one)."""
         results: list[Landed] = []
+        records: list[dict] = []
+        rejected: list[dict] = []
+        heads: dict[tuple[str, str], int] = {}
         with self._write() as con:
             for batch in batches:
                 ids = {"integration_id": batch.integration_id, "batch_id": batch.batch_id}
@@ -251,51 +256,46 @@ class LandingStore:
                         Landed(True, status, json.loads(response), body_hash != batch.body_hash)
                     )
                     continue
-                self._land_rows(con, batch)
+                self._rows_of(batch, records, rejected)
+                head = (batch.integration_id, batch.kind)
+                heads[head] = max(heads.get(head, 0), batch.received_at_us)
                 results.append(Landed(False, batch.status_code, batch.response))
+            if records:
+                self._run(con, UPSERT_RECORD, records)
+            if rejected:
+                self._run(con, INSERT_REJECTED, rejected)
+            for (integration_id, kind), at in heads.items():
+                self._run(
+                    con,
+                    UPSERT_HEAD,
+                    {"integration_id": integration_id, "kind": kind, "landed_at_us": at},
+                )
         return results
 
-    def _land_rows(self, con: sa.Connection, batch: StoredBatch) -> None:
+    @staticmethod
+    def _rows_of(batch: StoredBatch, records: list[dict], rejected: list[dict]) -> None:
         common = {
             "integration_id": batch.integration_id,
             "kind": batch.kind,
             "batch_id": batch.batch_id,
         }
         at = batch.received_at_us
-        if batch.records:
-            self._run(
-                con,
-                UPSERT_RECORD,
-                [
-                    {
-                        **common,
-                        "record_key": k,
-                        "start_us": s,
-                        "end_us": e,
-                        "record": r,
-                        "landed_at_us": at,
-                    }
-                    for k, s, e, r in batch.records
-                ],
-            )
-        if batch.rejected:
-            self._run(
-                con,
-                INSERT_REJECTED,
-                [
-                    {
-                        **common,
-                        "record_index": i,
-                        "partition_us": p,
-                        "source_ref": ref,
-                        "row_json": row,
-                        "rules": rules,
-                        "received_at_us": at,
-                    }
-                    for i, p, ref, row, rules in batch.rejected
-                ],
-            )
-        self._run(con, UPSERT_HEAD, {**common, "landed_at_us": at})
+        records.extend(
+            {**common, "record_key": k, "start_us": s, "end_us": e, "record": r, "landed_at_us": at}
+            for k, s, e, r in batch.records
+        )
+        rejected.extend(
+            {
+                **common,
+                "record_index": i,
+                "partition_us": p,
+                "source_ref": ref,
+                "row_json": row,
+                "rules": rules,
+                "received_at_us": at,
+            }
+            for i, p, ref, row, rules in batch.rejected
+        )
 
     def withdraw(
         self, integration_id: str, kind: str, segments: Sequence[tuple[str, int, str]], at_us: int
