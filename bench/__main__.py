@@ -745,6 +745,7 @@ def part_push(report: Report, scale: float) -> None:
     clients = max(5, round(50 * scale))
     seconds = 60 if scale >= 1 else 20
     rate = 2000 * clients / 50
+    load_before = os.getloadavg()[0]
     done, lines = bench_process(
         dict(os.environ),
         "bench.push_load",
@@ -754,10 +755,12 @@ def part_push(report: Report, scale: float) -> None:
     if done.returncode or not lines:
         raise failure("the push load failed", done)
     r = lines[-1]
+    load_after = os.getloadavg()[0]
     note = (
         f"{clients} clients, batches of 10 records, {seconds:.0f} s, SIGKILL at "
         f"{seconds / 2:.0f} s and restart ({r['restart_s']:.1f} s until it answered again; "
-        f"{r['failed_attempts']} requests failed meanwhile and were retried)"
+        f"{r['failed_attempts']} requests failed meanwhile and were retried); the machine's "
+        f"1-minute load average {load_before:.1f} before, {load_after:.1f} after"
     )
     report.add(
         "push: agent-status records per second landed",

@@ -1,5 +1,5 @@
 """Command line: `wfm-etl demo|import|fill-gaps|compact|summary|sql|dev|vendors|init-home|
-serve|api-key|mitel-listen|deploy|worker`.
+serve|api-key|mitel-listen|genesys-listen|deploy|worker`.
 
 Imports go through Dagster (the integration's job, range runs, the project's instance), so
 what the CLI does shows in the UI like any scheduled run. Each run ends in one printed line
@@ -33,12 +33,14 @@ from etl.deploy import DeployError
 from etl.deploy import add_commands as add_deploy_commands
 from etl.ingest import server as ingest_server
 from etl.ingest.demo import push_demo_day
+from etl.ingest.store import LandingStore, landing_url
 from etl.instance import prepare_dagster_home
 from etl.partitions import HOUR, floor_hour
 from etl.progress import RunPrinter
 from etl.resources.sources.base import SourceError
 from etl.resources.sources.plumbing import locations
-from etl.resources.sources.vendors.mitel import MitelPaths, MitelSettings, listen
+from etl.resources.sources.vendors import genesys_notifications
+from etl.resources.sources.vendors.mitel import MitelSettings, listen
 from etl.resources.warehouse import Warehouse
 from etl.run_outcome import outcome
 from etl.schedules.compaction import COMPACT_AFTER
@@ -277,7 +279,7 @@ def mitel_listen_command(args: argparse.Namespace) -> int:
     settings = MitelSettings.model_validate(integration.source)
     print(
         f"{integration.id}: listening to {settings.host}:{settings.port}; segments land in "
-        f"{MitelPaths.of(settings, integration.id).landing} (stop with Ctrl-C or SIGTERM)",
+        f"{LandingStore(landing_url()).where} (stop with Ctrl-C or SIGTERM)",
         flush=True,
     )
     try:
@@ -290,6 +292,48 @@ def mitel_listen_command(args: argparse.Namespace) -> int:
         f"{integration.id}: stopped; {counts.records} records read, {counts.landed} segment "
         f"records landed, {counts.duplicates} sent again and skipped, {counts.missed} missed, "
         f"{counts.unreadable} unreadable"
+    )
+    return 0
+
+
+def genesys_listen_command(args: argparse.Namespace) -> int:
+    """Follow a Genesys Cloud organisation's presence and routing status through the
+    Notifications API and land agent-status segments, until stopped (SIGTERM or Ctrl-C);
+    reconnects and renews its channels by itself."""
+    integration, _ = _find_integration(Settings.from_env(), args.integration)
+    if integration.vendor != "genesys_cloud":
+        raise ConfigError(
+            f"integration {integration.id!r} has vendor {integration.vendor!r}; genesys-listen "
+            "follows the notifications of vendor: genesys_cloud integrations"
+        )
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        consumer = genesys_notifications.notifications_of(integration)
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(
+        f"{integration.id}: following presence and routing status; segments land in "
+        f"{consumer.landing.store.where} (stop with Ctrl-C or SIGTERM)",
+        flush=True,
+    )
+    try:
+        consumer.run(stop)
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        consumer.landing.store.dispose()
+    counts = consumer.counts
+    print(
+        f"{integration.id}: stopped; {counts.notifications} notifications, {counts.landed} "
+        f"segment records landed, {counts.refused} refused, {counts.connections} connections "
+        f"on {counts.channels} channels"
     )
     return 0
 
@@ -358,6 +402,12 @@ def parser() -> argparse.ArgumentParser:
         "(runs until stopped)",
     )
     mitel.add_argument("integration")
+    genesys = sub.add_parser(
+        "genesys-listen",
+        help="follow Genesys Cloud presence and routing status (Notifications API) and land "
+        "agent status (runs until stopped)",
+    )
+    genesys.add_argument("integration")
     ingest_server.add_commands(sub)
     add_deploy_commands(sub)
     return top
@@ -394,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "mitel-listen":
             return mitel_listen_command(args)
+        if args.command == "genesys-listen":
+            return genesys_listen_command(args)
         print(f"DAGSTER_HOME={prepare_dagster_home()}")
         return 0
     except (ConfigError, dev_server.PortBusyError, DeployError) as exc:

@@ -20,7 +20,7 @@ from etl.partitions import hourly_partitions
 from etl.resources.sources import SourceResource, build_source
 from etl.resources.warehouse import Warehouse
 from etl.schedules.compaction import compaction_job, compaction_schedule
-from etl.schedules.freshness import build_freshness_sensor
+from etl.schedules.freshness import build_freshness_checks, build_freshness_sensor
 from etl.schedules.gaps import build_gap_sensor
 from etl.schedules.mapping_sensor import build_mapping_sensor
 from etl.schedules.ticks import build_schedule
@@ -42,9 +42,15 @@ def integration_definitions(
     """Assets (with their checks), job, schedule, gap sensor and source of one integration."""
     kinds = [FACT_KINDS[name] for name in integration.data if name in FACT_KINDS]
     assets = [build_fact_asset(integration, kind) for kind in kinds]
+    by_kind = {k.name: asset_key(integration, k) for k in kinds}
+    # Real-time data: a freshness check per kind, evaluated by a sensor (not by imports).
+    checks = build_freshness_checks(integration, by_kind)
+    selection = dg.AssetSelection.assets(*by_kind.values())
+    if checks:
+        selection = selection - dg.AssetSelection.checks(*checks)
     job = dg.define_asset_job(
         import_job_name(integration),
-        selection=dg.AssetSelection.assets(*(asset_key(integration, k) for k in kinds)),
+        selection=selection,
         partitions_def=hourly_partitions(integration),
         description=f"Import {integration.id}: select a partition range to re-import it "
         "(one run per chunk of the backfill policy).",
@@ -53,10 +59,11 @@ def integration_definitions(
     )
     keys = [asset_key(integration, k) for k in kinds]
     sensors = [build_gap_sensor(integration, job, keys, hourly_partitions(integration))]
-    if integration.vendor == "api":  # real-time: freshness of the landed records
-        sensors.append(build_freshness_sensor(integration, keys))
+    if checks:
+        sensors.append(build_freshness_sensor(integration, by_kind))
     return dg.Definitions(
         assets=assets,
+        asset_checks=checks,
         jobs=[job],
         schedules=[build_schedule(integration, job)],
         sensors=sensors,

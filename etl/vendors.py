@@ -13,7 +13,14 @@ from etl.resources.sources import VENDORS, SourceResource
 
 # The sources folder says what a kind is: a vendor's system, a universal source, built in.
 KINDS = {"simulator": "built in", "universal": "universal", "vendors": "vendor"}
-COLUMNS = (("vendor", 24), ("kind", 11), ("delivery", 20), ("data", 24), ("user identifier", 0))
+COLUMNS = (
+    ("vendor", 24),
+    ("kind", 11),
+    ("delivery", 20),
+    ("arrival", 18),
+    ("data", 24),
+    ("user identifier", 0),
+)
 
 
 @dataclass(frozen=True)
@@ -21,6 +28,7 @@ class VendorInfo:
     vendor: str
     kind: str
     deliveries: tuple[str, ...]
+    timing: tuple[str, ...]  # batch, real-time
     data: tuple[str, ...]
     user_identifier: str
 
@@ -48,7 +56,14 @@ def vendor_infos() -> list[VendorInfo]:
     for vendor, source in VENDORS.items():
         data = source.delivered_data()
         infos.append(
-            VendorInfo(vendor, _kind(source), source.deliveries, data, _identifier(vendor, data))
+            VendorInfo(
+                vendor,
+                _kind(source),
+                source.deliveries,
+                source.timing,
+                data,
+                _identifier(vendor, data),
+            )
         )
     return sorted(infos, key=lambda info: (order.index(info.kind), info.vendor))
 
@@ -68,6 +83,7 @@ def vendors_table(infos: list[VendorInfo]) -> str:
                     info.vendor,
                     info.kind,
                     ", ".join(info.deliveries),
+                    ", ".join(info.timing),
                     ", ".join(info.data),
                     info.user_identifier,
                 )

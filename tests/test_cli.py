@@ -297,32 +297,42 @@ def test_vendors_lists_the_registry_with_capabilities() -> None:
     done = wfm_etl(home_env(Path.cwd()), "vendors")
     assert done.returncode == 0
     lines = done.stdout.splitlines()
-    assert lines[0].split() == ["vendor", "kind", "delivery", "data", "user", "identifier"]
+    assert lines[0].split() == [
+        "vendor",
+        "kind",
+        "delivery",
+        "arrival",
+        "data",
+        "user",
+        "identifier",
+    ]
     assert sorted(line.split()[0] for line in lines[1:]) == sorted(VENDORS)
     by_vendor = {line.split()[0]: line for line in lines[1:]}
     assert by_vendor["simulator"].split()[:2] == ["simulator", "built"]
-    assert by_vendor["avaya_cms"].split() == ["avaya_cms", "vendor", "on_premise", "contacts", "-"]
+    assert by_vendor["avaya_cms"].split() == [
+        "avaya_cms",
+        "vendor",
+        "on_premise",
+        "batch",
+        "contacts",
+        "-",
+    ]
     assert by_vendor["talkdesk"].split() == [
         "talkdesk",
         "vendor",
         "cloud",
+        "batch",
         "contacts,",
         "agent_status",
         "email",
         "address",
     ]
-    delivery = {vendor: line.split()[2] for vendor, line in by_vendor.items()}  # "cloud," if both
-    assert {v: delivery[v] for v in ("amazon_connect", "ujet", "vonage", "five9")} == dict.fromkeys(
-        ("amazon_connect", "ujet", "vonage", "five9"), "cloud"
-    )
-    assert {v: delivery[v] for v in ("genesys_engage", "mitel", "sikom", "avaya_cms")} == (
-        dict.fromkeys(("genesys_engage", "mitel", "sikom", "avaya_cms"), "on_premise")
-    )
-    assert by_vendor["csv"].split()[:6] == [
+    assert by_vendor["csv"].split()[:7] == [
         "csv",
         "universal",
         "cloud,",
         "on_premise",
+        "batch",
         "contacts,",
         "agent_status",
     ]
@@ -338,7 +348,14 @@ def test_a_newly_registered_vendor_is_listed_without_other_edits(monkeypatch) ->
     AcmeSource.__module__ = "etl.resources.sources.vendors.acme"
     monkeypatch.setitem(VENDORS, "acme", AcmeSource)
     line = next(line for line in vendors_table(vendor_infos()).splitlines() if "acme" in line)
-    assert line.split() == ["acme", "vendor", "cloud", "contacts", "-"]
+    assert line.split() == ["acme", "vendor", "cloud", "batch", "contacts", "-"]
+    # Every registered kind says how its data arrives.
+    timings = {vendor: source.timing for vendor, source in VENDORS.items()}
+    assert timings["api"] == ("real-time",)
+    assert timings["mitel"] == timings["genesys_cloud"] == ("batch", "real-time")
+    assert all(set(t) <= {"batch", "real-time"} and t for t in timings.values())
+    declared = {vendor: "timing" in vars(source) for vendor, source in VENDORS.items()}
+    assert declared == dict.fromkeys(VENDORS, True) | {"acme": False}
 
 
 # -- make dev --------------------------------------------------------------------------------

@@ -49,6 +49,8 @@ PUBLISH_ENV = "WFM_API_PUBLISH"
 # A group commit takes at most this many records: a burst of big batches is landed in a few
 # transactions instead of one huge one.
 GROUP_RECORDS = 20_000
+# How often the server copies the landing store's WAL into its database file (SQLite).
+CHECKPOINT_EVERY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -153,7 +155,7 @@ class IngestService:
     def __init__(self, settings: ServiceSettings) -> None:
         self.settings = settings
         self.integrations = Integrations(settings.integrations_path)
-        self.store = LandingStore(settings.landing_url)
+        self.store = LandingStore(settings.landing_url, background_checkpoints=True)
         self.store.create()
         self.landing = Landing(self.store, self.integrations.get())
         self.committer: GroupCommitter | None = None
@@ -171,15 +173,26 @@ class IngestService:
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         self.committer = GroupCommitter(self.landing)
         task = asyncio.create_task(self.committer.run())
+        checkpoints = asyncio.create_task(self._checkpoints())
         if self.publisher is not None:
             self.publisher.start()
         try:
             yield
         finally:
             task.cancel()
+            checkpoints.cancel()
             if self.publisher is not None:
                 self.publisher.stop()
             self.store.dispose()
+
+    async def _checkpoints(self) -> None:
+        """Checkpoint the SQLite WAL off the request path (see LandingStore)."""
+        while True:
+            await asyncio.sleep(CHECKPOINT_EVERY_S)
+            try:
+                await asyncio.to_thread(self.store.checkpoint)
+            except Exception:  # the next one tries again; commits go on meanwhile
+                log.exception("checkpointing the landing store failed")
 
     async def health(self, _request: Request) -> Response:
         return JSONResponse({"status": "ok", "landing_store": self.store.where.split(":")[0]})

@@ -41,6 +41,7 @@ from etl.ingest.store import (
     Landed,
     LandingStore,
     StoredBatch,
+    from_us,
     hour_floor_us,
     to_us,
 )
@@ -141,6 +142,18 @@ class Pending:
     raw: Sequence[Any] | None = None
 
 
+def latest_segments(records: Sequence[dict]) -> list[dict]:
+    """The last version of each agent-status segment (user and start) in `records`, in the
+    order of their last versions: a producer that made several versions of a segment before
+    landing them (opened, then closed) lands the latest, since one batch may name a key once."""
+    latest: dict[tuple[str, str], dict] = {}
+    for record in records:
+        key = (record["user_identifier"], record["start_utc"])
+        latest.pop(key, None)
+        latest[key] = record
+    return list(latest.values())
+
+
 def body_hash(records: Any) -> str:
     """A fingerprint of a batch's records, to tell a retry from a reused batch id."""
     text = json.dumps(records, sort_keys=True, separators=(",", ":"), default=str)
@@ -174,6 +187,27 @@ class Landing:
         """Validate and land one batch of canonical records; durable when it returns."""
         pending = self.pending(integration_id, kind, records, idempotency_key, source)
         return self.land_pending([pending])[0]
+
+    def withdraw(self, integration_id: str, segments: Sequence[dict]) -> int:
+        """Withdraw agent-status segments that lasted no time (canonical records; their
+        `end_utc` is ignored): the open record of that agent and start is replaced by one
+        every reader skips. Durable when it returns; returns how many."""
+        integration = self.integrations.get(integration_id)
+        if integration is None:
+            raise KeyError(f"no integration {integration_id!r} in the config")
+        rows = []
+        for record in segments:
+            start = pd.Timestamp(record["start_utc"]).tz_convert("UTC")
+            withdrawn = {**record, "start_utc": start.isoformat(), "end_utc": start.isoformat()}
+            rows.append(
+                (
+                    str(record["user_identifier"]),
+                    to_us(start.to_pydatetime()),
+                    json.dumps(withdrawn),
+                )
+            )
+        self.store.withdraw(integration_id, "agent_status", rows, to_us(self._now()))
+        return len(rows)
 
     def pending(
         self,
@@ -373,13 +407,15 @@ class Landing:
                     (key, start, start + step, json.dumps(record), index, range(hour, hour + 1))
                 )
             return out
+        # Times as integers, formatted from them: iterating a datetime column makes a
+        # Timestamp per value, most of this loop's cost at 2,000 records a second.
         ends = rows["end_utc"]
-        end_us = [None if pd.isna(e) else e.value // 1000 for e in ends]
-        for user, activity, begin, finish, stop, start, index in zip(
-            rows["user_identifier"],
-            rows["external_activity"],
-            rows["start_utc"],
-            ends,
+        open_ends = ends.isna().tolist()
+        end_ns = ends.array.asi8.tolist()
+        end_us = [None if gone else ns // 1000 for gone, ns in zip(open_ends, end_ns, strict=True)]
+        for user, activity, stop, start, index in zip(
+            rows["user_identifier"].tolist(),
+            rows["external_activity"].tolist(),
             end_us,
             starts,
             self._refs(rows),
@@ -388,8 +424,8 @@ class Landing:
             record = {
                 "user_identifier": user,
                 "external_activity": activity,
-                "start_utc": begin.isoformat(),
-                "end_utc": None if stop is None else finish.isoformat(),
+                "start_utc": from_us(start).isoformat(),
+                "end_utc": None if stop is None else from_us(stop).isoformat(),
             }
             until = now_us + 1 if stop is None else stop
             first = max(hour_floor_us(start), hour_floor_us(until) - OPEN_HOURS_LIMIT * HOUR_US)

@@ -74,7 +74,15 @@ def serve_command(args: argparse.Namespace) -> int:
         flush=True,
     )
     if settings.publish:  # one publisher beside all workers; the workers only land
-        publisher = multiprocessing.get_context("spawn").Process(
+        # Forked (where the system can) before any thread or connection exists: the child
+        # starts with every module loaded, so the live views follow the first request
+        # within seconds even on a loaded machine (a spawned child imports it all again).
+        import etl.ingest.publisher
+        import etl.resources.warehouse  # noqa: F401
+
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        publisher = context.Process(
             target=publisher_process, args=(os.getpid(),), name="live-publisher", daemon=True
         )
         publisher.start()

@@ -124,10 +124,14 @@ ON CONFLICT (integration_id, kind) DO UPDATE SET
 class LandingStore:
     """The landing store at `url` (SQLAlchemy URL: `sqlite:///...` or PostgreSQL)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, background_checkpoints: bool = False) -> None:
+        """`background_checkpoints` (SQLite): commits never copy the WAL into the database
+        file themselves (SQLite's automatic checkpoint, with its own fsync, would stall the
+        commit that triggers it); the owner calls `checkpoint()` from a thread of its own."""
         self.url = url
         parsed = sa.make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        self.background_checkpoints = background_checkpoints and self.is_sqlite
         if self.is_sqlite:
             if parsed.database:
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -152,6 +156,8 @@ class LandingStore:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            if immediate and self.background_checkpoints:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
             cursor.close()
 
         @sa.event.listens_for(engine, "begin")
@@ -179,6 +185,17 @@ class LandingStore:
                     if statement.strip():
                         con.exec_driver_sql(statement)
         self._created = True
+
+    def checkpoint(self) -> tuple[int, int]:
+        """Copy committed WAL frames into the database file (SQLite; PASSIVE: it never waits
+        for, nor blocks, a writer or a reader); returns (frames in the WAL, frames copied).
+        Nothing to do on PostgreSQL."""
+        if not self.is_sqlite:
+            return (0, 0)
+        self.create()
+        with self._reader.connect() as con:
+            _busy, frames, copied = con.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()
+            return frames, copied
 
     def dispose(self) -> None:
         self._writer.dispose()
@@ -211,8 +228,13 @@ class LandingStore:
     # -- landing ----------------------------------------------------------------------------
     def land(self, batches: Sequence[StoredBatch]) -> list[Landed]:
         """Write batches in one transaction (one fsync for all); a batch whose id is already
-        stored lands nothing and gets the answer stored with it."""
+        stored lands nothing and gets the answer stored with it. The records of all new
+        batches go in one statement each (in batch order: a later version of a record
+        replaces an earlier one)."""
         results: list[Landed] = []
+        records: list[dict] = []
+        rejected: list[dict] = []
+        heads: dict[tuple[str, str], int] = {}
         with self._write() as con:
             for batch in batches:
                 ids = {"integration_id": batch.integration_id, "batch_id": batch.batch_id}
@@ -234,51 +256,74 @@ class LandingStore:
                         Landed(True, status, json.loads(response), body_hash != batch.body_hash)
                     )
                     continue
-                self._land_rows(con, batch)
+                self._rows_of(batch, records, rejected)
+                head = (batch.integration_id, batch.kind)
+                heads[head] = max(heads.get(head, 0), batch.received_at_us)
                 results.append(Landed(False, batch.status_code, batch.response))
+            if records:
+                self._run(con, UPSERT_RECORD, records)
+            if rejected:
+                self._run(con, INSERT_REJECTED, rejected)
+            for (integration_id, kind), at in heads.items():
+                self._run(
+                    con,
+                    UPSERT_HEAD,
+                    {"integration_id": integration_id, "kind": kind, "landed_at_us": at},
+                )
         return results
 
-    def _land_rows(self, con: sa.Connection, batch: StoredBatch) -> None:
+    @staticmethod
+    def _rows_of(batch: StoredBatch, records: list[dict], rejected: list[dict]) -> None:
         common = {
             "integration_id": batch.integration_id,
             "kind": batch.kind,
             "batch_id": batch.batch_id,
         }
         at = batch.received_at_us
-        if batch.records:
+        records.extend(
+            {**common, "record_key": k, "start_us": s, "end_us": e, "record": r, "landed_at_us": at}
+            for k, s, e, r in batch.records
+        )
+        rejected.extend(
+            {
+                **common,
+                "record_index": i,
+                "partition_us": p,
+                "source_ref": ref,
+                "row_json": row,
+                "rules": rules,
+                "received_at_us": at,
+            }
+            for i, p, ref, row, rules in batch.rejected
+        )
+
+    def withdraw(
+        self, integration_id: str, kind: str, segments: Sequence[tuple[str, int, str]], at_us: int
+    ) -> None:
+        """Withdraw segments that lasted no time ((key, start_us, record JSON) each): a listener
+        that loses track of an agent cannot tell how long the state it last saw lasted. The
+        record is kept with end = start, which every reader skips (the live publisher drops it
+        from the live view), so a withdrawal travels like any other change."""
+        if not segments:
+            return
+        common = {"integration_id": integration_id, "kind": kind, "batch_id": "withdrawn"}
+        with self._write() as con:
             self._run(
                 con,
                 UPSERT_RECORD,
                 [
                     {
                         **common,
-                        "record_key": k,
-                        "start_us": s,
-                        "end_us": e,
-                        "record": r,
-                        "landed_at_us": at,
+                        "record_key": key,
+                        "start_us": start,
+                        "end_us": start,
+                        "record": record,
+                        "landed_at_us": at_us,
                     }
-                    for k, s, e, r in batch.records
+                    for key, start, record in segments
                 ],
             )
-        if batch.rejected:
-            self._run(
-                con,
-                INSERT_REJECTED,
-                [
-                    {
-                        **common,
-                        "record_index": i,
-                        "partition_us": p,
-                        "source_ref": ref,
-                        "row_json": row,
-                        "rules": rules,
-                        "received_at_us": at,
-                    }
-                    for i, p, ref, row, rules in batch.rejected
-                ],
-            )
-        self._run(con, UPSERT_HEAD, {**common, "landed_at_us": at})
+            self._run(con, UPSERT_HEAD, {**common, "landed_at_us": at_us})
 
     # -- reading ----------------------------------------------------------------------------
     def contact_records(self, integration_id: str, start_us: int, end_us: int) -> list[str]:
@@ -296,13 +341,14 @@ class LandingStore:
     def segment_records(
         self, integration_id: str, start_us: int, end_us: int
     ) -> list[tuple[str, int]]:
-        """Agent-status records overlapping [start, end), with when each landed."""
+        """Agent-status records overlapping [start, end), with when each landed (withdrawn
+        ones, which end where they start, left out)."""
         with self._read() as con:
             rows = self._run(
                 con,
                 "SELECT record, landed_at_us FROM landing_records WHERE integration_id = :i "
                 "AND kind = 'agent_status' AND end_us > :s AND start_us < :e "
-                "ORDER BY start_us, record_key",
+                "AND end_us > start_us ORDER BY start_us, record_key",
                 {"i": integration_id, "s": start_us, "e": end_us},
             )
             return [(row[0], row[1]) for row in rows]

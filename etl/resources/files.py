@@ -155,3 +155,29 @@ def duckdb_files_locked(paths: Iterable[Path]) -> Iterator[list[Path]]:
     finally:
         for fd in held:
             os.close(fd)
+
+
+def append_durably(path: Path, data: bytes) -> None:
+    """Append `data` and make it survive a crash: fsync the file, and the folder when the file
+    is new (its directory entry is data too). A torn line left by an earlier crash is cut off
+    first, so it cannot merge with this one."""
+    new = not path.exists()
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        _drop_torn_tail(fd)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if new:
+        fsync_path(path.parent)
+
+
+def _drop_torn_tail(fd: int) -> None:
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    keep = os.pread(fd, size, 0).rfind(b"\n") + 1
+    os.ftruncate(fd, keep)

@@ -115,6 +115,9 @@ class FakeServer:
             def do_DELETE(self) -> None:
                 self._handle()
 
+            def do_PUT(self) -> None:
+                self._handle()
+
             def log_message(self, *args: Any) -> None:
                 pass
 

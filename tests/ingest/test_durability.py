@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.ingest.server import Home, Server, make_home, post, running, status, statuses_path
+from tests.ingest.server import (
+    Home,
+    Server,
+    make_home,
+    post,
+    push_integration,
+    running,
+    status,
+    statuses_path,
+)
 
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
 AGENTS_PER_BATCH = 5
@@ -113,3 +122,41 @@ def test_acknowledged_batches_survive_kill_9_under_load_and_retries_land_once(
                 assert reply.body["replayed"]
     keys = stored_keys(store_home)
     assert len(keys) == len(set(keys)) == len(attempted) * AGENTS_PER_BATCH
+
+
+def test_the_servers_store_checkpoints_off_the_commit_path(tmp_path: Path) -> None:
+    # The server's store never checkpoints inside a commit; its own checkpoint copies every
+    # committed frame, and what was landed reads the same before and after.
+    from etl.config import Integration
+    from etl.ingest.landing import Landing
+    from etl.ingest.store import LandingStore
+
+    url = f"sqlite:///{tmp_path / 'landing.sqlite'}"
+    integration = Integration.model_validate(push_integration(data=["agent_status"]))
+    server_store = LandingStore(url, background_checkpoints=True)
+    other = LandingStore(url)
+    try:
+        server_store.create()
+        with server_store._writer.connect() as con:
+            assert con.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
+        with other._writer.connect() as con:
+            assert con.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
+        landing = Landing(server_store, [integration])
+        start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
+        for batch in range(30):
+            records = [
+                {
+                    "user_identifier": f"agent{k}",
+                    "external_activity": "Available",
+                    "start_utc": (start + timedelta(seconds=batch)).isoformat(),
+                    "end_utc": None,
+                }
+                for k in range(20)
+            ]
+            assert landing.land("push_berlin", "agent_status", records).status_code == 202
+        frames, copied = server_store.checkpoint()
+        assert frames == copied > 0
+        assert other.count_records("push_berlin", "agent_status") == 600
+    finally:
+        server_store.dispose()
+        other.dispose()

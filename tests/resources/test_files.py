@@ -1,5 +1,5 @@
-"""Files written once, atomic replacement of state files, and DuckDB's lock, on the real file
-system with real DuckDB processes."""
+"""Files written once, atomic replacement of state files, durable appends, and DuckDB's lock,
+on the real file system with real DuckDB processes."""
 
 import subprocess
 import sys
@@ -8,6 +8,7 @@ import duckdb
 import pytest
 
 from etl.resources.files import (
+    append_durably,
     duckdb_files_locked,
     open_in_this_process,
     replace_atomically,
@@ -98,3 +99,13 @@ def _connect(path) -> str:
         [sys.executable, "-c", CONNECT, str(path)], capture_output=True, text=True, check=True
     )
     return done.stdout.strip()
+
+
+def test_an_append_cuts_off_a_torn_last_line_first(tmp_path):
+    log = tmp_path / "state" / "listening.jsonl"
+    log.parent.mkdir()
+    append_durably(log, b'{"from": 1, "to": 2}\n')
+    with log.open("ab") as handle:
+        handle.write(b'{"from": 3, "t')  # a crash inside the write
+    append_durably(log, b'{"from": 4, "to": 5}\n')
+    assert log.read_bytes() == b'{"from": 1, "to": 2}\n{"from": 4, "to": 5}\n'

@@ -73,6 +73,10 @@ class SourceResource(dg.ConfigurableResource):
     secret_envs: ClassVar[dict[str, str]] = {}
     # How the system is reached (integrations' `delivery`), as `wfm-etl vendors` lists it.
     deliveries: ClassVar[tuple[str, ...]] = ("cloud", "on_premise")
+    # How its data arrives: `batch` (read per window from the system by the imports) and/or
+    # `real-time` (landed as it happens, pushed or by a listener, and shown in the live views
+    # within seconds). Every kind declares it; `wfm-etl vendors` lists it.
+    timing: ClassVar[tuple[str, ...]] = ("batch",)
     # The data kinds it delivers; empty: those whose method the kind implements.
     data_kinds: ClassVar[tuple[str, ...]] = ()
 
@@ -86,6 +90,12 @@ class SourceResource(dg.ConfigurableResource):
             for data in ("contacts", "agent_status")
             if getattr(cls, data) is not getattr(SourceResource, data)
         )
+
+    @classmethod
+    def real_time_data(cls, integration: Integration) -> tuple[str, ...]:
+        """The data kinds of `integration` that arrive in real time (their freshness is
+        checked); none for a kind read in batches."""
+        return ()
 
     integration_id: str
     timezone: str

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import zlib
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import pandas as pd
@@ -99,6 +99,9 @@ def interval_starts(start: datetime, end: datetime, minutes: int, timezone: str)
 
 class SimulatorSource(SourceResource):
     """`vendor: simulator`: a deterministic stand-in for an ACD, for demos and tests."""
+
+    deliveries: ClassVar[tuple[str, ...]] = ("cloud", "on_premise")
+    timing: ClassVar[tuple[str, ...]] = ("batch",)
 
     settings_model = SimulatorSettings
     # Computed, not fetched: no rows for an hour is the simulated truth.

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Self
+from typing import ClassVar, Self
 
 import dagster as dg
 import pandas as pd
@@ -30,6 +30,13 @@ PRUNED_REASON = (
     "the records landed for this hour were pruned from the landing store after the hour was "
     "imported (landing retention {hours} h); the warehouse keeps what that import wrote"
 )
+
+
+def landed_url() -> str:
+    """The landing store's URL as a source's field: `dg.EnvVar(WFM_LANDING_URL)` for
+    PostgreSQL (the URL may hold a password, read when a run starts), else the SQLite path."""
+    url = landing_url()
+    return dg.EnvVar(LANDING_URL_ENV) if url.startswith("postgresql") else url
 
 
 class ApiSettings(SourceSettings):
@@ -52,20 +59,25 @@ class ApiSettings(SourceSettings):
 class ApiSource(SourceResource):
     """Reads one window of an integration's landed records."""
 
+    deliveries: ClassVar[tuple[str, ...]] = ("cloud", "on_premise")
+    timing: ClassVar[tuple[str, ...]] = ("real-time",)
+
+    @classmethod
+    def real_time_data(cls, integration: Integration) -> tuple[str, ...]:
+        return tuple(integration.data)  # every kind is pushed
+
     settings_model = ApiSettings
     settings: ApiSettings
     landing_url: str  # a dg.EnvVar when WFM_LANDING_URL is set (it may hold a password)
 
     @classmethod
     def from_integration(cls, integration: Integration) -> Self:
-        settings = cls.settings_model.model_validate(integration.source)
-        url = landing_url()
         return cls(
             integration_id=integration.id,
             timezone=integration.timezone,
             interval_minutes=integration.interval_minutes,
-            settings=settings,
-            landing_url=dg.EnvVar(LANDING_URL_ENV) if url.startswith("postgresql") else url,
+            settings=cls.settings_model.model_validate(integration.source),
+            landing_url=landed_url(),
         )
 
     def _store(self) -> LandingStore:

@@ -38,6 +38,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePosixPath
+from typing import ClassVar
 
 import dagster as dg
 import numpy as np
@@ -368,6 +369,9 @@ class _Delivery:
 
 class CsvSource(SourceResource):
     """`vendor: csv`: files dropped in a folder, read for one window at a time."""
+
+    deliveries: ClassVar[tuple[str, ...]] = ("cloud", "on_premise")
+    timing: ClassVar[tuple[str, ...]] = ("batch",)
 
     settings_model = CsvSettings
     settings: CsvSettings

@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import dagster as dg
 import numpy as np
@@ -653,6 +653,9 @@ def _concat(columns: list[str], tables: list[pa.Table]) -> pa.Table:
 
 class DatabaseSource(QuerySource):
     """`vendor: database`: the integration's own SQL, mapped like any universal source."""
+
+    deliveries: ClassVar[tuple[str, ...]] = ("cloud", "on_premise")
+    timing: ClassVar[tuple[str, ...]] = ("batch",)
 
     settings_model = DatabaseSettings
     settings: DatabaseSettings

@@ -197,6 +197,7 @@ class AmazonConnectSource(SourceResource):
     """`vendor: amazon_connect` (see the module docstring)."""
 
     deliveries: ClassVar[tuple[str, ...]] = ("cloud",)
+    timing: ClassVar[tuple[str, ...]] = ("batch",)
 
     settings_model: ClassVar[type[SourceSettings]] = AmazonConnectSettings
     secret_envs: ClassVar[dict[str, str]] = {

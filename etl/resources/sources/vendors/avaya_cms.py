@@ -25,7 +25,7 @@ Agent states are not in `hsplit`; this preset delivers contact data only.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
 from pydantic import Field
@@ -49,9 +49,11 @@ class AvayaCmsSettings(ConnectionSettings):
 class AvayaCmsSource(QuerySource):
     """`vendor: avaya_cms`: the hsplit table, read with the project's query."""
 
+    deliveries: ClassVar[tuple[str, ...]] = ("on_premise",)
+    timing: ClassVar[tuple[str, ...]] = ("batch",)
+
     settings_model = AvayaCmsSettings
     settings: AvayaCmsSettings
-    deliveries = ("on_premise",)
     data_kinds = ("contacts",)
 
     def query(self, kind: str) -> str:

@@ -238,10 +238,12 @@ def _fault(response: HttpResponse) -> str | None:
 class Five9Source(SourceResource):
     """`vendor: five9`: Five9 reports over the Configuration Web Services."""
 
+    deliveries: ClassVar[tuple[str, ...]] = ("cloud",)
+    timing: ClassVar[tuple[str, ...]] = ("batch",)
+
     settings_model: ClassVar[type[SourceSettings]] = Five9Settings
 
     secret_envs: ClassVar[dict[str, str]] = {"password": "password_env"}
-    deliveries: ClassVar[tuple[str, ...]] = ("cloud",)
     settings: Five9Settings
     password: str
 

@@ -45,8 +45,9 @@ import itertools
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import dagster as dg
 import pandas as pd
 from pydantic import Field, field_validator
 
@@ -62,6 +63,9 @@ from etl.resources.sources.plumbing.http import HttpClient, HttpSettings
 from etl.resources.sources.plumbing.oauth import ClientCredentials, client_credentials_session
 from etl.resources.sources.plumbing.paging import numbered_pages
 from etl.resources.sources.plumbing.timegrid import grid_window, split_window
+
+if TYPE_CHECKING:
+    from etl.config import Integration
 
 VENDOR = "Genesys Cloud"
 AGGREGATES = "/api/v2/analytics/conversations/aggregates/query"
@@ -90,6 +94,29 @@ DEFAULT_MEDIA = {
 USER_FIELDS = ("username", "email", "name", "id")
 
 
+class GenesysNotificationSettings(dg.Config):
+    """`source.notifications`: real-time agent status from the Notifications API
+    (`wfm-etl genesys-listen`, etl/resources/sources/vendors/genesys_notifications.py)."""
+
+    user_ids: list[str] = Field(
+        default=[], description="Only these users' status (default: every active user)."
+    )
+    max_topics_per_channel: int = Field(
+        default=1000, ge=2, le=1000, description="Genesys allows 1,000 topics per channel."
+    )
+    heartbeat_timeout_s: float = Field(
+        default=75.0,
+        gt=0,
+        description="Reconnect when the socket sends nothing (not even its 30-s heartbeat) "
+        "this long.",
+    )
+    renew_before_s: float = Field(
+        default=600.0, ge=0, description="Open a new channel this long before one expires."
+    )
+    reconnect_initial_s: float = Field(default=1.0, ge=0, description="first reconnect wait")
+    reconnect_max_s: float = Field(default=60.0, ge=0, description="longest reconnect wait")
+
+
 class GenesysCloudSettings(SourceSettings):
     """`source:` settings of `vendor: genesys_cloud`."""
 
@@ -116,6 +143,14 @@ class GenesysCloudSettings(SourceSettings):
     max_interval_hours: int = Field(default=168, ge=1, le=24 * 31)
     page_size: int = Field(default=100, ge=1, le=100)
     http: HttpSettings = HttpSettings()
+    notifications: GenesysNotificationSettings | None = Field(
+        default=None, description="Real-time agent status (wfm-etl genesys-listen)."
+    )
+    freshness_warn_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="With notifications: the freshness check warns when nothing landed this long.",
+    )
 
     @field_validator("user_identifier")
     @classmethod
@@ -178,11 +213,20 @@ def _ts(value: str | None) -> pd.Timestamp | None:
 class GenesysCloudSource(SourceResource):
     """`vendor: genesys_cloud`: Genesys Cloud analytics API (see the module docstring)."""
 
+    deliveries: ClassVar[tuple[str, ...]] = ("cloud",)
+    timing: ClassVar[tuple[str, ...]] = ("batch", "real-time")
+
+    @classmethod
+    def real_time_data(cls, integration: Integration) -> tuple[str, ...]:
+        """Agent status, when the notifications consumer is configured (`genesys-listen`)."""
+        if integration.source.get("notifications") is None:
+            return ()
+        return tuple(kind for kind in integration.data if kind == "agent_status")
+
     settings_model: ClassVar[type[SourceSettings]] = GenesysCloudSettings
     min_revision_window_hours: ClassVar[int] = 72
 
     secret_envs: ClassVar[dict[str, str]] = {"client_secret": "client_secret_env"}
-    deliveries: ClassVar[tuple[str, ...]] = ("cloud",)
     settings: GenesysCloudSettings
     client_secret: str
 
@@ -418,14 +462,22 @@ def combine_presence(
     pieces: list[list] = []
     bounds = [*points, None]
     for begins, ends in itertools.pairwise(bounds):
-        state = covering(presence, begins)
+        state = activity_of(covering(presence, begins), covering(routing, begins))
         if state is None:
             continue
-        if state == "ON_QUEUE":
-            status = covering(routing, begins)
-            state = f"ON_QUEUE/{status}" if status else "ON_QUEUE"
         if pieces and pieces[-1][2] == state and pieces[-1][1] == begins:
             pieces[-1][1] = ends
         else:
             pieces.append([begins, ends, state])
     return [(p[0], p[1], p[2]) for p in pieces]
+
+
+def activity_of(presence: str | None, routing: str | None) -> str | None:
+    """The activity of a system presence and a routing status: the presence, and while on
+    queue the routing status too (`ON_QUEUE/IDLE`). The analytics import and the real-time
+    notifications both name activities with it, so both give the same segments."""
+    if presence is None:
+        return None
+    if presence == "ON_QUEUE":
+        return f"ON_QUEUE/{routing}" if routing else "ON_QUEUE"
+    return presence

@@ -86,6 +86,7 @@ class GenesysEngageSource(QuerySource):
     """`vendor: genesys_engage`: Info Mart's agent states and queue aggregates."""
 
     deliveries: ClassVar[tuple[str, ...]] = ("on_premise",)
+    timing: ClassVar[tuple[str, ...]] = ("batch",)
 
     settings_model = GenesysEngageSettings
     settings: GenesysEngageSettings

@@ -19,10 +19,12 @@ word after the agent id.
 (`plumbing/tcp_stream.py`) that frames records on STX across reads (`plumbing/framing.py`),
 skips records it has seen (after a reconnect the ACD may send them again: the identity of a
 record is its sequence number with its leading fields), notices missed sequence numbers,
-turns each agent's events into segments (`AgentStates`), and lands the segments durably
-(`plumbing/landing.py`) before it takes the next read. It also keeps a log of when it was
-listening. The integration's `agent_status` import reads the landed segments per window, and
-fails the hours in which the listener was not listening at all (nothing can be known there).
+turns each agent's events into segments (`AgentStates`), and lands the segments in the
+project's one landing store (`etl/ingest/store.py`, through `etl.ingest.landing.Landing`, the
+door pushed records take) before it takes the next read, so the live views of `wfm-etl serve`
+show them within seconds. It also keeps a log of when it was listening. The integration's
+`agent_status` import reads the landed segments per window (as `vendor: api` does), and fails
+the hours in which the listener was not listening at all (nothing can be known there).
 
 Contacts. MiContact Center's queue reports ("Queue Performance by Period"), exported as CSV
 in the ACD's local time zone, are read with the CSV source under this preset's column names
@@ -36,20 +38,21 @@ import json
 import logging
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 from zoneinfo import ZoneInfo
 
-import pandas as pd
 from pydantic import Field, model_validator
 
 from etl import clock
 from etl.config import Integration
+from etl.ingest.landing import Landing, latest_segments
+from etl.ingest.store import OPEN_END_US, LandingStore, landing_url
 from etl.partitions import HOUR, hours
-from etl.resources.files import replace_atomically, try_lock
+from etl.resources.files import append_durably, replace_atomically, try_lock
 from etl.resources.sources.base import (
     Extract,
     SourceError,
@@ -57,11 +60,10 @@ from etl.resources.sources.base import (
     SourceSettings,
     WindowFailure,
 )
-from etl.resources.sources.plumbing.frames import overlapping, rejected_rows, status_rows
 from etl.resources.sources.plumbing.framing import StxFramer
-from etl.resources.sources.plumbing.landing import FileLandingStore, Landing, append_durably
 from etl.resources.sources.plumbing.locations import state_dir
 from etl.resources.sources.plumbing.tcp_stream import Backoff, TcpStream
+from etl.resources.sources.universal.api import ApiSettings, ApiSource, landed_url
 from etl.resources.sources.universal.csv_files import CsvSettings, CsvSource
 
 log = logging.getLogger(__name__)
@@ -71,7 +73,6 @@ DEFAULT_PORT = 15373  # the ACD real-time port MiVoice Business controllers list
 SEQUENCE_SPAN = 100  # REC NUM runs '00'..'99', then starts over
 RECENT_RECORDS = 2 * SEQUENCE_SPAN  # identities remembered to skip records sent again
 LEADING_FIELDS = 23  # REC NUM 2 + FUNCTION 1 + TIME 6 + DIRECTORY NUMBER 7 + AGENT ID 7
-LANDED_LOOKBACK = timedelta(days=2)  # open segments are landed again every hour
 IDLE_FLUSH_S = 0.5  # an unterminated record is complete when the stream pauses this long
 
 # What each function code means for the agent's state (activity names as imported).
@@ -187,12 +188,12 @@ def event_instant(clock_time: time, received: datetime, timezone: ZoneInfo) -> d
 
 # -- segments -------------------------------------------------------------------------------
 def segment_record(agent: str, activity: str, start: datetime, end: datetime | None) -> dict:
-    """A landed agent-status record, in the shape of the project's pushed agent statuses."""
+    """A landed agent-status record, in the canonical shape (`agent_status_segments`)."""
     return {
-        "agentIdentifier": agent,
-        "activityIdentifier": activity,
-        "startTime": start.isoformat(),
-        "endTime": end.isoformat() if end is not None else None,
+        "user_identifier": agent,
+        "external_activity": activity,
+        "start_utc": start.isoformat(),
+        "end_utc": end.isoformat() if end is not None else None,
     }
 
 
@@ -255,27 +256,18 @@ class AgentStates:
         self.states.clear()
         return records
 
-    def open_records(self) -> list[dict]:
-        return [
-            segment_record(agent, state.activity, state.start, None)
-            for agent, state in sorted(self.states.items())
-        ]
-
     @classmethod
     def from_landed(cls, records: Iterable[Mapping[str, Any]]) -> AgentStates:
-        """The states still open in landed records (latest record per agent and start)."""
-        latest = {(r["agentIdentifier"], r["startTime"]): r for r in records}
-        newest: dict[str, Mapping[str, Any]] = {}
-        for (agent, _), record in sorted(latest.items(), key=lambda kv: kv[0]):
-            if agent not in newest or record["startTime"] >= newest[agent]["startTime"]:
-                newest[agent] = record
-        return cls(
-            {
-                agent: OpenState(r["activityIdentifier"], datetime.fromisoformat(r["startTime"]))
-                for agent, r in newest.items()
-                if r.get("endTime") is None
-            }
-        )
+        """The states still open in landed records (the newest open one per agent)."""
+        newest: dict[str, OpenState] = {}
+        for record in records:
+            if record.get("end_utc") is not None:
+                continue
+            start = datetime.fromisoformat(record["start_utc"])
+            agent = record["user_identifier"]
+            if agent not in newest or start >= newest[agent].start:
+                newest[agent] = OpenState(record["external_activity"], start)
+        return cls(newest)
 
 
 # -- settings -------------------------------------------------------------------------------
@@ -323,7 +315,14 @@ class MitelSettings(SourceSettings):
         default=60.0, gt=0, description="how often the listener records that it is listening"
     )
     state_dir: str | None = Field(
-        default=None, description="landed segments and listener state; default <warehouse>/state"
+        default=None,
+        description="the listener's state and listening log; default "
+        "<warehouse>/state (segments land in the landing store)",
+    )
+    freshness_warn_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="The freshness check warns when the listener landed nothing this long.",
     )
     contacts: MiContactCenterExports | None = None
 
@@ -331,7 +330,7 @@ class MitelSettings(SourceSettings):
 # -- where things are kept ------------------------------------------------------------------
 @dataclass(frozen=True)
 class MitelPaths:
-    """The landing store, the listener's state and its listening log, for one integration."""
+    """The listener's state, its listening log and its lock, for one integration."""
 
     root: Path
     integration_id: str
@@ -339,10 +338,6 @@ class MitelPaths:
     @classmethod
     def of(cls, settings: MitelSettings, integration_id: str) -> MitelPaths:
         return cls(state_dir(settings.state_dir), integration_id)
-
-    @property
-    def landing(self) -> Path:
-        return self.root / "landing"
 
     @property
     def state(self) -> Path:
@@ -379,16 +374,6 @@ def listening_periods(path: Path) -> list[tuple[datetime, datetime]]:
         else:
             merged.append((start, end))
     return merged
-
-
-def latest_records(store: FileLandingStore, integration_id: str, since: datetime) -> Iterator:
-    """(record, ref) of every landed segment since `since`, the latest per agent and start."""
-    latest: dict[tuple, tuple[dict, str]] = {}
-    for batch in store.batches(integration_id, since):
-        for number, record in enumerate(batch.records, start=1):
-            key = (record.get("agentIdentifier"), record.get("startTime"))
-            latest[key] = (record, f"landed {batch.ref} record {number}")
-    yield from latest.values()
 
 
 # -- the listener ---------------------------------------------------------------------------
@@ -428,33 +413,33 @@ class MitelListener:
         self.last_event_at: datetime | None = _instant(saved.get("last_event_at"))
         self.listening_since: datetime | None = None
         self.last_heartbeat: datetime | None = None
-        self.open_landed_hour: datetime | None = None
         self.last_data: datetime | None = None
 
     @classmethod
     def restore(
         cls,
-        integration_id: str,
-        settings: MitelSettings,
-        timezone: str,
+        integration: Integration,
         now: Callable[[], datetime] | None = None,
+        url: str | None = None,
     ) -> MitelListener:
         """The integration's listener as it was when it last ran: sequence numbers and records
-        seen from its state file, agents' open states from the segments it landed."""
-        paths = MitelPaths.of(settings, integration_id)
-        store = FileLandingStore(paths.landing)
-        saved = _instant(_read_json(paths.state).get("alive_at"))
-        since = (saved or datetime.now(UTC)) - LANDED_LOOKBACK
-        landed = (record for record, _ in latest_records(store, integration_id, since))
-        extra = {"now": now} if now is not None else {}
+        seen from its state file, agents' open states from the segments it left open in the
+        landing store (`url`, default `landing_url()`)."""
+        settings = MitelSettings.model_validate(integration.source)
+        paths = MitelPaths.of(settings, integration.id)
+        clock_now = now or (lambda: datetime.now(UTC))
+        landing = Landing(
+            LandingStore(url or landing_url()), {integration.id: integration}, now=clock_now
+        )
+        rows = landing.store.segments_overlapping(integration.id, OPEN_END_US - 1, OPEN_END_US)
         return cls(
-            integration_id,
+            integration.id,
             settings,
-            ZoneInfo(timezone),
-            store,
+            ZoneInfo(integration.timezone),
+            landing,
             paths,
-            AgentStates.from_landed(landed),
-            **extra,
+            AgentStates.from_landed(json.loads(record) for _, _, _, record, _ in rows),
+            now=clock_now,
         )
 
     @property
@@ -491,11 +476,6 @@ class MitelListener:
             or (now - self.last_heartbeat).total_seconds() >= self.settings.heartbeat_s
         ):
             self._heartbeat(now)
-        hour = now.replace(minute=0, second=0, microsecond=0)
-        if self.open_landed_hour != hour:
-            # Open states are landed again each hour, so a reader of recent days sees them.
-            self._land(self.states.open_records(), f"open at {hour.isoformat()}")
-            self.open_landed_hour = hour
 
     def disconnected(self, reason: str) -> None:
         now = self.now()
@@ -557,12 +537,26 @@ class MitelListener:
         return (sequence - self.last_sequence - 1) % SEQUENCE_SPAN
 
     def _land(self, records: list[dict], why: str) -> None:
-        if not records:
-            return
-        material = json.dumps([why, records], sort_keys=True).encode()
-        key = f"mitel:{hashlib.sha256(material).hexdigest()}"
-        if self.store.land(self.integration_id, records, key):
-            self.counts.landed += len(records)
+        """Land segments (durable when it returns); a segment that ends where it starts
+        lasted no time and is withdrawn."""
+        records = latest_segments(records)
+        withdrawn = [r for r in records if _lasted_no_time(r)]
+        records = [r for r in records if not _lasted_no_time(r)]
+        if records:
+            material = json.dumps([why, records], sort_keys=True).encode()
+            key = f"mitel:{hashlib.sha256(material).hexdigest()}"
+            result = self.store.land(self.integration_id, "agent_status", records, key)
+            if not result.replayed:
+                self.counts.landed += result.accepted
+            if result.errors:
+                log.warning(
+                    "%s: %d segment(s) refused at the door (they reach rejected_rows): %s",
+                    self.where,
+                    len(result.errors),
+                    result.errors[:3],
+                )
+        if withdrawn:
+            self.store.withdraw(self.integration_id, withdrawn)
 
     # -- what the listener knows about itself -------------------------------------------------
     def _heartbeat(self, now: datetime) -> None:
@@ -597,6 +591,11 @@ class MitelListener:
         append_durably(self.paths.listening, line.encode())
 
 
+def _lasted_no_time(record: Mapping[str, Any]) -> bool:
+    end = record["end_utc"]
+    return end is not None and _instant(end) <= _instant(record["start_utc"])
+
+
 def _read_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -624,7 +623,7 @@ def listen(integration: Integration, stop: threading.Event, now=None) -> MitelLi
             "listener per integration"
         )
     with lock:
-        listener = MitelListener.restore(integration.id, settings, integration.timezone, now)
+        listener = MitelListener.restore(integration, now)
         stream = TcpStream(
             settings.host,
             settings.port,
@@ -635,7 +634,10 @@ def listen(integration: Integration, stop: threading.Event, now=None) -> MitelLi
             idle_timeout_s=settings.idle_timeout_s,
             backoff=Backoff(settings.reconnect_initial_s, settings.reconnect_max_s),
         )
-        stream.run()
+        try:
+            stream.run()
+        finally:
+            listener.store.store.dispose()
     return listener
 
 
@@ -644,9 +646,26 @@ class MitelSource(SourceResource):
     """`vendor: mitel`: landed real-time segments, and MiContact Center exports."""
 
     deliveries: ClassVar[tuple[str, ...]] = ("on_premise",)
+    timing: ClassVar[tuple[str, ...]] = ("batch", "real-time")
+
+    @classmethod
+    def real_time_data(cls, integration: Integration) -> tuple[str, ...]:
+        """Agent status, from the listener; contacts come in CSV exports."""
+        return tuple(kind for kind in integration.data if kind == "agent_status")
 
     settings_model = MitelSettings
     settings: MitelSettings
+    landing_url: str  # a dg.EnvVar when WFM_LANDING_URL is set (it may hold a password)
+
+    @classmethod
+    def from_integration(cls, integration: Integration) -> Self:
+        return cls(
+            integration_id=integration.id,
+            timezone=integration.timezone,
+            interval_minutes=integration.interval_minutes,
+            settings=cls.settings_model.model_validate(integration.source),
+            landing_url=landed_url(),
+        )
 
     def contacts(self, start: datetime, end: datetime) -> Extract:
         exports = self.settings.contacts
@@ -664,32 +683,18 @@ class MitelSource(SourceResource):
         return csv.contacts(start, end)
 
     def agent_status(self, start: datetime, end: datetime) -> Extract:
-        paths = MitelPaths.of(self.settings, self.integration_id)
-        store = FileLandingStore(paths.landing)
-        rows, rejected = [], []
-        for record, ref in latest_records(store, self.integration_id, start - LANDED_LOOKBACK):
-            try:
-                row = {
-                    "user_identifier": str(record["agentIdentifier"]),
-                    "external_activity": str(record["activityIdentifier"]),
-                    "start_utc": pd.Timestamp(record["startTime"]).tz_convert("UTC"),
-                    "end_utc": (
-                        pd.Timestamp(record["endTime"]).tz_convert("UTC")
-                        if record.get("endTime")
-                        else pd.NaT
-                    ),
-                    "source_ref": ref,
-                }
-            except (KeyError, TypeError, ValueError) as exc:
-                rejected.append({"source_ref": ref, "row": record, "rules": [f"unreadable: {exc}"]})
-                continue
-            if row["end_utc"] is not pd.NaT and row["end_utc"] <= row["start_utc"]:
-                continue  # withdrawn: the state lasted no time
-            rows.append(row)
-        frame = overlapping(status_rows(rows, self.integration_id), start, end)
-        failed, note = self._coverage(paths, start, end)
-        description = f"{VENDOR} landed segments: {len(frame)} overlap the window{note}"
-        return Extract(frame, rejected_rows(rejected), description, failed)
+        """The landed segments overlapping the window, read as `vendor: api` reads pushed
+        ones (refused records and pruned hours included), and the hours without a listener."""
+        landed = ApiSource(
+            integration_id=self.integration_id,
+            timezone=self.timezone,
+            interval_minutes=self.interval_minutes,
+            settings=ApiSettings(),
+            landing_url=self.landing_url,
+        ).agent_status(start, end)
+        failed, note = self._coverage(MitelPaths.of(self.settings, self.integration_id), start, end)
+        description = f"{VENDOR} listener's segments: {landed.description}{note}"
+        return Extract(landed.frame, landed.rejected, description, [*landed.failed, *failed])
 
     def _coverage(
         self, paths: MitelPaths, start: datetime, end: datetime

@@ -211,6 +211,7 @@ class SikomSource(SourceResource):
     """`vendor: sikom`: its database or its exports, in Sikom's own time zone."""
 
     deliveries: ClassVar[tuple[str, ...]] = ("on_premise",)
+    timing: ClassVar[tuple[str, ...]] = ("batch",)
 
     settings_model = SikomSettings
     settings: SikomSettings

@@ -212,9 +212,11 @@ def _seconds(value: Any) -> float:
 class TalkdeskSource(SourceResource):
     """`vendor: talkdesk`: Talkdesk Explore reports (see the module docstring)."""
 
+    deliveries: ClassVar[tuple[str, ...]] = ("cloud",)
+    timing: ClassVar[tuple[str, ...]] = ("batch",)
+
     settings_model: ClassVar[type[SourceSettings]] = TalkdeskSettings
     secret_envs: ClassVar[dict[str, str]] = {"client_secret": "client_secret_env"}
-    deliveries: ClassVar[tuple[str, ...]] = ("cloud",)
 
     settings: TalkdeskSettings
     client_secret: str

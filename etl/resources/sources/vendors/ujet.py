@@ -140,6 +140,7 @@ class UjetSource(SourceResource):
     """`vendor: ujet`: UJET (CCAI Platform) Manager API (see the module docstring)."""
 
     deliveries: ClassVar[tuple[str, ...]] = ("cloud",)
+    timing: ClassVar[tuple[str, ...]] = ("batch",)
 
     settings_model: ClassVar[type[SourceSettings]] = UjetSettings
     secret_envs: ClassVar[dict[str, str]] = {"company_secret": "company_secret_env"}

@@ -205,6 +205,7 @@ class VonageSource(SourceResource):
     """`vendor: vonage`: Vonage Contact Center Insights Stats API (see the module docstring)."""
 
     deliveries: ClassVar[tuple[str, ...]] = ("cloud",)
+    timing: ClassVar[tuple[str, ...]] = ("batch",)
 
     settings_model: ClassVar[type[SourceSettings]] = VonageSettings
     secret_envs: ClassVar[dict[str, str]] = {"client_secret": "client_secret_env"}
