@@ -953,8 +953,7 @@ def _finish(
     """The shaped rows and rejects; `columns` become the frame at once (column by column,
     pandas would copy the growing frame's blocks at every column)."""
     bad = problems.any()
-    # Not consolidated (copy=False): stacking the number columns into one block copies them.
-    frame = pd.DataFrame({**columns, "source_ref": raw.refs, **_delivered(raw.table)}, copy=False)
+    frame = pd.DataFrame({**columns, "source_ref": raw.refs, **_delivered(raw.table)})
     if not bad.any():  # the usual case: keep the frame rather than copy every column
         return Shaped(kind, frame, empty_rejects())
     good = frame[~bad].reset_index(drop=True)
