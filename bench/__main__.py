@@ -1,8 +1,9 @@
-"""`make bench`: history import (CSV and database) against the DuckDB floor, the 15-minute
-tick (on one host and on two Celery workers), remapping and analyst queries. Prints a table
-and writes bench/results.md (full scale) or bench/results-scale-<s>.md.
+"""`make bench`: history import (CSV and database) against the DuckDB floor and against dlt's
+merge load of the same files (part `peers`), the 15-minute tick (on one host and on two
+Celery workers), remapping and analyst queries. Prints a table and writes bench/results.md
+(full scale) or bench/results-scale-<s>.md.
 
-    python -m bench [--scale 0.02] [--years 3] [--parts floor,bookkeeping,csv,db,tick,...]
+    python -m bench [--scale 0.02] [--years 3] [--parts floor,peers,bookkeeping,csv,db,...]
 """
 
 from __future__ import annotations
