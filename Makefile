@@ -12,7 +12,7 @@ export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS ?= 1
 # The demo's database integration (london_db) reads the SQLite file `make demo` writes.
 export WFM_DEMO_DB_URL ?= sqlite:///$(WFM_HOME)/data/demo/crm.sqlite
 
-.PHONY: setup bytecode demo dev deploy-local compact test lint format bench lock clean
+.PHONY: setup bench-setup bytecode demo dev deploy-local compact test lint format bench lock clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,14 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
+
+# The benchmark's extra (pyproject.toml `bench`: dlt, psutil) on top, with the same constraints;
+# `make test` does not install it, CI does before its tests (the benchmark's own tests use it).
+BENCH_STAMP := $(VENV)/.installed-bench
+bench-setup: $(BENCH_STAMP)
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -c requirements.lock -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
 
 # Every run process imports the project's modules afresh (etl/run_launcher.py): compile them
 # once, so runs load bytecode even where PYTHONDONTWRITEBYTECODE stops Python from caching it
@@ -66,7 +74,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-bench: bytecode
+bench: bytecode bench-setup
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # Resolve the image's packages again (after changing pyproject.toml's dependencies).

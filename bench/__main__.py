@@ -1,8 +1,9 @@
-"""`make bench`: history import (CSV and database) against the DuckDB floor, the 15-minute
-tick (on one host and on two Celery workers), remapping and analyst queries. Prints a table
-and writes bench/results.md (full scale) or bench/results-scale-<s>.md.
+"""`make bench`: history import (CSV and database) against the DuckDB floor and against dlt's
+merge load of the same files (part `peers`), the 15-minute tick (on one host and on two
+Celery workers), remapping and analyst queries. Prints a table and writes bench/results.md
+(full scale) or bench/results-scale-<s>.md.
 
-    python -m bench [--scale 0.02] [--years 3] [--parts floor,bookkeeping,csv,db,tick,...]
+    python -m bench [--scale 0.02] [--years 3] [--parts floor,peers,bookkeeping,csv,db,...]
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import sqlalchemy as sa
 import yaml
 
 from bench import duckdb_import
+from bench.memory import TreeMemory, TreeSampler
 from bench.workloads import (
     SOURCE_URL_ENV,
     Workload,
@@ -61,9 +63,9 @@ HISTORY_RUNS_AT_ONCE = 2
 # of them at once: the project sets one per core; Dagster's own default is 10.
 TICK_RUNS_AT_ONCE = max_concurrent_runs(os.environ)
 DAGSTER_DEFAULT_RUNS_AT_ONCE = 10
-ALL_PARTS = "floor,bookkeeping,csv,db,tick,celery,remap,queries,dayfiles,readers,push"
+ALL_PARTS = "floor,peers,bookkeeping,csv,db,tick,celery,remap,queries,dayfiles,readers,push"
 # Parts that read the generated history files (the others need none).
-HISTORY_PARTS = {"floor", "bookkeeping", "csv", "db", "remap", "queries", "dayfiles"}
+HISTORY_PARTS = {"floor", "peers", "bookkeeping", "csv", "db", "remap", "queries", "dayfiles"}
 
 
 @dataclass
@@ -147,14 +149,20 @@ def project_env(folder: Path, integrations: list[dict], dagster_pg_url: str) -> 
 
 
 def range_runs(
-    env: dict[str, str], requests: list[tuple[str, datetime, datetime]], at_once: int
+    env: dict[str, str],
+    requests: list[tuple[str, datetime, datetime]],
+    at_once: int,
+    memory: TreeMemory | None = None,
 ) -> tuple[list[dict], dict]:
     """Create and launch each (integration, start, end) range run through the instance's run
     launcher (each run its own process, forked warm), `at_once` at a time, as the daemons
     would; one dict per run, and the seconds spent creating them (`created_s` in all,
-    `created_before_first_s` before the first run started)."""
+    `created_before_first_s` before the first run started). With `memory`, the peak memory
+    of every process of it (launcher, warm server, runs) is sampled into it."""
     payload = json.dumps([(f"{i}_import", s.isoformat(), e.isoformat()) for i, s, e in requests])
-    done, lines = bench_process(env, "bench.launch", payload, "--concurrency", str(at_once))
+    done, lines = bench_process(
+        env, "bench.launch", payload, "--concurrency", str(at_once), memory=memory
+    )
     results = [line for line in lines if "run_id" in line]
     created = next((line for line in lines if "created_s" in line), {})
     if done.returncode or len(results) != len(requests):
@@ -164,13 +172,21 @@ def range_runs(
 
 
 def bench_process(
-    env: dict[str, str], module: str, *args: str
+    env: dict[str, str], module: str, *args: str, memory: TreeMemory | None = None
 ) -> tuple[subprocess.CompletedProcess, list[dict]]:
     """One of the benchmark's modules as its own process with a project's environment (as
-    Dagster's processes would have it), and the JSON lines it printed."""
-    done = subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True
+    Dagster's processes would have it), and the JSON lines it printed; with `memory`, the
+    peak memory of it and every process it starts is sampled into it."""
+    command = [sys.executable, "-m", module, *args]
+    process = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    if memory is None:
+        stdout, stderr = process.communicate()
+    else:
+        with TreeSampler(process.pid, memory):
+            stdout, stderr = process.communicate()
+    done = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
     return done, [json.loads(ln) for ln in done.stdout.splitlines() if ln.startswith("{")]
 
 
@@ -194,7 +210,8 @@ def part_floor(report: Report, csv_dir: Path, rows: int) -> float:
         "floor: DuckDB read_csv -> Parquet",
         seconds,
         "s",
-        note=f"{rows:,} rows; CPU {cpu:.1f} s (DuckDB's threads, summed)",
+        note=f"{rows:,} rows; CPU {cpu:.1f} s (DuckDB's threads, summed); load average "
+        f"{load_average()}",
     )
     return seconds
 
@@ -299,12 +316,61 @@ def history_share(seconds: float, months: int, floor: float | None) -> str:
     return f"x {months} months / {HISTORY_RUNS_AT_ONCE} at a time = {history:.1f} s{share}"
 
 
-def part_history(
-    report: Report, kind: str, workload: Workload, csv_dir: Path, floor: float | None
-) -> Path:
+@dataclass
+class Imported:
+    """One history import: its wall time, its runs, and the memory of all its processes."""
+
+    seconds: float
+    results: list[dict]
+    created: dict
+    memory: TreeMemory
+    rows: int
+
+
+def import_history(
+    kind: str,
+    workload: Workload,
+    csv_dir: Path,
+    folder: Path,
+    month_spans: list[tuple[datetime, datetime]],
+    source_url: str | None,
+) -> Imported:
+    """Import `month_spans` (newest first) into a new project in `folder` with an instance of
+    its own, as the gap sensor's range runs would, two at a time."""
     dagster_pg = fresh_pg_database("wfm_bench_dagster")
+    try:
+        env = project_env(folder, [history_integration(kind, workload, csv_dir)], dagster_pg)
+        if source_url:
+            env[SOURCE_URL_ENV] = source_url
+        integration = f"history_{'csv' if kind == 'csv' else 'db'}"
+        requests = [(integration, s, e) for s, e in month_spans]
+        memory = TreeMemory()
+        started = time.perf_counter()
+        results, created = range_runs(env, requests, HISTORY_RUNS_AT_ONCE, memory)
+        seconds = time.perf_counter() - started
+    finally:
+        drop_pg_database(dagster_pg)
+    rows = Warehouse(root=env["WFM_WAREHOUSE_DIR"]).query(
+        "SELECT count(*) AS n FROM contact_intervals"
+    )["n"][0]
+    delivered = sum(workload.rows_between(s, e) for s, e in month_spans)
+    if rows != delivered:
+        raise RuntimeError(f"{kind}: {rows} rows landed, expected {delivered}")
+    return Imported(seconds, results, created, memory, int(rows))
+
+
+def part_history(
+    report: Report,
+    kind: str,
+    workload: Workload,
+    csv_dir: Path,
+    floor: float | None,
+    peers: float | None = None,
+) -> Path:
+    """The whole history imported, timed against the floor (and dlt's merge, when the part
+    `peers` ran); then the newest year imported again on its own, a second import into a new
+    project, so that the peak memory of one year and of the whole history can be compared."""
     folder = WORK / f"project_{kind}"
-    env = project_env(folder, [history_integration(kind, workload, csv_dir)], dagster_pg)
     source_url = None
     try:
         if kind == "database":
@@ -315,52 +381,105 @@ def part_history(
                 f"loading {workload.rows:,} rows into PostgreSQL took "
                 f"{time.perf_counter() - started:.0f} s (set-up, not timed)"
             )
-            env[SOURCE_URL_ENV] = source_url
-        integration = f"history_{'csv' if kind == 'csv' else 'db'}"
-        requests = [(integration, s, e) for s, e in reversed(workload.months())]  # newest first
-        started = time.perf_counter()
-        results, created = range_runs(env, requests, HISTORY_RUNS_AT_ONCE)
-        seconds = time.perf_counter() - started
-        rows = Warehouse(root=env["WFM_WAREHOUSE_DIR"]).query(
-            "SELECT count(*) AS n FROM contact_intervals"
-        )["n"][0]
-        if rows != workload.rows:
-            raise RuntimeError(f"{kind}: {rows} rows landed, expected {workload.rows}")
-        ratio = seconds / floor if floor else float("nan")
-        report.add(
-            f"history {kind}: wall time ({len(requests)} range runs)",
-            seconds,
-            "s",
-            note=f"{rows:,} rows",
+        spans = list(reversed(workload.months()))  # newest first
+        whole = import_history(kind, workload, csv_dir, folder, spans, source_url)
+        year = import_history(
+            kind, workload, csv_dir, WORK / f"project_{kind}_year", spans[:12], source_url
         )
-        report.add(f"history {kind}: ratio to floor", ratio, "x", "<= 2x", ratio <= 2)
-        peak = max(r["peak_rss_mib"] for r in results)
-        first_year = max(r["peak_rss_mib"] for r in results[:12])
-        report.add(
-            f"history {kind}: peak RSS of any run process", peak, "MiB", "<= 1536 MiB", peak <= 1536
-        )
-        report.add(
-            f"history {kind}: peak RSS, newest 12 monthly runs",
-            first_year,
-            "MiB",
-            note="1 year vs all",
-        )
-        per_run = statistics.median(r["ended"] - r["started"] for r in results)
-        report.add(f"history {kind}: median seconds per monthly range run", per_run, "s")
-        busy = sum(r["ended"] - r["started"] for r in results)
-        report.notes.append(
-            f"history {kind}: creating the {len(results)} runs (Dagster's run records and "
-            f"planned events of 744 partitions each) took {created['created_s']:.1f} s, "
-            f"{created['created_before_first_s']:.1f} s of it before the first started (the "
-            "rest while earlier runs ran, as Dagster's backfill and run queue daemons overlap); "
-            f"the runs took {busy:.0f} s from start to end, summed "
-            f"({busy / HISTORY_RUNS_AT_ONCE:.0f} s for {HISTORY_RUNS_AT_ONCE} at a time)"
-        )
-        return folder
     finally:
-        drop_pg_database(dagster_pg)
         if source_url:
             drop_pg_database(source_url)
+    seconds, results, created = whole.seconds, whole.results, whole.created
+    ratio = seconds / floor if floor else float("nan")
+    report.add(
+        f"history {kind}: wall time ({len(results)} range runs)",
+        seconds,
+        "s",
+        note=f"{whole.rows:,} rows; load average {load_average()}",
+    )
+    report.add(
+        f"history {kind}: ratio to floor",
+        ratio,
+        "x",
+        "<= 3x",
+        ratio <= 3,
+        note="this step's target; the goal is 2x",
+    )
+    if peers:
+        to_peers = seconds / peers
+        report.add(
+            f"history {kind}: ratio to dlt's merge (part peers)",
+            to_peers,
+            "x",
+            "< 1x",
+            to_peers < 1,
+            note=f"dlt's merge load of the same files took {peers:.2f} s in this run",
+        )
+    memory, year_memory = whole.memory, year.memory
+    report.add(
+        f"history {kind}: peak memory of all the import's processes (PSS, summed)",
+        memory.peak_pss_mib,
+        "MiB",
+        "<= 1536 MiB",
+        memory.peak_pss_mib <= 1536,
+        note=f"the launcher (the daemon's and the code server's part), the warm server and the "
+        f"runs: {memory.processes} processes over the import, sampled {memory.samples} "
+        f"times; RSS summed {memory.peak_rss_mib:,.0f} MiB (counts the pages forked "
+        "processes share once per process); the largest run process alone "
+        f"{max(r['peak_rss_mib'] for r in results):,.0f} MiB",
+    )
+    report.add(
+        f"history {kind}: the same, a separate import of the newest {len(year.results)} months",
+        year_memory.peak_pss_mib,
+        "MiB",
+        note=f"1 year vs {len(results) // 12}: a second import into a new project; RSS summed "
+        f"{year_memory.peak_rss_mib:,.0f} MiB; it took {year.seconds:.2f} s",
+    )
+    per_run = statistics.median(r["ended"] - r["started"] for r in results)
+    report.add(f"history {kind}: median seconds per monthly range run", per_run, "s")
+    busy = sum(r["ended"] - r["started"] for r in results)
+    report.notes.append(
+        f"history {kind}: creating the {len(results)} runs (Dagster's run records and "
+        f"planned events of 744 partitions each) took {created['created_s']:.1f} s, "
+        f"{created['created_before_first_s']:.1f} s of it before the first started (the "
+        "rest while earlier runs ran, as Dagster's backfill and run queue daemons overlap); "
+        f"the runs took {busy:.0f} s from start to end, summed "
+        f"({busy / HISTORY_RUNS_AT_ONCE:.0f} s for {HISTORY_RUNS_AT_ONCE} at a time)"
+    )
+    return folder
+
+
+def load_average() -> str:
+    """The machine's load average (1, 5, 15 minutes): the machine is shared, so a figure says
+    how busy it was."""
+    return "/".join(f"{n:.2f}" for n in os.getloadavg())
+
+
+def part_peers(report: Report, csv_dir: Path, rows: int, floor: float | None) -> float:
+    """What a user would pick instead: dlt's merge load of the same files into DuckDB, in its
+    own process (bench/peers.py)."""
+    done, lines = bench_process(dict(os.environ), "bench.peers", str(csv_dir), str(WORK / "peers"))
+    if done.returncode or not lines:
+        raise failure("the dlt merge load failed", done)
+    found = lines[-1]
+    if found["rows"] != rows:
+        raise RuntimeError(f"dlt's merge left {found['rows']} rows, {rows} delivered")
+    seconds = found["seconds"]
+    report.add(
+        "peers: dlt merge on (queue, channel, interval_start) -> DuckDB",
+        seconds,
+        "s",
+        note=f"dlt {dlt_version()}, {found['files']} day files read as Arrow tables, one "
+        f"resource with write_disposition merge; {rows:,} rows; CPU {found['cpu_seconds']:.1f} s; "
+        f"load average {load_average()}" + (f"; {seconds / floor:.2f}x the floor" if floor else ""),
+    )
+    return seconds
+
+
+def dlt_version() -> str:
+    from importlib.metadata import version
+
+    return version("dlt")
 
 
 def import_log_history(
@@ -543,37 +662,24 @@ def newest_year(source: Path, target: Path, months: int = 12) -> Warehouse:
     return copy
 
 
-def remap_seconds(
-    warehouse: Warehouse, mappings: Path, queues: int, remapped: int, last_day: datetime
-) -> tuple[float, float, int]:
-    """Seconds from writing `remapped` queue mappings until `queue_intervals` shows them on
-    the newest day, the part of it spent writing the mapping, and how many merged queues the
-    view shows. Starts from no queue mappings at all."""
-    from etl.assets.mappings import MappingFiles
-    from etl.schemas import QUEUE_MAPPINGS_SCHEMA, WORKLOADS_SCHEMA
-
-    lines = ["workload,destination_queue"] + [
-        f"W{q % 10},history_csv/Q{q:04d}" for q in range(queues)
-    ]
-    (mappings / "workloads.csv").write_text("\n".join(lines) + "\n")
-    (mappings / "queue_mappings.csv").unlink(missing_ok=True)
-    files = MappingFiles(directory=str(mappings))
-    warehouse.write_mapping("workloads", files.read("workloads", WORKLOADS_SCHEMA))
-    warehouse.write_mapping("queue_mappings", files.read("queue_mappings", QUEUE_MAPPINGS_SCHEMA))
-    warehouse.ensure_catalog()  # a new warehouse builds its catalog once, not per remap
-    rows = ["integration_id,external_queue_id,destination_queue"] + [
-        f"history_csv,Q{q:04d},Merged {q % 5}" for q in range(remapped)
-    ]
-    (mappings / "queue_mappings.csv").write_text("\n".join(rows) + "\n")
-    started = time.perf_counter()
-    warehouse.write_mapping("queue_mappings", files.read("queue_mappings", QUEUE_MAPPINGS_SCHEMA))
-    written = time.perf_counter() - started
-    seen = warehouse.query(
-        "SELECT count(DISTINCT destination_queue) AS n FROM queue_intervals "
-        "WHERE destination_queue LIKE 'Merged %' AND interval_start >= ?",
-        [last_day],
-    )["n"][0]
-    return time.perf_counter() - started, written, int(seen)
+def remap_rounds(
+    history: Path, warehouse: Warehouse, label: str, queues: int, remapped: int, last_day: datetime
+) -> list[dict]:
+    """Remap rounds on `warehouse` as a user's edit goes (bench/remap.py: file saved, the
+    mapping sensor's tick, the mappings run through the run launcher, the view's first query),
+    in a project of its own with the history project's integrations and a new instance."""
+    dagster_pg = fresh_pg_database("wfm_bench_remap")
+    try:
+        config = yaml.safe_load((history / "integrations.yaml").read_text())
+        env = project_env(WORK / f"project_remap_{label}", config["integrations"], dagster_pg)
+        env["WFM_WAREHOUSE_DIR"] = str(warehouse.path)
+        args = (str(queues), str(remapped), last_day.isoformat(), "--rounds", "3")
+        done, lines = bench_process(env, "bench.remap", *args)
+        if done.returncode or len(lines) != 3:
+            raise failure("the remap rounds failed", done)
+        return lines
+    finally:
+        drop_pg_database(dagster_pg)
 
 
 def part_remap_and_queries(report: Report, folder: Path, queues: int, end: datetime) -> None:
@@ -585,14 +691,17 @@ def part_remap_and_queries(report: Report, folder: Path, queues: int, end: datet
     year = newest_year(warehouse.path, WORK / "warehouse_newest_year")
     medians = {}
     for label, target in (("whole history", warehouse), ("newest year", year)):
-        runs = [
-            remap_seconds(target, folder / "mappings", queues, remapped, last_day) for _ in range(3)
-        ]
-        seconds, written, seen = (statistics.median(r[i] for r in runs) for i in range(3))
+        runs = remap_rounds(folder, target, label.replace(" ", "_"), queues, remapped, last_day)
+        parts = ("seconds", "sensor_s", "run_s", "query_s", "merged")
+        seconds, sensor, run, query, seen = (statistics.median(r[p] for r in runs) for p in parts)
+        if seen != 5:
+            raise RuntimeError(f"remap ({label}): the view showed {seen} merged queues, not 5")
         medians[label] = seconds
         note = (
-            f"median of 3; writing the mapping {written:.3f} s, the rest the view's query; "
-            f"{seen:.0f} merged queues seen"
+            f"median of 3, from the file saved to the view showing it: the mapping sensor's "
+            f"tick {sensor:.3f} s, the mappings run (launched as the daemon launches it, to "
+            f"its end) {run:.2f} s, the view's first query {query:.3f} s; the daemon's wait "
+            "for the sensor's next tick (at most its 30 s interval) is not included"
         )
         if label == "newest year":
             note += f"; the whole history took {medians['whole history'] / seconds:.1f}x this"
@@ -964,16 +1073,20 @@ def run_parts(
 ) -> None:
     report.part = "floor"
     floor = part_floor(report, csv_dir, workload.rows) if "floor" in parts else None
+    peers = None
+    if "peers" in parts:
+        report.part = "peers"
+        peers = part_peers(report, csv_dir, workload.rows, floor)
     if "bookkeeping" in parts:
         report.part = "bookkeeping"
         part_bookkeeping(report, workload, floor, csv_dir)
     project = None
     if "csv" in parts:
         report.part = "csv"
-        project = part_history(report, "csv", workload, csv_dir, floor)
+        project = part_history(report, "csv", workload, csv_dir, floor, peers)
     if "db" in parts:
         report.part = "db"
-        part_history(report, "database", workload, csv_dir, floor)
+        part_history(report, "database", workload, csv_dir, floor, peers)
     if project is None and (WORK / "project_csv" / "warehouse").exists():
         project = WORK / "project_csv"  # the history a previous full run imported
     if project and ({"remap", "queries"} & parts):

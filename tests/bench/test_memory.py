@@ -1,0 +1,43 @@
+"""The benchmark's memory sampler counts every process of a tree, not only the first."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.bench.extra import needs_bench_extra
+
+# A parent holding 64 MiB that starts a child holding 128 MiB, both written to (resident),
+# each waiting until told to end on its standard input.
+HOLD = (
+    "import subprocess, sys; block = bytearray({mib} << 20); "
+    "child = subprocess.Popen([sys.executable, '-c', sys.argv[1]], stdin=subprocess.PIPE) "
+    "if len(sys.argv) > 1 else None; print('ready', flush=True); sys.stdin.readline(); "
+    "child and (child.stdin.close(), child.wait())"
+)
+CHILD = "import sys; block = bytearray(128 << 20); print('child', flush=True); sys.stdin.readline()"
+
+
+def test_the_peak_covers_the_parent_and_its_child():
+    needs_bench_extra("psutil")
+    from bench.memory import TreeMemory, TreeSampler
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD.format(mib=64), CHILD],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        assert process.stdout.readline().strip() == "child"
+        memory = TreeMemory()
+        with TreeSampler(process.pid, memory, interval=0.05) as sampler:
+            while memory.samples < 3:
+                sampler._stop.wait(0.05)
+    finally:
+        process.communicate("\n")
+    assert memory.processes == 2
+    assert memory.peak_rss_mib > 64 + 128
+    assert memory.peak_pss_mib > 64 + 128
+    assert memory.peak_pss_mib <= memory.peak_rss_mib
