@@ -25,7 +25,7 @@ $(STAMP): pyproject.toml requirements.lock
 	touch $(STAMP)
 
 # The benchmark's extra (pyproject.toml `bench`: dlt, psutil) on top, with the same constraints;
-# `make test` does not install it, CI does before its tests (the benchmark's own tests use it).
+# `make test` installs it too: the benchmark's own tests (tests/bench/) run its parts small.
 BENCH_STAMP := $(VENV)/.installed-bench
 bench-setup: $(BENCH_STAMP)
 $(BENCH_STAMP): $(STAMP)
@@ -62,7 +62,7 @@ deploy-local: bytecode
 compact: setup
 	$(BIN)/wfm-etl compact
 
-test: setup
+test: bench-setup
 	$(BIN)/python -m pytest
 
 lint: setup

@@ -1,6 +1,6 @@
-"""The benchmark's extra (pyproject.toml `bench`): `make bench-setup` installs it, and CI does
-before its tests. Without it the tests that need it are skipped on a developer's machine and
-fail under CI=true, where every test must run."""
+"""The benchmark's extra (pyproject.toml `bench`): `make bench-setup` installs it (`make test`
+does first). Without it the tests that need it are skipped on a developer's machine and fail
+under CI=true, where every test must run."""
 
 from __future__ import annotations
 
