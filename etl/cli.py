@@ -25,7 +25,7 @@ from dagster._utils.warnings import BetaWarning, PreviewWarning
 
 from etl import clock, dev_server
 from etl.backfills import QUIET, SILENT, ManualRun, fill_gaps, import_in_chunks
-from etl.config import PROJECT_ROOT, ConfigError, Settings, load_integrations
+from etl.config import PROJECT_ROOT, ConfigError, Integration, Settings, load_integrations
 from etl.definitions import MAPPINGS_JOB, build_definitions
 from etl.demo_sources import DEMO_DB_ENV, demo_db_url, prepare_demo_sources
 from etl.deploy import COMMANDS as DEPLOY_COMMANDS
@@ -261,14 +261,15 @@ def compact_command(warehouse: Warehouse, now: datetime) -> int:
     return 0
 
 
-def mitel_listen_command(args: argparse.Namespace) -> int:
-    """Read a Mitel MiVoice Business ACD's real-time events and land agent-status segments,
-    until stopped (SIGTERM or Ctrl-C); reconnects by itself when the stream breaks."""
+def _listener_of(
+    args: argparse.Namespace, vendor: str, what: str
+) -> tuple[Integration, threading.Event]:
+    """A long-running listener's integration (of `vendor`, else a config error saying `what`
+    the command is for), logging to stderr, and the event SIGTERM or Ctrl-C sets to stop it."""
     integration, _ = _find_integration(Settings.from_env(), args.integration)
-    if integration.vendor != "mitel":
+    if integration.vendor != vendor:
         raise ConfigError(
-            f"integration {integration.id!r} has vendor {integration.vendor!r}; mitel-listen "
-            "reads the ACD real-time events of vendor: mitel integrations"
+            f"integration {integration.id!r} has vendor {integration.vendor!r}; {what}"
         )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
@@ -276,6 +277,15 @@ def mitel_listen_command(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
+    return integration, stop
+
+
+def mitel_listen_command(args: argparse.Namespace) -> int:
+    """Read a Mitel MiVoice Business ACD's real-time events and land agent-status segments,
+    until stopped (SIGTERM or Ctrl-C); reconnects by itself when the stream breaks."""
+    integration, stop = _listener_of(
+        args, "mitel", "mitel-listen reads the ACD real-time events of vendor: mitel integrations"
+    )
     settings = MitelSettings.model_validate(integration.source)
     print(
         f"{integration.id}: listening to {settings.host}:{settings.port}; segments land in "
@@ -300,18 +310,11 @@ def genesys_listen_command(args: argparse.Namespace) -> int:
     """Follow a Genesys Cloud organisation's presence and routing status through the
     Notifications API and land agent-status segments, until stopped (SIGTERM or Ctrl-C);
     reconnects and renews its channels by itself."""
-    integration, _ = _find_integration(Settings.from_env(), args.integration)
-    if integration.vendor != "genesys_cloud":
-        raise ConfigError(
-            f"integration {integration.id!r} has vendor {integration.vendor!r}; genesys-listen "
-            "follows the notifications of vendor: genesys_cloud integrations"
-        )
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
+    integration, stop = _listener_of(
+        args,
+        "genesys_cloud",
+        "genesys-listen follows the notifications of vendor: genesys_cloud integrations",
     )
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
     try:
         consumer = genesys_notifications.notifications_of(integration)
     except SourceError as exc:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import json
 import os
 import re
+import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -121,6 +123,21 @@ ON CONFLICT (integration_id, kind) DO UPDATE SET
 """
 
 
+def _write_ahead_log(cursor: sqlite3.Cursor) -> None:
+    """Switch the database file to WAL (it stays so: only its first connection changes it).
+    Changing the journal mode needs the file to itself, and SQLite answers "database is
+    locked" at once instead of waiting when another process holds it, so it is tried again
+    until the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+
+
 class LandingStore:
     """The landing store at `url` (SQLAlchemy URL: `sqlite:///...` or PostgreSQL)."""
 
@@ -153,9 +170,9 @@ class LandingStore:
             # so two writers never deadlock upgrading read locks.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            _write_ahead_log(cursor)
+            cursor.execute("PRAGMA synchronous=FULL")
             if immediate and self.background_checkpoints:
                 cursor.execute("PRAGMA wal_autocheckpoint=0")
             cursor.close()
