@@ -13,6 +13,7 @@ from etl.resources.warehouse import Warehouse
 from tests.ingest.server import Home, push_integration, running
 
 API_DOC = PROJECT_ROOT / "docs" / "sources" / "api.md"
+README = PROJECT_ROOT / "README.md"
 ANALYSTS_DOC = PROJECT_ROOT / "docs" / "analysts.md"
 
 
@@ -24,8 +25,8 @@ def blocks(path: Path, start: str) -> list[str]:
 def test_documented_curl_examples_and_query(home: Home) -> None:
     home.configure(push_integration(id="paris_push", timezone="Europe/Paris"))
     key = home.key("paris_push")
-    commands = blocks(API_DOC, "curl")
-    assert len(commands) == 2
+    commands = blocks(API_DOC, "curl") + blocks(README, "curl")
+    assert len(commands) == 3
     with running(home) as server:
         for command in commands:
             done = subprocess.run(
@@ -41,7 +42,7 @@ def test_documented_curl_examples_and_query(home: Home) -> None:
     store = home.store()
     try:
         assert store.count_records("paris_push", "contacts") == 1
-        assert store.count_records("paris_push", "agent_status") == 2
+        assert store.count_records("paris_push", "agent_status") == 3  # README's open segment
     finally:
         store.dispose()
     (query,) = [b for b in blocks(ANALYSTS_DOC, "SELECT") if "agent_state_now" in b]
