@@ -227,7 +227,6 @@ OWNER_NAME = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z_]+)?$|^_mappings$")
 # may have just written it and not committed yet.
 ORPHAN_AGE_S = 15 * 60.0
 GC_INTERVAL_S = 30.0
-_last_gc: dict[str, float] = {}
 _open_transactions: contextvars.ContextVar[dict[tuple[str, str], Transaction] | None] = (
     contextvars.ContextVar("wfm_warehouse_transactions", default=None)
 )
@@ -822,9 +821,16 @@ class Warehouse(dg.ConfigurableResource):
         catalog = self.catalog
         with catalog.locked():
             published = catalog.publish(self._plan)
-        last = _last_gc.get(str(self.path), 0.0)
-        if time.monotonic() - last >= GC_INTERVAL_S:
-            _last_gc[str(self.path)] = time.monotonic()
+        # Every run is a new process: when the last collection began is kept on disk, so the
+        # runs of a tick do not each walk the whole warehouse.
+        stamp = self.path / "locks" / "gc.stamp"
+        try:
+            last = stamp.stat().st_mtime
+        except FileNotFoundError:
+            last = 0.0
+        if time.time() - last >= GC_INTERVAL_S:
+            stamp.parent.mkdir(parents=True, exist_ok=True)
+            stamp.touch()
             self.collect_garbage()
         return published
 
@@ -948,16 +954,23 @@ class Warehouse(dg.ConfigurableResource):
         """Files in the warehouse's data folders that it did not write (an analyst's
         `COPY ... TO`, a stray copy): never read by a view, never removed; optionally only
         those in one integration's folders."""
-        kept, _ = self._kept()
-        found = []
+        listed: set[str] = set()
+        for manifest in self.manifests().values():
+            listed |= manifest.paths()
+        candidates = []
         for path in self._data_files(owner):
             relative = str(path.relative_to(self.path))
-            if relative in kept or "_schema" in path.parts or path.name.startswith(".tmp-"):
+            if relative in listed or "_schema" in path.parts or path.name.startswith(".tmp-"):
                 continue
             if _own_file(Path(relative)) and not path.is_symlink():
                 continue  # a version being written, or superseded and not collected yet
-            found.append(path)
-        return sorted(found)
+            candidates.append((relative, path))
+        if not candidates:
+            return []
+        # Only now the kept catalog versions (each lists every file it reads): a file of the
+        # earlier layout that a write superseded stays theirs while a version still lists it.
+        held, _ = self.catalog.held_files()
+        return sorted(path for relative, path in candidates if relative not in held)
 
     def _data_files(self, owner: str | None) -> Iterator[Path]:
         """Every file of the data folders, or only those in one integration's folders."""
