@@ -122,7 +122,13 @@ def push_demo_day(integrations: list[Integration], end: datetime, log_dir: Path)
             return lines
         finally:
             server.terminate()
-            server.wait(timeout=30)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                # Every batch was acknowledged, so it is on disk: a server that does not stop
+                # on SIGTERM is killed rather than left running after the demo.
+                server.kill()
+                server.wait(timeout=30)
 
 
 def _wait_for_port(server: subprocess.Popen, log: Path) -> int:
