@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import dagster as dg
 import pandas as pd
@@ -118,7 +118,13 @@ class SourceResource(dg.ConfigurableResource):
             interval_minutes=integration.interval_minutes,
             settings=settings,
             **secrets,
+            **cls.environment_fields(),
         )
+
+    @classmethod
+    def environment_fields(cls) -> dict[str, Any]:
+        """Fields besides the secrets that come from the environment (a kind's own)."""
+        return {}
 
     def contacts(self, start: datetime, end: datetime) -> Extract:
         """Contact rows whose interval starts in [start, end) (UTC)."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import ClassVar, Self
+from typing import Any, ClassVar
 
 import dagster as dg
 import pandas as pd
@@ -56,10 +56,19 @@ class ApiSettings(SourceSettings):
     )
 
 
-class ApiSource(SourceResource):
+class LandedSource(SourceResource):
+    """A kind whose records are in the landing store (pushed, or landed by a listener)."""
+
+    landing_url: str  # a dg.EnvVar when WFM_LANDING_URL is set (it may hold a password)
+
+    @classmethod
+    def environment_fields(cls) -> dict[str, Any]:
+        return {"landing_url": landed_url()}
+
+
+class ApiSource(LandedSource):
     """Reads one window of an integration's landed records."""
 
-    deliveries: ClassVar[tuple[str, ...]] = ("cloud", "on_premise")
     timing: ClassVar[tuple[str, ...]] = ("real-time",)
 
     @classmethod
@@ -68,17 +77,6 @@ class ApiSource(SourceResource):
 
     settings_model = ApiSettings
     settings: ApiSettings
-    landing_url: str  # a dg.EnvVar when WFM_LANDING_URL is set (it may hold a password)
-
-    @classmethod
-    def from_integration(cls, integration: Integration) -> Self:
-        return cls(
-            integration_id=integration.id,
-            timezone=integration.timezone,
-            interval_minutes=integration.interval_minutes,
-            settings=cls.settings_model.model_validate(integration.source),
-            landing_url=landed_url(),
-        )
 
     def _store(self) -> LandingStore:
         return LandingStore(self.landing_url)

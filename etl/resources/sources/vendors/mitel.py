@@ -42,7 +42,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar
 from zoneinfo import ZoneInfo
 
 from pydantic import Field, model_validator
@@ -56,14 +56,13 @@ from etl.resources.files import append_durably, replace_atomically, try_lock
 from etl.resources.sources.base import (
     Extract,
     SourceError,
-    SourceResource,
     SourceSettings,
     WindowFailure,
 )
 from etl.resources.sources.plumbing.framing import StxFramer
 from etl.resources.sources.plumbing.locations import state_dir
 from etl.resources.sources.plumbing.tcp_stream import Backoff, TcpStream
-from etl.resources.sources.universal.api import ApiSettings, ApiSource, landed_url
+from etl.resources.sources.universal.api import ApiSettings, ApiSource, LandedSource
 from etl.resources.sources.universal.csv_files import CsvSettings, CsvSource
 
 log = logging.getLogger(__name__)
@@ -642,7 +641,7 @@ def listen(integration: Integration, stop: threading.Event, now=None) -> MitelLi
 
 
 # -- the source -----------------------------------------------------------------------------
-class MitelSource(SourceResource):
+class MitelSource(LandedSource):
     """`vendor: mitel`: landed real-time segments, and MiContact Center exports."""
 
     deliveries: ClassVar[tuple[str, ...]] = ("on_premise",)
@@ -655,17 +654,6 @@ class MitelSource(SourceResource):
 
     settings_model = MitelSettings
     settings: MitelSettings
-    landing_url: str  # a dg.EnvVar when WFM_LANDING_URL is set (it may hold a password)
-
-    @classmethod
-    def from_integration(cls, integration: Integration) -> Self:
-        return cls(
-            integration_id=integration.id,
-            timezone=integration.timezone,
-            interval_minutes=integration.interval_minutes,
-            settings=cls.settings_model.model_validate(integration.source),
-            landing_url=landed_url(),
-        )
 
     def contacts(self, start: datetime, end: datetime) -> Extract:
         exports = self.settings.contacts
