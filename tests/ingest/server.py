@@ -233,3 +233,17 @@ def contact(
             "duration": duration,
         },
     }
+
+
+# Pushed records show in the live views within this long (the issue's promise).
+LIVE_WITHIN_S = 5.0
+
+
+def wait_for(read, expected, timeout: float = LIVE_WITHIN_S * 2) -> float:
+    """Seconds until `read()` returns `expected` (fails after `timeout`)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if read() == expected:
+            return time.monotonic() - started
+        time.sleep(0.05)
+    raise AssertionError(f"not seen within {timeout} s: {read()!r} != {expected!r}")

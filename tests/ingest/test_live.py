@@ -16,23 +16,20 @@ from etl.config import Integration, Settings
 from etl.partitions import floor_hour
 from etl.resources.warehouse import Warehouse
 from tests.helpers import definitions, import_range
-from tests.ingest.server import Home, post, push_integration, running, status, statuses_path
-
-LIVE_WITHIN_S = 5.0
+from tests.ingest.server import (
+    LIVE_WITHIN_S,
+    Home,
+    post,
+    push_integration,
+    running,
+    status,
+    statuses_path,
+    wait_for,
+)
 
 
 def warehouse_of(home: Home) -> Warehouse:
     return Warehouse(root=str(home.root / "warehouse"))
-
-
-def wait_for(read, expected, timeout: float = LIVE_WITHIN_S * 2) -> float:
-    """Seconds until `read()` returns `expected` (fails after `timeout`)."""
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if read() == expected:
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"not seen within {timeout} s: {read()!r} != {expected!r}")
 
 
 def test_pushed_status_is_live_within_five_seconds(home: Home) -> None:

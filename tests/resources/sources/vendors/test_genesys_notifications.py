@@ -26,11 +26,10 @@ from etl.resources.warehouse import Warehouse
 from tests.fakes.genesys import CLIENT_ID
 from tests.fakes.genesys_notifications import FakeGenesysNotifications
 from tests.helpers import definitions, import_range
-from tests.ingest.server import Home, make_home, running
+from tests.ingest.server import LIVE_WITHIN_S, Home, make_home, running, wait_for
 
 SECRET = "gc-Notify-Secret-0815"
 SECRET_ENV = "WFM_TEST_GENESYS_NOTIFY_SECRET"
-LIVE_WITHIN_S = 5.0
 ANNA, BEN = "0b1c-anna", "0b1c-ben"
 FAST = {"reconnect_initial_s": 0.05, "reconnect_max_s": 0.2, "heartbeat_timeout_s": 5}
 
@@ -81,15 +80,6 @@ class Consumer:
         self.thread.join(timeout=20)
         self.notifications.landing.store.dispose()
         assert not self.thread.is_alive()
-
-
-def wait_for(read, expected, timeout: float = LIVE_WITHIN_S * 2) -> float:
-    started = time.monotonic()
-    while time.monotonic() - started < timeout:
-        if read() == expected:
-            return time.monotonic() - started
-        time.sleep(0.05)
-    raise AssertionError(f"not seen within {timeout} s: {read()!r} != {expected!r}")
 
 
 def test_notifications_are_live_and_the_import_writes_them_once(

@@ -42,8 +42,7 @@ from etl.resources.warehouse import Warehouse
 from tests.conftest import make_integration
 from tests.fakes.mitel import DROP, FakeAcd, acd_record, refresh_record
 from tests.helpers import definitions, fixed_clock, import_range
-from tests.ingest.server import make_home, running
-from tests.ingest.test_live import wait_for
+from tests.ingest.server import make_home, running, wait_for
 
 OSLO = ZoneInfo("Europe/Oslo")
 BASE = datetime(2026, 11, 18, 10, 20, tzinfo=UTC)  # 11:20 in Oslo
