@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 from datetime import UTC, datetime
+from multiprocessing.process import BaseProcess
+from multiprocessing.synchronize import Event
 
 from etl.config import ConfigError, load_integrations
 from etl.ingest.app import PUBLISH_ENV, PUSH_VENDOR, Integrations, ServiceSettings
@@ -15,6 +17,10 @@ from etl.ingest.store import LandingStore, from_us
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8088
 PORT_ENV = "WFM_API_PORT"
+# On SIGTERM, requests still running get this long before they are cancelled (a cancelled
+# one was not acknowledged, so its client sends it again); the publisher as long to stop.
+GRACEFUL_SHUTDOWN_S = 10
+PUBLISHER_STOP_S = 10
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -37,14 +43,19 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     keys.add_argument("integration")
 
 
-def publisher_process(parent_pid: int) -> None:
-    """The live-view publisher in a process of its own (off the server's GIL); it ends when
-    the server process does, even after `kill -9`."""
-    import time
+def publisher_process(parent_pid: int, stop: Event) -> None:
+    """The live-view publisher in a process of its own (off the server's GIL). It ends when
+    the server sets `stop` on its way out, or when the server process is gone (`kill -9`)."""
+    import signal
 
     from etl.ingest.publisher import LivePublisher
     from etl.resources.warehouse import Warehouse
 
+    # A signal disposition inherited from whoever started the server (SIGTERM ignored, say)
+    # must not keep this child alive: the server stops it, SIGTERM ends it, Ctrl-C in a
+    # terminal reaches the server, which stops it.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     settings = ServiceSettings.from_env()
     service_integrations = Integrations(settings.integrations_path)
     publisher = LivePublisher(
@@ -55,9 +66,19 @@ def publisher_process(parent_pid: int) -> None:
         min_interval_s=settings.publish_interval_s,
     )
     publisher.start()
-    while os.getppid() == parent_pid:
-        time.sleep(0.2)
+    while os.getppid() == parent_pid and not stop.wait(0.2):
+        pass
     publisher.stop()
+
+
+def stop_publisher(publisher: BaseProcess, stop: Event) -> None:
+    """Ask the publisher to finish its current publish and end; kill it if it does not within
+    PUBLISHER_STOP_S (a publish is atomic, so a killed one leaves the last one in place)."""
+    stop.set()
+    publisher.join(PUBLISHER_STOP_S)
+    if publisher.is_alive():
+        publisher.kill()
+        publisher.join()
 
 
 def serve_command(args: argparse.Namespace) -> int:
@@ -82,20 +103,26 @@ def serve_command(args: argparse.Namespace) -> int:
 
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        stop = context.Event()
         publisher = context.Process(
-            target=publisher_process, args=(os.getpid(),), name="live-publisher", daemon=True
+            target=publisher_process, args=(os.getpid(), stop), name="live-publisher", daemon=True
         )
         publisher.start()
         os.environ[PUBLISH_ENV] = "0"
-    uvicorn.run(
-        "etl.ingest.app:create_app",
-        factory=True,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=args.log_level,
-        access_log=not args.no_access_log,
-    )
+    try:
+        uvicorn.run(
+            "etl.ingest.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            access_log=not args.no_access_log,
+            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        )
+    finally:
+        if settings.publish:
+            stop_publisher(publisher, stop)
     return 0
 
 

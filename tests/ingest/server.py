@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,9 +25,11 @@ import yaml
 
 from etl.ingest.keys import issue_key
 from etl.ingest.store import LandingStore, default_url
+from etl.resources.warehouse import Warehouse
 
 PORT_LINE = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 START_TIMEOUT_S = 60
+STOP_TIMEOUT_S = 20
 
 
 def push_integration(**overrides) -> dict:
@@ -90,7 +92,13 @@ def make_home(root: Path, *integrations: dict, landing_url: str | None = None) -
 class Server:
     """One `wfm-etl serve` process."""
 
-    def __init__(self, home: Home, *args: str, env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        home: Home,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
+    ) -> None:
         self.home = home
         self.log = home.root / f"serve-{time.monotonic_ns()}.log"
         self._log = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
@@ -99,6 +107,7 @@ class Server:
             env={**home.env, **(env or {})},
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            preexec_fn=preexec_fn,
         )
         self.port = self._wait_for_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -136,18 +145,30 @@ class Server:
         self._log.close()
 
     def stop(self) -> None:
+        """SIGTERM, as a service manager stops it: a server that does not end within
+        STOP_TIMEOUT_S is killed and the test fails (it would hang a deployment's stop)."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
-                self.process.wait(timeout=20)
+                self.process.wait(timeout=STOP_TIMEOUT_S)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+                self._log.close()
+                raise AssertionError(
+                    f"the server did not stop within {STOP_TIMEOUT_S} s of SIGTERM:\n"
+                    f"{self.output[-2000:]}"
+                ) from None
         self._log.close()
 
     @property
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+def warehouse_of(home: Home) -> Warehouse:
+    """The warehouse the home's server publishes its live views to."""
+    return Warehouse(root=str(home.root / "warehouse"))
 
 
 @contextmanager

@@ -14,7 +14,6 @@ import duckdb
 
 from etl.config import Integration, Settings
 from etl.partitions import floor_hour
-from etl.resources.warehouse import Warehouse
 from tests.helpers import definitions, import_range
 from tests.ingest.server import (
     LIVE_WITHIN_S,
@@ -25,11 +24,8 @@ from tests.ingest.server import (
     status,
     statuses_path,
     wait_for,
+    warehouse_of,
 )
-
-
-def warehouse_of(home: Home) -> Warehouse:
-    return Warehouse(root=str(home.root / "warehouse"))
 
 
 def test_pushed_status_is_live_within_five_seconds(home: Home) -> None:
