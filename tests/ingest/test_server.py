@@ -3,6 +3,7 @@ dispositions it inherited from the process that started it."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import time
 from datetime import UTC, datetime
@@ -39,19 +40,25 @@ def test_serve_and_its_publisher_stop_on_sigterm_even_when_sigterm_was_ignored(
     key = home.key("push_berlin")
     server = Server(home, preexec_fn=_ignore_sigterm)
     publisher = _publisher_of(server)
-    warehouse = warehouse_of(home)
-    record = status("anna", "Available", datetime.now(UTC).replace(microsecond=0))
-    assert post(server.url, statuses_path(), {"data": [record]}, key=key).status == 202
-    wait_for(  # the publisher is at work when the server is stopped
-        lambda: int(warehouse.query("SELECT count(*) AS n FROM agent_status_live")["n"][0]), 1
-    )
+    try:
+        warehouse = warehouse_of(home)
+        record = status("anna", "Available", datetime.now(UTC).replace(microsecond=0))
+        assert post(server.url, statuses_path(), {"data": [record]}, key=key).status == 202
+        wait_for(  # the publisher is at work when the server is stopped
+            lambda: int(warehouse.query("SELECT count(*) AS n FROM agent_status_live")["n"][0]),
+            1,
+        )
 
-    began = time.monotonic()
-    server.process.send_signal(signal.SIGTERM)
-    server.process.wait(timeout=STOPS_WITHIN_S)
-    stopped_s = time.monotonic() - began
+        began = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        server.process.wait(timeout=STOPS_WITHIN_S)
+        stopped_s = time.monotonic() - began
+    finally:  # neither may outlive the test, whatever happened
+        for process in (server.process, publisher):
+            with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+                process.kill()
+        server.stop()
 
     assert stopped_s < STOPS_WITHIN_S
     assert not publisher.is_running() or publisher.status() == psutil.STATUS_ZOMBIE
     assert "Finished server process" in server.output
-    server.stop()  # closes the log; the process is gone already
