@@ -63,6 +63,8 @@ HISTORY_RUNS_AT_ONCE = 2
 # of them at once: the project sets one per core; Dagster's own default is 10.
 TICK_RUNS_AT_ONCE = max_concurrent_runs(os.environ)
 DAGSTER_DEFAULT_RUNS_AT_ONCE = 10
+# The push part's clients offer this much more than its target rate (see part_push).
+PUSH_OFFERED_MARGIN = 1.05
 ALL_PARTS = "floor,peers,bookkeeping,csv,db,tick,celery,remap,queries,dayfiles,readers,push"
 # Parts that read the generated history files (the others need none).
 HISTORY_PARTS = {"floor", "peers", "bookkeeping", "csv", "db", "remap", "queries", "dayfiles"}
@@ -849,11 +851,16 @@ def part_day_files(report: Report, folder: Path, queues: int, end: datetime) -> 
 
 def part_push(report: Report, scale: float) -> None:
     """The ingestion service under load (bench/push_load.py, its own process): agent status
-    from 50 clients at 2,000 records/s for 60 s, the server killed with SIGKILL and restarted
-    half way, an analyst process querying the live view all along."""
+    from 50 clients offering 2,100 records/s (the target 2,000 and 5%) for 60 s, the server
+    killed with SIGKILL and restarted half way, an analyst process querying the live view all
+    along."""
     clients = max(5, round(50 * scale))
     seconds = 60 if scale >= 1 else 20
-    rate = 2000 * clients / 50
+    target = 2000 * clients / 50
+    # The clients offer more than the target: a server that only just keeps up with exactly
+    # the target would land a few records a second fewer (the last answers come after the
+    # last second), so "holds at least the target" is shown with headroom.
+    rate = target * PUSH_OFFERED_MARGIN
     load_before = os.getloadavg()[0]
     done, lines = bench_process(
         dict(os.environ),
@@ -866,7 +873,8 @@ def part_push(report: Report, scale: float) -> None:
     r = lines[-1]
     load_after = os.getloadavg()[0]
     note = (
-        f"{clients} clients, batches of 10 records, {seconds:.0f} s, SIGKILL at "
+        f"{clients} clients offering {rate:,.0f} records/s in batches of 10, {seconds:.0f} s, "
+        "SIGKILL at "
         f"{seconds / 2:.0f} s and restart ({r['restart_s']:.1f} s until it answered again; "
         f"{r['failed_attempts']} requests failed meanwhile and were retried); the machine's "
         f"1-minute load average {load_before:.1f} before, {load_after:.1f} after"
@@ -875,8 +883,8 @@ def part_push(report: Report, scale: float) -> None:
         "push: agent-status records per second landed",
         r["records_per_s"],
         "rec/s",
-        f">= {rate:,.0f}",
-        r["records_per_s"] >= rate,
+        f">= {target:,.0f}",
+        r["records_per_s"] >= target,
         note=note,
     )
     report.add(
@@ -885,7 +893,10 @@ def part_push(report: Report, scale: float) -> None:
         "ms",
         "< 200 ms",
         r["p99_ms"] < 200,
-        note=f"p50 {r['p50_ms']:.0f} ms, max {r['max_ms']:.0f} ms, {r['requests']:,} requests",
+        note=(
+            f"p50 {r['p50_ms']:.0f} ms, max {r['max_ms']:.0f} ms, {r['requests']:,} requests; "
+            f"p99 of the requests sent more than 5 s from the kill {r['p99_steady_ms']:.0f} ms"
+        ),
     )
     report.add(
         "push: records lost after kill -9",

@@ -37,6 +37,7 @@ BATCH_RECORDS = 10
 @dataclass
 class ClientStats:
     latencies: list[float] = field(default_factory=list)
+    sent_at: list[float] = field(default_factory=list)  # seconds after the start, per latency
     batches: int = 0
     failed_attempts: int = 0
     records: int = 0
@@ -72,7 +73,7 @@ def start_server(env: dict[str, str], log: Path):
 
     handle = open(log, "ab")  # noqa: SIM115 - kept open for the process's life
     process = subprocess.Popen(
-        [sys.executable, "-m", "etl.cli", "serve", "--port", "0", "--no-access-log"],
+        [sys.executable, "-m", "etl", "serve", "--port", "0", "--no-access-log"],
         env=env,
         stdout=handle,
         stderr=subprocess.STDOUT,
@@ -181,6 +182,7 @@ def run(clients: int, seconds: float, rate: float, folder: Path, kill_at: float 
                     answer.read()
                     if answer.status == 202:
                         mine.latencies.append(time.monotonic() - sent)
+                        mine.sent_at.append(sent - started)
                         break
                     raise OSError(f"answer {answer.status}")
                 except (OSError, http.client.HTTPException):
@@ -229,6 +231,12 @@ def run(clients: int, seconds: float, rate: float, folder: Path, kill_at: float 
         ).one()
     live = int(warehouse.query("SELECT count(*) AS n FROM agent_status_live")["n"][0])
     latencies = sorted(x for s in stats for x in s.latencies)
+    steady = sorted(
+        x
+        for s in stats
+        for x, at in zip(s.latencies, s.sent_at, strict=True)
+        if kill_at is None or abs(at - kill_at) > 5
+    )
     store.dispose()
     return {
         "clients": clients,
@@ -237,6 +245,7 @@ def run(clients: int, seconds: float, rate: float, folder: Path, kill_at: float 
         "records_per_s": sent_records / wall,
         "p50_ms": 1000 * statistics.median(latencies),
         "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+        "p99_steady_ms": 1000 * steady[int(0.99 * (len(steady) - 1))],
         "max_ms": 1000 * latencies[-1],
         "requests": len(latencies),
         "failed_attempts": sum(s.failed_attempts for s in stats),

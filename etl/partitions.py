@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
-
-import dagster as dg
+from typing import TYPE_CHECKING
 
 from etl.config import Integration
+
+# Dagster is imported where partitions are built: the ingestion service's door checks use
+# the time arithmetic here without loading it (a second of a restart).
+if TYPE_CHECKING:
+    import dagster as dg
 
 HOUR = timedelta(hours=1)
 KEY_FORMAT = "%Y-%m-%d-%H:%M"
@@ -20,6 +24,8 @@ KEY_FORMAT = "%Y-%m-%d-%H:%M"
 
 def hourly_partitions(integration: Integration) -> dg.HourlyPartitionsDefinition:
     """Hours from the integration's history start up to and including the current hour."""
+    import dagster as dg
+
     return dg.HourlyPartitionsDefinition(
         start_date=integration.history_start.strftime(KEY_FORMAT),
         timezone="UTC",
@@ -42,6 +48,8 @@ def hour_of(key: str) -> datetime:
 
 def key_range(start: datetime, end: datetime) -> dg.PartitionKeyRange:
     """Keys of the hours in [start, end): `end` is exclusive, as in a time window."""
+    import dagster as dg
+
     return dg.PartitionKeyRange(key_of(start), key_of(end - HOUR))
 
 

@@ -8,6 +8,7 @@ concern the whole frame (a mapped column missing) raise `SourceDataError` instea
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ DUPLICATE_RULE = "duplicate_row: exact copy of another row with the same key (ke
 MAX_COUNT = 10**9
 TOO_LARGE_RULE = "{column}: too large (more than {limit:,})"
 DUPLICATE_COLUMNS = ("partition_key", "source_ref")
+_ODD = re.compile(ODD_IDENTIFIER)
 CONFLICT_RULE = "conflicting_key: rows share the key {key} but disagree"
 OUTSIDE_RULE = "{column}: outside the imported window"
 # Columns a source adds to its frame to keep each row's fields as delivered (`rows_as_json`).
@@ -65,10 +67,19 @@ class Validated:
     warnings: list[str] = field(default_factory=list)
 
 
-def empty_quarantine() -> pd.DataFrame:
+def _empty_quarantine() -> pd.DataFrame:
     frame = pd.DataFrame({c: pd.Series(dtype=object) for c in QUARANTINE_COLUMNS})
     frame["rejected_at"] = pd.Series(dtype="datetime64[ns, UTC]")
     return frame
+
+
+_EMPTY_QUARANTINE = _empty_quarantine()
+_EMPTY_DUPLICATES = pd.DataFrame({c: pd.Series(dtype=object) for c in DUPLICATE_COLUMNS})
+
+
+def empty_quarantine() -> pd.DataFrame:
+    """A quarantine without rows (a copy: callers may add to it)."""
+    return _EMPTY_QUARANTINE.copy()
 
 
 class Problems:
@@ -317,14 +328,17 @@ def validate(
     rejected = _quarantine(
         frame, typed, problems, bad_index, integration_id, spec, start, end, run_id, source
     )
-    duplicates = pd.DataFrame(
-        {
-            "partition_key": partition_keys_in_window(
-                typed.loc[copies, spec.time_column], start, end
-            ),
-            "source_ref": _refs(frame, copies, source).to_numpy(),
-        }
-    )
+    if copies.empty:  # the usual case: no frame work for nothing (a batch of 10 records)
+        duplicates = _EMPTY_DUPLICATES.copy()
+    else:
+        duplicates = pd.DataFrame(
+            {
+                "partition_key": partition_keys_in_window(
+                    typed.loc[copies, spec.time_column], start, end
+                ),
+                "source_ref": _refs(frame, copies, source).to_numpy(),
+            }
+        )
     return Validated(good, rejected, received, duplicates, identifier_warnings(good, spec))
 
 
@@ -362,10 +376,10 @@ def identifier_warnings(good: pd.DataFrame, spec: TableSpec, limit: int = 10) ->
         if column not in good.columns or good.empty:
             continue
         values = good[column]
-        # The pattern on each distinct value (a month has 1.5 M rows and a few hundred queues).
-        distinct = pd.Series(values.unique(), dtype=values.dtype)
-        strange = distinct[distinct.str.contains(ODD_IDENTIFIER, regex=True).fillna(False)]
-        if strange.empty:
+        # The pattern on each distinct value (a month has 1.5 M rows and a few hundred
+        # queues), in plain Python: pandas' string machinery costs more than the search.
+        strange = [v for v in values.unique() if isinstance(v, str) and _ODD.search(v)]
+        if not strange:
             continue
         odd = values.isin(strange).to_numpy(dtype=bool)
         counts = values[odd].value_counts()

@@ -18,13 +18,10 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import threading
 import time
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -32,82 +29,29 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from etl.config import PROJECT_ROOT, ConfigError, Integration, load_integrations
 from etl.ingest import payloads
 from etl.ingest.keys import bearer_key, key_hash
 from etl.ingest.landing import MAX_RECORDS, Landing, LandResult, Pending
-from etl.ingest.publisher import LivePublisher
-from etl.ingest.store import LandingStore, landing_url
-from etl.resources.warehouse import Warehouse
+from etl.ingest.settings import PUSH_VENDOR, Integrations, ServiceSettings
+from etl.ingest.store import LandingStore
+
+if TYPE_CHECKING:
+    from etl.ingest.publisher import LivePublisher
 
 log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 8 * 2**20  # 10,000 contact events are about 2.5 MiB
 MAX_BATCH_ID = 200
-PUSH_VENDOR = "api"
-CONFIG_CHECK_S = 1.0
-PUBLISH_ENV = "WFM_API_PUBLISH"
 # A group commit takes at most this many records: a burst of big batches is landed in a few
 # transactions instead of one huge one.
 GROUP_RECORDS = 20_000
+# How long a group commit waits for more requests after the first (see GroupCommitter.run).
+GROUP_WAIT_S = 0.03
+# Valid keys are remembered this long (and at most this many), see KeyCache.
+KEY_CACHE_S = 30.0
+KEY_CACHE_SIZE = 10_000
+REVOKED = "unknown or revoked API key"
 # How often the server copies the landing store's WAL into its database file (SQLite).
 CHECKPOINT_EVERY_S = 1.0
-
-
-@dataclass(frozen=True)
-class ServiceSettings:
-    """Where the service reads and writes. From the environment when the app is created."""
-
-    integrations_path: Path
-    warehouse_dir: Path
-    landing_url: str
-    lock_dir: Path
-    publish: bool = True  # run the live-view publisher in this process
-    publish_interval_s: float = 1.0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
-        env = os.environ if env is None else env
-        home = Path(env.get("WFM_HOME", PROJECT_ROOT))
-        return cls(
-            integrations_path=Path(env.get("WFM_INTEGRATIONS", home / "integrations.yaml")),
-            warehouse_dir=Path(env.get("WFM_WAREHOUSE_DIR", home / "data" / "warehouse")),
-            landing_url=landing_url(env, home),
-            lock_dir=home / "data" / "landing" / "locks",
-            publish=env.get(PUBLISH_ENV, "1") != "0",
-            publish_interval_s=float(env.get("WFM_API_PUBLISH_INTERVAL_S", "1.0")),
-        )
-
-
-class Integrations:
-    """The integrations file, read again when it changes (checked at most once a second), so
-    pausing, resuming, adding or removing an integration needs no restart."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock = threading.Lock()
-        self._mtime: int | None = None
-        self._checked = 0.0
-        self._current: dict[str, Integration] = {}
-        self.get()
-
-    def get(self) -> dict[str, Integration]:
-        with self._lock:
-            if time.monotonic() - self._checked < CONFIG_CHECK_S:
-                return self._current
-            self._checked = time.monotonic()
-            try:
-                mtime = self.path.stat().st_mtime_ns
-            except FileNotFoundError:
-                mtime = None
-            if mtime != self._mtime or not self._current:
-                try:
-                    self._current = {i.id: i for i in load_integrations(self.path)}
-                    self._mtime = mtime
-                except ConfigError as exc:
-                    if not self._current:
-                        raise
-                    log.error("integrations file not reloaded, keeping the last good one: %s", exc)
-            return self._current
 
 
 class GroupCommitter:
@@ -116,8 +60,10 @@ class GroupCommitter:
     def __init__(self, landing: Landing) -> None:
         self.landing = landing
         self.queue: asyncio.Queue[tuple[Pending, asyncio.Future]] = asyncio.Queue()
+        self._concurrent = False  # did requests arrive together lately?
 
     async def submit(self, pending: Pending) -> LandResult:
+        pending.queued_at = time.monotonic()
         future = asyncio.get_running_loop().create_future()
         await self.queue.put((pending, future))
         return await future
@@ -126,6 +72,14 @@ class GroupCommitter:
         while True:
             items = [await self.queue.get()]
             records = len(items[0][0].records)
+            waited = time.monotonic() - items[0][0].queued_at
+            if self._concurrent and records < GROUP_RECORDS and waited < GROUP_WAIT_S:
+                # A validation pass costs about 10 ms however few records it checks: while
+                # requests arrive together, waiting a moment for the next ones lands them in
+                # the same pass and leaves the event loop the processor in between. A
+                # request that queued while the last group was landing has waited already;
+                # a lone client's requests are landed at once.
+                await asyncio.sleep(GROUP_WAIT_S - waited)
             while not self.queue.empty() and records < GROUP_RECORDS:
                 item = self.queue.get_nowait()
                 items.append(item)
@@ -140,9 +94,34 @@ class GroupCommitter:
                     if not future.done():
                         future.set_exception(exc)
                 continue
+            self._concurrent = len(items) > 1 or not self.queue.empty()
             for (_, future), result in zip(items, results, strict=True):
                 if not future.done():
                     future.set_result(result)
+
+
+class KeyCache:
+    """Key hash -> integration for keys seen valid lately, so that a request costs no lookup
+    of its key. It only lets a request in: the landing transaction checks each batch's key
+    again, so a key rotated meanwhile lands nothing (401)."""
+
+    def __init__(self, ttl_s: float = KEY_CACHE_S) -> None:
+        self.ttl_s = ttl_s
+        self._owners: dict[str, tuple[str, float]] = {}
+
+    def get(self, hashed: str) -> str | None:
+        found = self._owners.get(hashed)
+        if found is None or time.monotonic() > found[1]:
+            return None
+        return found[0]
+
+    def put(self, hashed: str, owner: str) -> None:
+        if len(self._owners) > KEY_CACHE_SIZE:
+            self._owners.clear()
+        self._owners[hashed] = (owner, time.monotonic() + self.ttl_s)
+
+    def forget(self, hashed: str) -> None:
+        self._owners.pop(hashed, None)
 
 
 def error(status: int, message: str, **headers: str) -> JSONResponse:
@@ -158,9 +137,13 @@ class IngestService:
         self.store = LandingStore(settings.landing_url, background_checkpoints=True)
         self.store.create()
         self.landing = Landing(self.store, self.integrations.get())
+        self.keys = KeyCache()
         self.committer: GroupCommitter | None = None
         self.publisher: LivePublisher | None = None
-        if settings.publish:
+        if settings.publish:  # in this process (`wfm-etl serve` runs it in a child of its own)
+            from etl.ingest.publisher import LivePublisher
+            from etl.resources.warehouse import Warehouse
+
             self.publisher = LivePublisher(
                 self.store,
                 Warehouse(root=str(settings.warehouse_dir)),
@@ -172,6 +155,7 @@ class IngestService:
     @contextlib.asynccontextmanager
     async def lifespan(self, _app: Starlette) -> AsyncIterator[None]:
         self.committer = GroupCommitter(self.landing)
+        await run_in_threadpool(self.warm_up)
         task = asyncio.create_task(self.committer.run())
         checkpoints = asyncio.create_task(self._checkpoints())
         if self.publisher is not None:
@@ -184,6 +168,43 @@ class IngestService:
             if self.publisher is not None:
                 self.publisher.stop()
             self.store.dispose()
+
+    def warm_up(self) -> None:
+        """Validate one made-up record of each push integration's kinds, landing nothing, before
+        the first request: the first validation builds the schemas and warms pandas (50 ms
+        and more), which after a restart would fall on the requests queued meanwhile."""
+        at = now().replace(minute=0, second=0, microsecond=0).isoformat()
+        samples = {
+            payloads.CONTACT_EVENTS: {
+                "queueIdentifier": "warm-up",
+                "queueName": "warm-up",
+                "channel": "calls",
+                "timestamp": at,
+                "properties": {"offered": 0, "handled": 0, "abandoned": 0, "duration": 0},
+            },
+            payloads.AGENT_STATUSES: {
+                "agentIdentifier": "warm-up",
+                "activityIdentifier": "warm-up",
+                "startTime": at,
+            },
+        }
+        warmed: set[tuple] = set()  # a schema per kind, grid and timezone
+        for integration in self.integrations.get().values():
+            if integration.vendor != PUSH_VENDOR:
+                continue
+            for path, sample in samples.items():
+                kind = payloads.KIND_OF_PATH[path]
+                schema = (kind, integration.interval_minutes, integration.timezone)
+                if kind not in integration.data or schema in warmed:
+                    continue
+                warmed.add(schema)
+                records, refused = payloads.MAPPERS[path]([sample])
+                try:
+                    self.landing.prepare(
+                        [self.landing.pending(integration.id, kind, records, refused=refused)]
+                    )
+                except Exception:  # only a warm-up: the first request does it for real
+                    log.debug("warming up %s %s failed", integration.id, kind, exc_info=True)
 
     async def _checkpoints(self) -> None:
         """Checkpoint the SQLite WAL off the request path (see LandingStore)."""
@@ -210,9 +231,13 @@ class IngestService:
         challenge = {"WWW-Authenticate": 'Bearer realm="wfm-etl"'}
         if key is None:
             return error(401, "missing API key: send 'Authorization: Bearer <key>'", **challenge)
-        owner = await run_in_threadpool(self.store.integration_of_key, key_hash(key))
+        hashed = key_hash(key)
+        owner = self.keys.get(hashed)
         if owner is None:
-            return error(401, "unknown or revoked API key", **challenge)
+            owner = await run_in_threadpool(self.store.integration_of_key, hashed)
+        if owner is None:
+            return error(401, REVOKED, **challenge)
+        self.keys.put(hashed, owner)
         if owner != integration_id:
             return error(
                 403, f"this API key belongs to another integration, not {integration_id!r}"
@@ -261,6 +286,7 @@ class IngestService:
             source=f"POST {request.url.path}",
             refused=refused,
             raw=data,
+            key_hash=hashed,
         )
         assert self.committer is not None
         try:
@@ -269,6 +295,9 @@ class IngestService:
             return error(
                 503, f"the landing store is unavailable, nothing was landed: {type(exc).__name__}"
             )
+        if result.revoked:  # rotated while the request was on its way: nothing landed
+            self.keys.forget(hashed)
+            return error(401, REVOKED, **challenge)
         headers = {"Idempotency-Replayed": "true"} if result.replayed else None
         return JSONResponse(result.body(), status_code=result.status_code, headers=headers)
 

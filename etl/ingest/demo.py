@@ -87,7 +87,7 @@ def push_demo_day(integrations: list[Integration], end: datetime, log_dir: Path)
     log = log_dir / "demo-serve.log"
     with open(log, "wb") as handle:
         server = subprocess.Popen(
-            [sys.executable, "-m", "etl.cli", "serve", "--port", "0", "--no-access-log"],
+            [sys.executable, "-m", "etl", "serve", "--port", "0", "--no-access-log"],
             stdout=handle,
             stderr=subprocess.STDOUT,
         )

@@ -95,6 +95,7 @@ class LandResult:
     errors: list[dict] = field(default_factory=list)  # {"index", "reasons"} per refused record
     held: bool = False  # landed while the integration is paused: imported on resume
     replayed: bool = False  # a retry of a batch landed before: nothing landed again
+    revoked: bool = False  # its API key was rotated before it landed: nothing landed
 
     def body(self) -> dict:
         return {
@@ -140,6 +141,8 @@ class Pending:
     refused: dict[int, list[str]] = field(default_factory=dict)
     # The records as they came (e.g. in the HTTP API's field names), for rejected rows.
     raw: Sequence[Any] | None = None
+    key_hash: str | None = None  # the API key it came with (see StoredBatch.key_hash)
+    queued_at: float = 0.0  # monotonic time it was queued for a group commit
 
 
 def latest_segments(records: Sequence[dict]) -> list[dict]:
@@ -219,6 +222,7 @@ class Landing:
         held: bool | None = None,
         refused: Mapping[int, list[str]] | None = None,
         raw: Sequence[Any] | None = None,
+        key_hash: str | None = None,
     ) -> Pending:
         if kind not in KINDS:
             raise ValueError(f"unknown data kind {kind!r} (known: {', '.join(KINDS)})")
@@ -240,6 +244,7 @@ class Landing:
             held=integration.paused if held is None else held,
             refused=dict(refused or {}),
             raw=raw,
+            key_hash=key_hash,
         )
 
     def land_pending(self, batches: Sequence[Pending]) -> list[LandResult]:
@@ -252,6 +257,16 @@ class Landing:
         ]
 
     def _result(self, pending: Pending, stored: StoredBatch, done: Landed) -> LandResult:
+        if done.revoked:
+            return LandResult(
+                pending.integration.id,
+                pending.kind,
+                pending.batch_id,
+                401,
+                0,
+                len(pending.records),
+                revoked=True,
+            )
         if done.conflicting_body:
             return LandResult(
                 pending.integration.id,
@@ -507,4 +522,5 @@ class Landing:
             response=result.body(),
             records=[(k, s, e, r) for k, s, e, r, _, _ in records],
             rejected=rejected,
+            key_hash=pending.key_hash,
         )

@@ -10,8 +10,8 @@ from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
 
 from etl.config import ConfigError, load_integrations
-from etl.ingest.app import PUBLISH_ENV, PUSH_VENDOR, Integrations, ServiceSettings
 from etl.ingest.keys import issue_key
+from etl.ingest.settings import PUBLISH_ENV, PUSH_VENDOR, Integrations, ServiceSettings
 from etl.ingest.store import LandingStore, from_us
 
 DEFAULT_HOST = "127.0.0.1"
@@ -95,12 +95,9 @@ def serve_command(args: argparse.Namespace) -> int:
         flush=True,
     )
     if settings.publish:  # one publisher beside all workers; the workers only land
-        # Forked (where the system can) before any thread or connection exists: the child
-        # starts with every module loaded, so the live views follow the first request
-        # within seconds even on a loaded machine (a spawned child imports it all again).
-        import etl.ingest.publisher
-        import etl.resources.warehouse  # noqa: F401
-
+        # Forked (where the system can) before this process loads the app, so that the two
+        # load their modules at the same time on different cores (a spawned child would start
+        # a new interpreter as well); there is no thread or connection to inherit yet.
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         stop = context.Event()
@@ -124,6 +121,21 @@ def serve_command(args: argparse.Namespace) -> int:
         if settings.publish:
             stop_publisher(publisher, stop)
     return 0
+
+
+def main(argv: list[str]) -> int:
+    """`wfm-etl serve|api-key ...` on their own (etl/__main__.py); `wfm-etl --help` lists them
+    with every other command."""
+    parser = argparse.ArgumentParser(prog="wfm-etl")
+    add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            return serve_command(args)
+        return api_key_command(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 def api_key_command(args: argparse.Namespace) -> int:

@@ -77,6 +77,9 @@ class StoredBatch:
     records: list[tuple[str, int, int, str]] = field(default_factory=list)
     # (record_index, partition_us, source_ref, row_json, rules JSON)
     rejected: list[tuple[int, int, str, str, str]] = field(default_factory=list)
+    # The hash of the API key the batch came with: checked again in the landing transaction,
+    # so that a key rotated after the request was let in lands nothing.
+    key_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,10 @@ class Landed:
     status_code: int
     response: dict
     conflicting_body: bool = False  # same batch id, another body
+    revoked: bool = False  # its API key was replaced meanwhile: nothing landed
 
 
+SELECT_KEY_OWNER = "SELECT integration_id FROM api_keys WHERE key_hash = :h"
 INSERT_BATCH = """
 INSERT INTO landing_batches (integration_id, batch_id, kind, body_hash, received_at_us,
                              status_code, response)
@@ -253,7 +258,14 @@ class LandingStore:
         rejected: list[dict] = []
         heads: dict[tuple[str, str], int] = {}
         with self._write() as con:
+            owners = {
+                h: self._run(con, SELECT_KEY_OWNER, {"h": h}).scalar_one_or_none()
+                for h in {b.key_hash for b in batches if b.key_hash is not None}
+            }
             for batch in batches:
+                if batch.key_hash is not None and owners[batch.key_hash] != batch.integration_id:
+                    results.append(Landed(False, 401, {}, revoked=True))
+                    continue
                 ids = {"integration_id": batch.integration_id, "batch_id": batch.batch_id}
                 inserted = self._run(
                     con,
@@ -584,10 +596,7 @@ class LandingStore:
 
     def integration_of_key(self, key_hash: str) -> str | None:
         with self._read() as con:
-            rows = self._run(
-                con, "SELECT integration_id FROM api_keys WHERE key_hash = :h", {"h": key_hash}
-            )
-            return rows.scalar_one_or_none()
+            return self._run(con, SELECT_KEY_OWNER, {"h": key_hash}).scalar_one_or_none()
 
     def key_info(self, integration_id: str) -> tuple[str, int] | None:
         """(hint, created_at_us) of the integration's key, if it has one."""

@@ -103,7 +103,7 @@ class Server:
         self.log = home.root / f"serve-{time.monotonic_ns()}.log"
         self._log = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "etl.cli", "serve", "--port", "0", *args],
+            [sys.executable, "-m", "etl", "serve", "--port", "0", *args],
             env={**home.env, **(env or {})},
             stdout=self._log,
             stderr=subprocess.STDOUT,

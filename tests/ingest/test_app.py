@@ -66,7 +66,7 @@ def test_authentication_and_keys(home: Home) -> None:
 def test_api_key_command_shows_the_key_once(home: Home) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "etl.cli", "api-key", *args],
+            [sys.executable, "-m", "etl", "api-key", *args],
             env=home.env,
             capture_output=True,
             text=True,
