@@ -13,8 +13,28 @@ from functools import cache
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
+from pandera.dtypes import DataType
+from pandera.engines import pandas_engine
 
 STRING = pd.StringDtype("pyarrow")  # vectorised checks; object strings are checked per element
+
+
+class _StringColumn(pandas_engine.STRING):
+    """pandera's string[pyarrow] column type, answering for the whole column when every value
+    has the type. pandera 0.35 answers per element, and then formats an empty table of failure
+    cases into a message for every string column it checks, passing or not: a third of a
+    millisecond a column, a tenth of validating a pushed batch of 10 records."""
+
+    def check(
+        self, pandera_dtype: DataType, data_container: pd.Series | None = None
+    ) -> bool | np.ndarray:
+        result = super().check(pandera_dtype, data_container)
+        if isinstance(result, np.ndarray) and result.all():
+            return True
+        return result
+
+
+TEXT = _StringColumn(storage="pyarrow")  # the schemas' string columns (of type STRING)
 CHANNELS = ("calls", "chats", "emails", "tickets", "social", "documents")
 INTERVALS = (15, 30, 60)
 DAY_NS = 24 * 3600 * 10**9
@@ -121,12 +141,10 @@ def contact_schema(interval_minutes: int = 15, timezone: str = "UTC") -> pa.Data
     return pa.DataFrameSchema(
         name="contact_intervals",
         columns={
-            "integration_id": pa.Column(
-                STRING, pa.Check.str_length(min_value=1, error="not empty")
-            ),
-            "external_queue_id": _text("external_queue_id", STRING),
+            "integration_id": pa.Column(TEXT, pa.Check.str_length(min_value=1, error="not empty")),
+            "external_queue_id": _text("external_queue_id", TEXT),
             "channel": pa.Column(
-                STRING, pa.Check.isin(CHANNELS, error=f"one of {', '.join(CHANNELS)}")
+                TEXT, pa.Check.isin(CHANNELS, error=f"one of {', '.join(CHANNELS)}")
             ),
             "interval_start": pa.Column(
                 "datetime64[ns, UTC]", _on_grid(interval_minutes, timezone)
@@ -243,11 +261,9 @@ def agent_status_schema() -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         name="agent_status_segments",
         columns={
-            "integration_id": pa.Column(
-                STRING, pa.Check.str_length(min_value=1, error="not empty")
-            ),
-            "user_identifier": _text("user_identifier", STRING),
-            "external_activity": _text("external_activity", STRING),
+            "integration_id": pa.Column(TEXT, pa.Check.str_length(min_value=1, error="not empty")),
+            "user_identifier": _text("user_identifier", TEXT),
+            "external_activity": _text("external_activity", TEXT),
             "start_utc": pa.Column("datetime64[ns, UTC]"),
             "end_utc": pa.Column("datetime64[ns, UTC]", nullable=True),
         },
