@@ -305,20 +305,23 @@ class IngestService:
 async def read_body(request: Request) -> bytes | Response:
     """The body, or 413 as soon as it passes MAX_BODY_BYTES (never read whole first)."""
     declared = request.headers.get("content-length")
-    too_big = error(
-        413,
-        f"the body is larger than {MAX_BODY_BYTES} bytes; send smaller batches "
-        f"(at most {MAX_RECORDS} records)",
-    )
     if declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        return too_big
+        return _too_big()
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY_BYTES:
-            return too_big
+            return _too_big()
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _too_big() -> JSONResponse:
+    return error(
+        413,
+        f"the body is larger than {MAX_BODY_BYTES} bytes; send smaller batches "
+        f"(at most {MAX_RECORDS} records)",
+    )
 
 
 def create_app(settings: ServiceSettings | None = None) -> Starlette:
