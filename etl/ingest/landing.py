@@ -258,27 +258,24 @@ class Landing:
 
     def _result(self, pending: Pending, stored: StoredBatch, done: Landed) -> LandResult:
         if done.revoked:
-            return LandResult(
-                pending.integration.id,
-                pending.kind,
-                pending.batch_id,
-                401,
-                0,
-                len(pending.records),
-                revoked=True,
-            )
+            return self._nothing_landed(pending, 401, revoked=True)
         if done.conflicting_body:
-            return LandResult(
-                pending.integration.id,
-                pending.kind,
-                pending.batch_id,
-                422,
-                0,
-                len(pending.records),
-                errors=[{"index": None, "reasons": [BATCH_REUSED]}],
-                replayed=True,
-            )
+            reused = [{"index": None, "reasons": [BATCH_REUSED]}]
+            return self._nothing_landed(pending, 422, errors=reused, replayed=True)
         return LandResult.from_body(pending.kind, done.status_code, done.response, done.duplicate)
+
+    @staticmethod
+    def _nothing_landed(pending: Pending, status: int, **outcome: Any) -> LandResult:
+        """The answer to a batch the store refused as a whole."""
+        return LandResult(
+            pending.integration.id,
+            pending.kind,
+            pending.batch_id,
+            status,
+            0,
+            len(pending.records),
+            **outcome,
+        )
 
     # -- validation -------------------------------------------------------------------------
     def prepare(self, batches: Sequence[Pending]) -> list[StoredBatch]:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from etl.config import PROJECT_ROOT, ConfigError, Integration, load_integrations
+from etl.config import PROJECT_ROOT, ConfigError, Integration, Settings, load_integrations
 from etl.ingest.store import landing_url
 
 log = logging.getLogger(__name__)
@@ -38,9 +38,10 @@ class ServiceSettings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServiceSettings:
         env = os.environ if env is None else env
         home = Path(env.get("WFM_HOME", PROJECT_ROOT))
+        project = Settings.from_env(env)  # the same files as the Dagster project's
         return cls(
-            integrations_path=Path(env.get("WFM_INTEGRATIONS", home / "integrations.yaml")),
-            warehouse_dir=Path(env.get("WFM_WAREHOUSE_DIR", home / "data" / "warehouse")),
+            integrations_path=project.integrations_path,
+            warehouse_dir=project.warehouse_dir,
             landing_url=landing_url(env, home),
             lock_dir=home / "data" / "landing" / "locks",
             publish=env.get(PUBLISH_ENV, "1") != "0",
