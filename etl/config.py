@@ -176,29 +176,42 @@ def _secret_problems(settings: Mapping[str, Any], prefix: str = "source") -> lis
     return problems
 
 
-def _integration_problems(raw: Any, index: int) -> tuple[str, Integration | None, list[str]]:
+def _integration_problems(
+    raw: Any, index: int, check_sources: bool = True
+) -> tuple[str, Integration | None, list[str]]:
     label = f"#{index + 1}"
     if not isinstance(raw, Mapping):
         return label, None, ["must be a mapping of fields"]
     if isinstance(raw.get("id"), str):
         label = raw["id"]
     problems = _secret_problems(raw.get("source") or {})
-    from etl.resources.sources import validate_source_settings, vendor_defaults
+    defaults: dict = {}
+    if check_sources:
+        from etl.resources.sources import vendor_defaults
 
+        defaults = vendor_defaults(raw.get("vendor"))
     try:
-        integration = Integration.model_validate({**vendor_defaults(raw.get("vendor")), **raw})
+        integration = Integration.model_validate({**defaults, **raw})
     except ValidationError as exc:
         for err in exc.errors():
             field = _format_loc(err["loc"])
             got = f" (got {err['input']!r})" if "input" in err and err["loc"] else ""
             problems.append(f"field {field!r}: {err['msg']}{got}")
         return label, None, problems
-    problems += validate_source_settings(integration)
+    if check_sources:
+        from etl.resources.sources import validate_source_settings
+
+        problems += validate_source_settings(integration)
     return label, integration, problems
 
 
-def parse_integrations(document: Any, origin: str = "integrations config") -> list[Integration]:
-    """Validate a parsed YAML document into integrations, or raise one `ConfigError`."""
+def parse_integrations(
+    document: Any, origin: str = "integrations config", check_sources: bool = True
+) -> list[Integration]:
+    """Validate a parsed YAML document into integrations, or raise one `ConfigError`.
+    `check_sources=False`: the integrations' own fields only, without their vendors' `source:`
+    settings and vendor defaults (loading every vendor's module loads Dagster, a second): for
+    the ingestion service, which reads no source; Dagster and the CLI check all of it."""
     if not isinstance(document, Mapping) or not isinstance(document.get("integrations"), list):
         raise ConfigError(f"{origin}: expected a top-level 'integrations:' list")
     defaults = document.get("defaults") or {}
@@ -207,7 +220,7 @@ def parse_integrations(document: Any, origin: str = "integrations config") -> li
     seen: set[str] = set()
     for index, raw in enumerate(document["integrations"]):
         merged = {**defaults, **raw} if isinstance(raw, Mapping) else raw
-        label, integration, found = _integration_problems(merged, index)
+        label, integration, found = _integration_problems(merged, index, check_sources)
         problems += [f"integration {label!r}: {p}" for p in found]
         if integration is None:
             continue
@@ -220,12 +233,13 @@ def parse_integrations(document: Any, origin: str = "integrations config") -> li
     return integrations
 
 
-def load_integrations(path: Path) -> list[Integration]:
-    """Read and validate the integrations file at `path`."""
+def load_integrations(path: Path, check_sources: bool = True) -> list[Integration]:
+    """Read and validate the integrations file at `path` (`check_sources`: see
+    `parse_integrations`)."""
     try:
         document = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
     except FileNotFoundError as exc:
         raise ConfigError(f"{path}: integrations file not found (set WFM_INTEGRATIONS)") from exc
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    return parse_integrations(document, origin=str(path))
+    return parse_integrations(document, origin=str(path), check_sources=check_sources)

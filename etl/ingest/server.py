@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ PORT_ENV = "WFM_API_PORT"
 # one was not acknowledged, so its client sends it again); the publisher as long to stop.
 GRACEFUL_SHUTDOWN_S = 10
 PUBLISHER_STOP_S = 10
+PUBLISHER_NICE = 5
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -56,6 +58,10 @@ def publisher_process(parent_pid: int, stop: Event) -> None:
     # terminal reaches the server, which stops it.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The server's answers come first when the two compete for a core (a restart, a burst):
+    # the live views have seconds to follow, a request's answer milliseconds.
+    with contextlib.suppress(OSError):
+        os.nice(PUBLISHER_NICE)
     settings = ServiceSettings.from_env()
     service_integrations = Integrations(settings.integrations_path)
     publisher = LivePublisher(
@@ -87,7 +93,8 @@ def serve_command(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = ServiceSettings.from_env()
-    load_integrations(settings.integrations_path)  # a bad config fails here, not per request
+    # A bad config fails here, not per request (the integrations' fields: see Integrations).
+    load_integrations(settings.integrations_path, check_sources=False)
     print(
         f"wfm-etl ingestion service on http://{args.host}:{args.port} "
         f"(landing store: {LandingStore(settings.landing_url).where}; "
