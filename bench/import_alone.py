@@ -30,6 +30,7 @@ from etl.definitions import FACT_KINDS, build_definitions
 from etl.partitions import next_month
 from etl.resources.sources.base import SourceResource
 from etl.resources.warehouse import Warehouse
+from etl.run_launcher import use_run_allocator
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("integration")
     parser.add_argument("months", nargs="+", help="first instant of each month, ISO")
     args = parser.parse_args(argv)
+    use_run_allocator()  # Arrow's allocator of a run process
     settings = Settings.from_env()
     integration = next(
         i for i in load_integrations(settings.integrations_path) if i.id == args.integration
