@@ -3,8 +3,8 @@ as duplicates, and why it failed.
 
 The counts come from the fact assets' materialization metadata (`rows_written`,
 `rows_rejected`, `rows_duplicate`; a key a run did not report counts 0). A range run records
-one materialization per hourly partition, each carrying the metadata of the window the step
-imported, so each (asset, window) is counted once.
+one materialization per hourly partition; the window's last hour carries the window's counts
+(earlier runs' hours each carried them), so each (asset, window) is counted once.
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ def _counts(events: Iterable[dg.DagsterEvent]) -> dict[str, int]:
     for event in events:
         materialization = event.step_materialization_data.materialization
         metadata = dict(materialization.metadata)
+        if not any(key in metadata for key in COUNT_KEYS.values()):
+            continue  # an hour of a range: its window's last hour carries the counts
         window = (
             materialization.asset_key,
             getattr(metadata.get("window_start"), "value", None),

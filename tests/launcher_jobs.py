@@ -1,5 +1,5 @@
 """A code location for the run launcher's tests: a job that waits, so it can be terminated,
-and one that logs which job its process was told it runs."""
+one that logs which job its process was told it runs, and one that logs Arrow's allocator."""
 
 from __future__ import annotations
 
@@ -29,6 +29,18 @@ def reports_scope() -> None:
     log_scope()
 
 
+@dg.op
+def log_arrow_pool() -> None:
+    import pyarrow as pa
+
+    dg.get_dagster_logger().info(f"arrow pool: {pa.default_memory_pool().backend_name}")
+
+
+@dg.job(executor_def=dg.in_process_executor)
+def reports_arrow_pool() -> None:
+    log_arrow_pool()
+
+
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(jobs=[waits, reports_scope])
+    return dg.Definitions(jobs=[waits, reports_scope, reports_arrow_pool])

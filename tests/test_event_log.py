@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 from dagster._serdes import deserialize_value
+from dagster_postgres.event_log.event_log import PostgresEventLogStorage
 
 from etl.event_log import RangeRunEventLogStorage
 from etl.instance import postgres_storage
@@ -83,3 +84,89 @@ def test_dagster_still_calls_the_replaced_method_for_a_range_run(
     monkeypatch.setattr(RangeRunEventLogStorage, "_store_asset_check_evaluation_planned", spy)
     range_run(settings, tmp_path / "home", postgres_storage(pg_url))
     assert sorted(calls) == ["coverage", "rows_valid", "warehouse_files"]
+
+
+def materialization_rows(pg_url: str, run_id: str) -> list[tuple[str, str, str, tuple]]:
+    """(asset key, partition, type, metadata names) of the run's materialization rows, in
+    the order of their ids."""
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as con:
+        rows = con.execute(
+            sa.text(
+                "SELECT asset_key, partition, dagster_event_type, event FROM event_logs "
+                "WHERE run_id = :run_id AND dagster_event_type = 'ASSET_MATERIALIZATION' "
+                "ORDER BY id"
+            ),
+            {"run_id": run_id},
+        ).all()
+    engine.dispose()
+    found = []
+    for key, partition, kind, text in rows:
+        event = deserialize_value(text, dg.EventLogEntry)
+        materialization = event.get_dagster_event().step_materialization_data.materialization
+        assert materialization.partition == partition  # the row's column is its event's
+        assert event.run_id == run_id
+        found.append((key, partition, kind, tuple(sorted(materialization.metadata))))
+    return found
+
+
+def materialization_ids(pg_url: str, run_id: str) -> list[int]:
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as con:
+        ids = con.execute(
+            sa.text(
+                "SELECT id FROM event_logs "
+                "WHERE run_id = :run_id AND dagster_event_type = 'ASSET_MATERIALIZATION'"
+            ),
+            {"run_id": run_id},
+        ).scalars()
+        found = list(ids)
+    engine.dispose()
+    return found
+
+
+def test_materialization_rows_are_dagsters_own(settings, warehouse, pg_url, tmp_path):
+    """A range run's batch of hourly materializations, written with one cached statement:
+    the same rows, in the same order (ids ascending with the hours), as Dagster's storage."""
+    dagsters = range_run(
+        settings, tmp_path / "a", {"storage": {"postgres": {"postgres_url": pg_url}}}
+    )
+    ours = range_run(settings, tmp_path / "b", postgres_storage(pg_url))
+    expected, got = materialization_rows(pg_url, dagsters), materialization_rows(pg_url, ours)
+    assert [row[1] for row in got] == [f"2026-11-16-{h:02d}:00" for h in range(24)]
+    assert got == expected
+    engine = sa.create_engine(pg_url)
+    with engine.connect() as con:
+        last = con.execute(
+            sa.text("SELECT last_materialization FROM asset_keys WHERE last_run_id = :run_id"),
+            {"run_id": ours},
+        ).scalar_one()
+    engine.dispose()
+    latest = deserialize_value(last, dg.EventLogRecord)
+    assert latest.storage_id == max(materialization_ids(pg_url, ours))  # the batch's last
+    assert latest.event_log_entry.get_dagster_event().partition == "2026-11-16-23:00"
+
+
+def test_a_range_runs_materializations_take_the_cached_statement(
+    settings, warehouse, pg_url, tmp_path, monkeypatch
+):
+    """If Dagster stopped handing the hourly materializations over as one batch, the cheaper
+    statement would be skipped silently: this says it."""
+    batches: list[int] = []
+    replaced = RangeRunEventLogStorage._event_to_row
+
+    def spy(self, event):
+        batches.append(1)
+        return replaced(self, event)
+
+    monkeypatch.setattr(RangeRunEventLogStorage, "_event_to_row", spy)
+    original = PostgresEventLogStorage.store_event_batch
+
+    def dagsters(self, events):
+        kinds = {e.get_dagster_event().event_type_value for e in events}
+        assert kinds != {"ASSET_MATERIALIZATION"}, "a materialization batch took Dagster's path"
+        return original(self, events)
+
+    monkeypatch.setattr(PostgresEventLogStorage, "store_event_batch", dagsters)
+    range_run(settings, tmp_path / "home", postgres_storage(pg_url))
+    assert len(batches) >= 24

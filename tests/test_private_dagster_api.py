@@ -168,7 +168,18 @@ APIS = [
             "_store_asset_check_evaluation_planned",
             "index_connection",
             "_event_insert_timestamp",
+            # the batch of a range run's materializations
+            "_event_to_row",
+            "_connect",
+            "index_transaction",
+            "_store_asset_event_tags",
+            "_store_asset_event",
         ),
+    ),
+    PrivateApi(
+        "dagster_postgres.event_log.event_log:PostgresEventLogStorage.store_event_batch",
+        EVENT_LOG,
+        params=("self", "events"),
     ),
     PrivateApi(
         "dagster_postgres.event_log.event_log:"
@@ -199,6 +210,11 @@ APIS = [
         "dagster._core.storage.event_log.schema:AssetCheckExecutionsTable",
         EVENT_LOG,
         fields=("insert",),
+    ),
+    PrivateApi(
+        "dagster._core.storage.event_log.schema:SqlEventLogStorageTable",
+        EVENT_LOG,
+        fields=("insert", "c"),
     ),
     # the gap sensor: run and backfill state, the partition status cache
     PrivateApi("dagster._core.definitions.run_request:InstigatorType", GAPS, members=("SCHEDULE",)),

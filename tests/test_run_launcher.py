@@ -207,6 +207,23 @@ def test_a_run_process_is_told_its_job(project: Path):
     assert "run job: reports_scope" in messages
 
 
+@pytest.mark.parametrize(("set_to", "used"), [(None, "system"), ("mimalloc", "mimalloc")])
+def test_a_run_process_gives_arrow_the_c_allocator_unless_told_otherwise(
+    project: Path, monkeypatch: pytest.MonkeyPatch, set_to: str | None, used: str
+):
+    """A run process imports one window and exits: the C library's allocator made a month's
+    first import faster and smaller than Arrow's default (`use_run_allocator`)."""
+    if set_to is None:
+        monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
+    else:
+        monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", set_to)
+    with launcher_instance(project / "home") as instance:
+        run = launch_and_wait(instance, "reports_arrow_pool", {}, module="tests.launcher_jobs")
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        messages = [e.user_message for e in instance.all_logs(run.run_id)]
+    assert f"arrow pool: {used}" in messages
+
+
 def test_a_run_can_be_terminated(project: Path):
     with launcher_instance(project / "home") as instance:
         run = create_run(instance, "waits", {}, module="tests.launcher_jobs")

@@ -56,6 +56,12 @@ if TYPE_CHECKING:
 
 CHECK_NAME = "rows_valid"
 LISTED_DUPLICATES = 10
+# What every hour's materialization of a range carries; the window's last hour (the asset's
+# latest materialization) carries all of the window's metadata. Every hour's event is
+# serialised and stored on its own (744 a monthly run), so the others carry only what is read
+# per hour: which window they were imported with and when (the gap sensor finds the hours
+# imported before they ended from `imported_at`), and `complete`.
+HOURLY_METADATA = ("window_start", "window_end", "imported_at", "complete")
 
 
 @dataclass(frozen=True)
@@ -471,14 +477,20 @@ def _import_window(
     }
     if validated.warnings:
         metadata["warnings"] = dg.MetadataValue.json(validated.warnings)
+    hourly = {name: metadata[name] for name in HOURLY_METADATA}
     if outcome.failed:
         metadata["failed_partitions"] = len(outcome.failed)
         keys = [key_of(hour) for hour in outcome.loaded_hours]
-        yield from partition_outcome_events(context, keys, [], metadata)
+        yield from partition_outcome_events(context, keys, [], metadata, hourly)
         loaded.update(keys)
     else:
-        yield dg.MaterializeResult(metadata=metadata)
-        loaded.update(key_of(h) for h in outcome.all_hours)
+        keys = [key_of(h) for h in outcome.all_hours]
+        if len(keys) > 1:
+            context.add_asset_metadata(metadata, partition_key=keys[-1])
+            yield dg.MaterializeResult(metadata=hourly)
+        else:
+            yield dg.MaterializeResult(metadata=metadata)
+        loaded.update(keys)
     yield dg.AssetCheckResult(
         check_name=CHECK_NAME,
         passed=rejected.empty,

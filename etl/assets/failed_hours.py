@@ -40,13 +40,15 @@ def partition_outcome_events(
     loaded: Sequence[str],
     failed: Sequence[str],
     metadata: Mapping[str, object],
+    hourly: Mapping[str, object] | None = None,
 ) -> list[DagsterEvent]:
     """Tell Dagster that this run materialized the `loaded` partitions and that the `failed`
     ones failed: stores a per-partition "materialization planned" event of this run for each
     failed key (once the run fails, the partition status counts exactly these as failed, with
     or without range-level planned events) and returns the materialization events of the
     loaded keys, for the asset to yield, written in one batch as Dagster writes a range run's
-    own (yielded as `AssetMaterialization`s, each would be written on its own).
+    own (yielded as `AssetMaterialization`s, each would be written on its own). The last
+    loaded key carries `metadata`, every other one `hourly` (by default the same).
 
     Private Dagster API (pinned 1.13.27): `DagsterEvent.build_asset_materialization_planned_event`,
     `DagsterEvent.asset_materialization`, `AssetMaterializationPlannedData`,
@@ -66,11 +68,16 @@ def partition_outcome_events(
         last = DagsterEventBatchMetadata(batch, i == len(failed) - 1)
         context.instance.report_dagster_event(event, context.run.run_id, batch_metadata=last)
     batch = generate_event_batch_id()
+    last = len(loaded) - 1
     return [
         DagsterEvent.asset_materialization(
             step,
-            dg.AssetMaterialization(asset_key=context.asset_key, partition=key, metadata=metadata),
-            DagsterEventBatchMetadata(batch, i == len(loaded) - 1),
+            dg.AssetMaterialization(
+                asset_key=context.asset_key,
+                partition=key,
+                metadata=metadata if i == last or hourly is None else hourly,
+            ),
+            DagsterEventBatchMetadata(batch, i == last),
         )
         for i, key in enumerate(loaded)
     ]

@@ -5,13 +5,16 @@ import pandas as pd
 import pytest
 
 from etl.assets.contacts import CONTACTS_KIND
-from etl.assets.facts import build_fact_asset, source_key
+from etl.assets.facts import HOURLY_METADATA, build_fact_asset, source_key
+from etl.partitions import key_of
 from etl.resources.sources import build_source
 from etl.resources.sources.base import Extract, SourceResource
 from etl.resources.sources.simulator.simulator import SimulatorSource
+from etl.run_outcome import outcome
+from etl.schedules.gaps import GapCursor, read_open_partitions
 from etl.schemas import CONTACTS
 from tests.conftest import make_integration
-from tests.helpers import definitions, import_range
+from tests.helpers import definitions, fixed_clock, import_range
 
 START = datetime(2026, 11, 16, tzinfo=UTC)
 END = START + timedelta(hours=48)
@@ -63,6 +66,46 @@ def test_48_hour_range_in_one_run_matches_simulator(settings, warehouse, instanc
     assert (hours == 3 * 4).all()
     keys = instance.get_materialized_partitions(dg.AssetKey([integration.id, "contacts"]))
     assert len(keys) == 48
+
+
+def test_each_hour_of_a_range_carries_its_window_the_last_hour_all_of_it(
+    settings, warehouse, instance
+):
+    """A range run stores one materialization per hour. The window's last hour (the asset's
+    latest materialization, what the UI shows first) carries the window's metadata; every
+    other hour the few fields read per hour, with the same values: the window, when it was
+    imported (the gap sensor's test for an hour imported before it ended) and `complete`."""
+    integration = make_integration()
+    defs = definitions(settings, integration)
+    at = datetime(2026, 11, 17, 12, 20, tzinfo=UTC)  # the range's last hour is still open
+    with fixed_clock(at):
+        result = import_range(defs, instance, integration.id, START, START + timedelta(hours=37))
+    assert result.success
+    events = [e.materialization for e in result.get_asset_materialization_events()]
+    assert [e.partition for e in events] == [key_of(START + timedelta(hours=h)) for h in range(37)]
+    *hours, last = events
+    window = last.metadata
+    assert window["rows_written"].value == 3 * 37 * 4
+    assert window["rows_received"].value == 3 * 37 * 4
+    assert window["rows_rejected"].value == 0
+    assert window["open_partitions"].value == [key_of(datetime(2026, 11, 17, 12, tzinfo=UTC))]
+    assert window["complete"].value is False
+    assert window["source"].value
+    for hour in hours:
+        assert set(hour.metadata) == set(HOURLY_METADATA)
+        for name in HOURLY_METADATA:
+            assert hour.metadata[name] == window[name]
+    assert window["window_start"].value == START.timestamp()
+    assert window["imported_at"].value == at.timestamp()
+    key = dg.AssetKey([integration.id, "contacts"])
+    latest = instance.get_latest_materialization_event(key).asset_materialization
+    assert latest.partition == last.partition
+    assert dict(latest.metadata) == dict(window)
+    # What reads these events: the run's counts, and the open hours for the gap sensor.
+    assert outcome(result).loaded == window["rows_written"].value
+    cursor = GapCursor()
+    assert read_open_partitions(instance, key, cursor)
+    assert cursor.open[key.to_user_string()] == [key_of(datetime(2026, 11, 17, 12, tzinfo=UTC))]
 
 
 def test_reimport_three_times_is_identical(settings, warehouse, instance):
@@ -121,11 +164,10 @@ def test_bad_rows_quarantined_good_rows_loaded(settings, warehouse, instance):
     assert not checks[0].passed
     assert checks[0].metadata["rows_rejected"].value == 3
     assert checks[0].metadata["rows_duplicate"].value == 1
-    [metadata] = {
-        e.materialization.metadata["rows_duplicate"].value
-        for e in result.get_asset_materialization_events()
-    }
-    assert metadata == 1
+    *hours, last = result.get_asset_materialization_events()  # the window's last hour: all
+    assert last.materialization.metadata["rows_duplicate"].value == 1
+    assert last.materialization.metadata["rows_rejected"].value == 3
+    assert all("rows_duplicate" not in e.materialization.metadata for e in hours)
     log = warehouse.query(
         "SELECT sum(rows_rejected) AS rejected, sum(rows_duplicate) AS duplicate FROM imports"
     )

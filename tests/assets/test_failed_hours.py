@@ -15,10 +15,11 @@ import pytest
 from dagster._core.storage.partition_status_cache import get_and_update_asset_status_cache_value
 
 from etl.assets.coverage import coverage_of, coverage_result
-from etl.assets.facts import source_key
+from etl.assets.facts import HOURLY_METADATA, source_key
 from etl.partitions import HOUR, hourly_partitions, key_of
 from etl.resources.sources.base import Extract, SourceError, WindowFailure
 from etl.resources.sources.simulator.simulator import SimulatorSource
+from etl.run_outcome import outcome
 from etl.schedules.gaps import RETRY_AFTER
 from tests.conftest import make_integration
 from tests.helpers import (
@@ -113,6 +114,18 @@ def test_range_run_loads_every_hour_but_the_two_bad_ones(
     others = {key_of(DAY + i * HOUR) for i in range(24)} - {key_of(BAD), key_of(TORN)}
     assert failed == {key_of(BAD), key_of(TORN)}
     assert materialized == others
+
+    # The loaded hours' events: the last one carries the window's metadata, the others
+    # the few fields read per hour, with the same values; the run's counts read them.
+    *hours, last = [e.materialization for e in result.get_asset_materialization_events()]
+    assert {e.partition for e in [*hours, last]} == others
+    assert last.partition == key_of(DAY + 23 * HOUR)
+    assert last.metadata["rows_written"].value == 22 * 12
+    assert last.metadata["failed_partitions"].value == 2
+    for hour in hours:
+        assert set(hour.metadata) == set(HOURLY_METADATA)
+        assert all(hour.metadata[name] == last.metadata[name] for name in HOURLY_METADATA)
+    assert outcome(result).loaded == 22 * 12
 
     # The warehouse: every other hour's rows (3 queues x 4 intervals), none of the two.
     stored = hours_stored(warehouse)
