@@ -10,6 +10,7 @@ from datetime import datetime
 from unittest import mock
 
 import dagster as dg
+import sqlalchemy as sa
 import yaml
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.remote_representation.external import RemoteRepository
@@ -250,3 +251,13 @@ def fact_files(warehouse_dir) -> dict:
         for entry in manifest.files.values()
     )
     return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in paths}
+
+
+def sql_rows(url: str, sql: str, **params: object) -> list[sa.Row]:
+    """The rows of one query on the database at `url` (its own engine, disposed after)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as con:
+            return list(con.execute(sa.text(sql), params))
+    finally:
+        engine.dispose()

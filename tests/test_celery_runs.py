@@ -38,6 +38,7 @@ from tests.deployments import (
     utc_now,
     wait_for,
 )
+from tests.helpers import sql_rows
 
 SIMULATED = ["sim_a", "sim_b", "sim_c", "sim_d"]
 CRM = "crm_e"
@@ -92,16 +93,12 @@ def fill_crm_table(url: str, start, end) -> int:
 
 
 def lock_waits(url: str) -> int:
-    engine = sa.create_engine(url)
-    with engine.connect() as con:
-        waiting = con.execute(
-            sa.text(
-                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                "WHERE c.relname = :table AND NOT l.granted"
-            ),
-            {"table": TABLE},
-        ).scalar_one()
-    engine.dispose()
+    [(waiting,)] = sql_rows(
+        url,
+        "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+        "WHERE c.relname = :table AND NOT l.granted",
+        table=TABLE,
+    )
     return waiting
 
 

@@ -6,14 +6,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
-import sqlalchemy as sa
 from dagster._serdes import deserialize_value
 from dagster_postgres.event_log.event_log import PostgresEventLogStorage
 
 from etl.event_log import RangeRunEventLogStorage
 from etl.instance import postgres_storage
 from tests.conftest import make_integration
-from tests.helpers import definitions, import_range
+from tests.helpers import definitions, import_range, sql_rows
 
 START = datetime(2026, 11, 16, tzinfo=UTC)
 END = START + timedelta(hours=24)
@@ -21,16 +20,12 @@ END = START + timedelta(hours=24)
 
 def check_rows(pg_url: str, run_id: str) -> list[tuple[str, str | None, str, dg.EventLogEntry]]:
     """(check, partition, status, stored event) of each asset check row of the run."""
-    engine = sa.create_engine(pg_url)
-    with engine.connect() as con:
-        rows = con.execute(
-            sa.text(
-                "SELECT check_name, partition, execution_status, evaluation_event "
-                "FROM asset_check_executions WHERE run_id = :run_id"
-            ),
-            {"run_id": run_id},
-        ).all()
-    engine.dispose()
+    rows = sql_rows(
+        pg_url,
+        "SELECT check_name, partition, execution_status, evaluation_event "
+        "FROM asset_check_executions WHERE run_id = :run_id",
+        run_id=run_id,
+    )
     return [(c, p, s, deserialize_value(e, dg.EventLogEntry)) for c, p, s, e in rows]
 
 
@@ -89,17 +84,12 @@ def test_dagster_still_calls_the_replaced_method_for_a_range_run(
 def materialization_rows(pg_url: str, run_id: str) -> list[tuple[str, str, str, tuple]]:
     """(asset key, partition, type, metadata names) of the run's materialization rows, in
     the order of their ids."""
-    engine = sa.create_engine(pg_url)
-    with engine.connect() as con:
-        rows = con.execute(
-            sa.text(
-                "SELECT asset_key, partition, dagster_event_type, event FROM event_logs "
-                "WHERE run_id = :run_id AND dagster_event_type = 'ASSET_MATERIALIZATION' "
-                "ORDER BY id"
-            ),
-            {"run_id": run_id},
-        ).all()
-    engine.dispose()
+    rows = sql_rows(
+        pg_url,
+        "SELECT asset_key, partition, dagster_event_type, event FROM event_logs "
+        "WHERE run_id = :run_id AND dagster_event_type = 'ASSET_MATERIALIZATION' ORDER BY id",
+        run_id=run_id,
+    )
     found = []
     for key, partition, kind, text in rows:
         event = deserialize_value(text, dg.EventLogEntry)
@@ -111,18 +101,13 @@ def materialization_rows(pg_url: str, run_id: str) -> list[tuple[str, str, str, 
 
 
 def materialization_ids(pg_url: str, run_id: str) -> list[int]:
-    engine = sa.create_engine(pg_url)
-    with engine.connect() as con:
-        ids = con.execute(
-            sa.text(
-                "SELECT id FROM event_logs "
-                "WHERE run_id = :run_id AND dagster_event_type = 'ASSET_MATERIALIZATION'"
-            ),
-            {"run_id": run_id},
-        ).scalars()
-        found = list(ids)
-    engine.dispose()
-    return found
+    rows = sql_rows(
+        pg_url,
+        "SELECT id FROM event_logs "
+        "WHERE run_id = :run_id AND dagster_event_type = 'ASSET_MATERIALIZATION'",
+        run_id=run_id,
+    )
+    return [row[0] for row in rows]
 
 
 def test_materialization_rows_are_dagsters_own(settings, warehouse, pg_url, tmp_path):
@@ -135,13 +120,11 @@ def test_materialization_rows_are_dagsters_own(settings, warehouse, pg_url, tmp_
     expected, got = materialization_rows(pg_url, dagsters), materialization_rows(pg_url, ours)
     assert [row[1] for row in got] == [f"2026-11-16-{h:02d}:00" for h in range(24)]
     assert got == expected
-    engine = sa.create_engine(pg_url)
-    with engine.connect() as con:
-        last = con.execute(
-            sa.text("SELECT last_materialization FROM asset_keys WHERE last_run_id = :run_id"),
-            {"run_id": ours},
-        ).scalar_one()
-    engine.dispose()
+    [(last,)] = sql_rows(
+        pg_url,
+        "SELECT last_materialization FROM asset_keys WHERE last_run_id = :run_id",
+        run_id=ours,
+    )
     latest = deserialize_value(last, dg.EventLogRecord)
     assert latest.storage_id == max(materialization_ids(pg_url, ours))  # the batch's last
     assert latest.event_log_entry.get_dagster_event().partition == "2026-11-16-23:00"
