@@ -50,6 +50,9 @@ class SourceDataError(ValueError):
     """The frame as a whole cannot be validated (missing columns, wrong shape)."""
 
 
+_EMPTY_DUPLICATES = pd.DataFrame({c: pd.Series(dtype=object) for c in DUPLICATE_COLUMNS})
+
+
 @dataclass
 class Validated:
     good: pd.DataFrame
@@ -57,11 +60,7 @@ class Validated:
     received: int
     # Exact copies of a good row, dropped (the row is kept once): not rejected, but counted
     # and named (partition_key, source_ref) so the import can report them.
-    duplicates: pd.DataFrame = field(
-        default_factory=lambda: pd.DataFrame(
-            {c: pd.Series(dtype=object) for c in DUPLICATE_COLUMNS}
-        )
-    )
+    duplicates: pd.DataFrame = field(default_factory=lambda: _EMPTY_DUPLICATES.copy())
     # Values that load but deserve a look (an identifier with spaces around it), one message
     # per distinct value.
     warnings: list[str] = field(default_factory=list)
@@ -74,7 +73,6 @@ def _empty_quarantine() -> pd.DataFrame:
 
 
 _EMPTY_QUARANTINE = _empty_quarantine()
-_EMPTY_DUPLICATES = pd.DataFrame({c: pd.Series(dtype=object) for c in DUPLICATE_COLUMNS})
 
 
 def empty_quarantine() -> pd.DataFrame:
