@@ -49,7 +49,7 @@ from dagster_celery.tags import DAGSTER_CELERY_TASK_ID_TAG
 from dagster_celery.tasks import create_resume_job_task
 
 from etl.config import RUN_JOB_ENV
-from etl.run_launcher import DEFAULT_PRELOAD, PID_TAG, execute_run_here
+from etl.run_launcher import DEFAULT_PRELOAD, PID_TAG, execute_run_here, keep_preloaded_shared
 
 WORKER_TAG = "wfm/celery_worker"
 DEFAULT_QUEUE = "dagster"
@@ -237,4 +237,5 @@ def run_worker(
         importlib.import_module(module)
     with DagsterInstance.get() as instance:
         app = worker_app(instance)
+    keep_preloaded_shared()  # the pool's processes are forked from this one
     app.worker_main(worker_argv(name, concurrency, queues, loglevel))

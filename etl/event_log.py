@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
+import sqlalchemy as sa
 from dagster import DagsterEventType, DagsterInvariantViolationError
 from dagster._core.events import AssetCheckEvaluationPlanned
 from dagster._core.events.log import EventLogEntry
@@ -41,10 +42,29 @@ from dagster._core.storage.event_log.schema import (
 from dagster._serdes import ConfigurableClassData, serialize_value
 from dagster_postgres.event_log.event_log import PostgresEventLogStorage
 from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
+from sqlalchemy.dialects import postgresql
 
 # One statement for every batch of materializations: compiled once, then cached.
 _INSERT_EVENTS = SqlEventLogStorageTable.insert().returning(
     SqlEventLogStorageTable.c.id, sort_by_parameter_order=True
+)
+# A planned check row for each partition of a range: the row's other values are bound once,
+# the partitions as one array that PostgreSQL unnests (744 rows a monthly run and check).
+_PLANNED_COLUMNS = {
+    "asset_key": sa.Text,
+    "check_name": sa.Text,
+    "run_id": sa.Text,
+    "execution_status": sa.Text,
+    "evaluation_event": sa.Text,
+    "evaluation_event_timestamp": sa.DateTime,
+    "evaluation_event_storage_id": sa.BigInteger,
+}
+_INSERT_PLANNED = AssetCheckExecutionsTable.insert().from_select(
+    [*_PLANNED_COLUMNS, "partition"],
+    sa.select(
+        *(sa.bindparam(name, type_=kind) for name, kind in _PLANNED_COLUMNS.items()),
+        sa.func.unnest(sa.bindparam("partitions", type_=postgresql.ARRAY(sa.Text))),
+    ),
 )
 _SAME_KIND = ({DagsterEventType.ASSET_MATERIALIZATION}, {DagsterEventType.ASSET_OBSERVATION})
 
@@ -80,13 +100,11 @@ class RangeRunEventLogStorage(PostgresEventLogStorage):
             "evaluation_event_timestamp": self._event_insert_timestamp(event),
             "evaluation_event_storage_id": event_id,
         }
-        rows = [
-            {**common, "partition": key} for key in planned.partitions_subset.get_partition_keys()
-        ]
-        if not rows:
+        partitions = list(planned.partitions_subset.get_partition_keys())
+        if not partitions:
             return
         with self.index_connection() as conn:
-            conn.execute(AssetCheckExecutionsTable.insert(), rows)
+            conn.execute(_INSERT_PLANNED, {**common, "partitions": partitions})
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         """Dagster's batch write of materializations (or observations), with one cached

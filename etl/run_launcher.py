@@ -27,6 +27,7 @@ Configured in `dagster.yaml` (the set-up writes it):
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import signal
@@ -104,6 +105,17 @@ def use_run_allocator() -> None:
         pa.set_memory_pool(pools[name]())
 
 
+def keep_preloaded_shared() -> None:
+    """Leave the objects this process has so far (the preloaded libraries') out of the
+    garbage collector's passes, in a process forked from a preloaded one or before it forks.
+
+    A forked process shares its parent's memory page by page until it writes to a page, and a
+    full collection writes to every object it visits: without this, each run copied those
+    pages and spent its time walking them. Importing the project in a forked run took 0.69 s
+    instead of 0.36 s, with 52 MiB more of the process's own memory (bench/analysis.md)."""
+    gc.freeze()
+
+
 def pool_connections(instance: DagsterInstance) -> None:
     """Keep one database connection per storage open for the process's run (the pool the
     webserver uses). dagster-postgres opens a new connection for every query otherwise: about
@@ -142,6 +154,7 @@ def _execute_run(serialized_args: str, environment: Mapping[str, str]) -> None:
     warm server's own environment is from when it started)."""
     from dagster._serdes import deserialize_value
 
+    keep_preloaded_shared()
     os.environ.clear()
     os.environ.update(environment)
     use_run_allocator()

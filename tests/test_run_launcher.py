@@ -224,6 +224,18 @@ def test_a_run_process_gives_arrow_the_c_allocator_unless_told_otherwise(
     assert f"arrow pool: {used}" in messages
 
 
+def test_a_run_process_leaves_the_preloaded_objects_out_of_garbage_collection(project: Path):
+    """A forked run shares the server's pages until it writes to them; the collector's passes
+    would write to every preloaded object (`keep_preloaded_shared`)."""
+    with launcher_instance(project / "home") as instance:
+        run = launch_and_wait(instance, "reports_frozen", {}, module="tests.launcher_jobs")
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        messages = [e.user_message for e in instance.all_logs(run.run_id)]
+    [line] = [m for m in messages if m.startswith("frozen objects: ")]
+    # The preloaded libraries hold well over 100,000 objects that the collector tracks.
+    assert int(line.removeprefix("frozen objects: ")) > 100_000, line
+
+
 def test_a_run_can_be_terminated(project: Path):
     with launcher_instance(project / "home") as instance:
         run = create_run(instance, "waits", {}, module="tests.launcher_jobs")

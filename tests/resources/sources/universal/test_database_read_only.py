@@ -106,7 +106,10 @@ def server_can_write(url: str, folder: Path) -> None:
     engine = sa.create_engine(url)
     with engine.connect() as con:
         if url.startswith("postgresql"):
-            con.exec_driver_sql(f"COPY (SELECT 1) TO PROGRAM 'touch {control}'")
+            # The program reads what COPY sends before it exits: a program that ignores its
+            # input (plain `touch`) may be gone before the row is written, and the server then
+            # fails the COPY on a broken pipe although the program ran.
+            con.exec_driver_sql(f"COPY (SELECT 1) TO PROGRAM 'cat > /dev/null; touch {control}'")
         else:
             con.exec_driver_sql(f"SELECT 1 INTO OUTFILE '{control}'")
     engine.dispose()
