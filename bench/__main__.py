@@ -432,7 +432,8 @@ def part_history(
         memory.peak_pss_mib <= 1536,
         note=f"the launcher (the daemon's and the code server's part), the warm server and the "
         f"runs: {memory.processes} processes over the import, sampled {memory.samples} "
-        f"times (every 0.2 s, PSS every 1 s); RSS summed {memory.peak_rss_mib:,.0f} MiB "
+        f"times (every 0.2 s, PSS every 1 s; the sampler's own CPU {memory.cpu_s:.1f} s); "
+        f"RSS summed {memory.peak_rss_mib:,.0f} MiB "
         "(counts the pages forked processes share once per process); the largest run process "
         "alone "
         f"{max(r['peak_rss_mib'] for r in results):,.0f} MiB",

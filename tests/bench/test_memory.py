@@ -1,4 +1,5 @@
-"""The benchmark's memory sampler counts every process of a tree, not only the first."""
+"""The benchmark's memory sampler counts every process of a tree, not only the first, and
+finds the same processes as psutil does."""
 
 from __future__ import annotations
 
@@ -41,3 +42,33 @@ def test_the_peak_covers_the_parent_and_its_child():
     assert memory.peak_rss_mib > 64 + 128
     assert memory.peak_pss_mib > 64 + 128
     assert memory.peak_pss_mib <= memory.peak_rss_mib
+
+
+def test_descendants_are_psutils_children_grandchildren_included():
+    needs_bench_extra("psutil")
+    import psutil
+
+    from bench.memory import descendants
+
+    grandchild = "import sys; print('grandchild', flush=True); sys.stdin.readline()"
+    # A child that starts the grandchild, then says so itself.
+    child = (
+        "import subprocess, sys; c = subprocess.Popen([sys.executable, '-c', "
+        f"{grandchild!r}], stdin=subprocess.PIPE); print('child', flush=True); "
+        "sys.stdin.readline(); c.stdin.close(); c.wait()"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD.format(mib=1), child],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        said = {process.stdout.readline().strip() for _ in range(3)}
+        assert said == {"ready", "child", "grandchild"}
+        root = psutil.Process(process.pid)
+        expected = sorted(p.pid for p in root.children(recursive=True))
+        assert len(expected) == 2
+        assert sorted(descendants(root)) == expected
+    finally:
+        process.communicate("\n")
