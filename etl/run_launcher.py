@@ -84,15 +84,19 @@ DEFAULT_PRELOAD = (
 
 # Arrow's allocator in run processes (Arrow's own variable: a value set outside wins).
 ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
-RUN_ARROW_POOL = "system"
+RUN_ARROW_POOL = "jemalloc"
 
 
 def use_run_allocator() -> None:
-    """Give Arrow's buffers the C library's allocator in a run process, unless
-    `ARROW_DEFAULT_MEMORY_POOL` says otherwise. A run process imports one window and exits:
-    Arrow's default (mimalloc) made the first month a fresh process imports cost 4.5-4.8 s
-    instead of 2.9-3.1 s (1.49 M rows, bench/), at a higher peak (1.11 against 1.07 GiB
-    RSS for two months), because the memory it touches first is fresh."""
+    """Give Arrow's buffers jemalloc in a run process (the C library's allocator where this
+    pyarrow has no jemalloc), unless `ARROW_DEFAULT_MEMORY_POOL` says otherwise. A run
+    process imports one window and exits. Measured on a month of 1.44-1.49 M rows imported
+    in a forked process, 13 alternating rounds (bench/analysis.md): jemalloc's peak RSS
+    910-959 MiB against 878-1,036 MiB (medians 921 and 1,010) with the C library's, at no
+    cost in time (medians 4.4 and 4.7 s); in the whole CSV history, the import's processes
+    peaked at 1,953 and 1,969 MiB PSS (two runs) against 1,994 MiB, in the same time within
+    the runs' spread. Arrow's default, mimalloc, peaked at 992-1,008 MiB a month, and made a
+    fresh process's first month slow in an earlier measurement (4.5-4.8 s against 2.9-3.1 s)."""
     import pyarrow as pa
 
     name = os.environ.get(ARROW_POOL_ENV, RUN_ARROW_POOL)
@@ -101,8 +105,13 @@ def use_run_allocator() -> None:
         "jemalloc": pa.jemalloc_memory_pool,
         "mimalloc": pa.mimalloc_memory_pool,
     }
-    if name in pools:
-        pa.set_memory_pool(pools[name]())
+    if name not in pools:
+        return
+    try:
+        pool = pools[name]()
+    except NotImplementedError:  # this pyarrow was built without it
+        pool = pa.system_memory_pool()
+    pa.set_memory_pool(pool)
 
 
 def keep_preloaded_shared() -> None:
