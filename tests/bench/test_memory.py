@@ -19,16 +19,21 @@ HOLD = (
 CHILD = "import sys; block = bytearray(128 << 20); print('child', flush=True); sys.stdin.readline()"
 
 
-def test_the_peak_covers_the_parent_and_its_child():
-    needs_bench_extra("psutil")
-    from bench.memory import TreeMemory, TreeSampler
-
-    process = subprocess.Popen(
-        [sys.executable, "-c", HOLD.format(mib=64), CHILD],
+def holding(mib: int, child: str) -> subprocess.Popen:
+    """The parent of HOLD, holding `mib` MiB, with `child` as its child's code."""
+    return subprocess.Popen(
+        [sys.executable, "-c", HOLD.format(mib=mib), child],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
+
+
+def test_the_peak_covers_the_parent_and_its_child():
+    needs_bench_extra("psutil")
+    from bench.memory import TreeMemory, TreeSampler
+
+    process = holding(64, CHILD)
     try:
         assert process.stdout.readline().strip() == "ready"
         assert process.stdout.readline().strip() == "child"
@@ -57,12 +62,7 @@ def test_descendants_are_psutils_children_grandchildren_included():
         f"{grandchild!r}], stdin=subprocess.PIPE); print('child', flush=True); "
         "sys.stdin.readline(); c.stdin.close(); c.wait()"
     )
-    process = subprocess.Popen(
-        [sys.executable, "-c", HOLD.format(mib=1), child],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    process = holding(1, child)
     try:
         said = {process.stdout.readline().strip() for _ in range(3)}
         assert said == {"ready", "child", "grandchild"}
