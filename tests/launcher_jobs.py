@@ -1,12 +1,13 @@
 """A code location for the run launcher's tests: a job that waits, so it can be terminated,
-one that logs which job its process was told it runs, one that logs Arrow's allocator and one
-that logs whether the preloaded libraries' objects are left out of garbage collection."""
+and jobs that log what their run process sees: which job it was told it runs, Arrow's
+allocator, and how many objects it leaves out of garbage collection."""
 
 from __future__ import annotations
 
 import gc
 import os
 import time
+from collections.abc import Callable
 
 import dagster as dg
 
@@ -21,38 +22,33 @@ def waits() -> None:
     wait_long()
 
 
-@dg.op
-def log_scope() -> None:
-    dg.get_dagster_logger().info(f"run job: {os.environ.get('WFM_RUN_JOB')}")
+def reporting_job(name: str, report: Callable[[], str]) -> dg.JobDefinition:
+    """A job named `name` whose one op logs `report()`, evaluated in the run process."""
+
+    @dg.op(name=f"log_{name}")
+    def log_report() -> None:
+        dg.get_dagster_logger().info(report())
+
+    @dg.job(name=name, executor_def=dg.in_process_executor)
+    def reports() -> None:
+        log_report()
+
+    return reports
 
 
-@dg.job(executor_def=dg.in_process_executor)
-def reports_scope() -> None:
-    log_scope()
-
-
-@dg.op
-def log_arrow_pool() -> None:
+def _arrow_pool() -> str:
     import pyarrow as pa
 
-    dg.get_dagster_logger().info(f"arrow pool: {pa.default_memory_pool().backend_name}")
+    return f"arrow pool: {pa.default_memory_pool().backend_name}"
 
 
-@dg.job(executor_def=dg.in_process_executor)
-def reports_arrow_pool() -> None:
-    log_arrow_pool()
-
-
-@dg.op
-def log_frozen() -> None:
-    dg.get_dagster_logger().info(f"frozen objects: {gc.get_freeze_count()}")
-
-
-@dg.job(executor_def=dg.in_process_executor)
-def reports_frozen() -> None:
-    log_frozen()
+REPORTS = [
+    reporting_job("reports_scope", lambda: f"run job: {os.environ.get('WFM_RUN_JOB')}"),
+    reporting_job("reports_arrow_pool", _arrow_pool),
+    reporting_job("reports_frozen", lambda: f"frozen objects: {gc.get_freeze_count()}"),
+]
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    return dg.Definitions(jobs=[waits, reports_scope, reports_arrow_pool, reports_frozen])
+    return dg.Definitions(jobs=[waits, *REPORTS])

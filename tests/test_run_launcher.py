@@ -74,6 +74,14 @@ def launch_and_wait(instance: dg.DagsterInstance, job: str, tags: dict, **kw) ->
     return instance.get_run_by_id(run.run_id)
 
 
+def reported(project: Path, job: str) -> list[str]:
+    """The log messages of a successful run of one of `tests.launcher_jobs`' jobs."""
+    with launcher_instance(project / "home") as instance:
+        run = launch_and_wait(instance, job, {}, module="tests.launcher_jobs")
+        assert run.status == dg.DagsterRunStatus.SUCCESS
+        return [e.user_message for e in instance.all_logs(run.run_id)]
+
+
 def warehouse_rows(project: Path, integration_id: str) -> int:
     warehouse = Warehouse(root=str(project / "warehouse"))
     return warehouse.read_window("contact_intervals", integration_id, START, END).shape[0]
@@ -200,10 +208,7 @@ def test_a_failing_run_is_reported_failed(project: Path):
 
 def test_a_run_process_is_told_its_job(project: Path):
     """So it builds only that job's integration (`Settings.run_job`)."""
-    with launcher_instance(project / "home") as instance:
-        run = launch_and_wait(instance, "reports_scope", {}, module="tests.launcher_jobs")
-        assert run.status == dg.DagsterRunStatus.SUCCESS
-        messages = [e.user_message for e in instance.all_logs(run.run_id)]
+    messages = reported(project, "reports_scope")
     assert "run job: reports_scope" in messages
 
 
@@ -219,20 +224,14 @@ def test_a_run_process_gives_arrow_jemalloc_unless_told_otherwise(
         monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
     else:
         monkeypatch.setenv("ARROW_DEFAULT_MEMORY_POOL", set_to)
-    with launcher_instance(project / "home") as instance:
-        run = launch_and_wait(instance, "reports_arrow_pool", {}, module="tests.launcher_jobs")
-        assert run.status == dg.DagsterRunStatus.SUCCESS
-        messages = [e.user_message for e in instance.all_logs(run.run_id)]
+    messages = reported(project, "reports_arrow_pool")
     assert f"arrow pool: {used}" in messages
 
 
 def test_a_run_process_leaves_the_preloaded_objects_out_of_garbage_collection(project: Path):
     """A forked run shares the server's pages until it writes to them; the collector's passes
     would write to every preloaded object (`keep_preloaded_shared`)."""
-    with launcher_instance(project / "home") as instance:
-        run = launch_and_wait(instance, "reports_frozen", {}, module="tests.launcher_jobs")
-        assert run.status == dg.DagsterRunStatus.SUCCESS
-        messages = [e.user_message for e in instance.all_logs(run.run_id)]
+    messages = reported(project, "reports_frozen")
     [line] = [m for m in messages if m.startswith("frozen objects: ")]
     # The preloaded libraries hold well over 100,000 objects that the collector tracks.
     assert int(line.removeprefix("frozen objects: ")) > 100_000, line
