@@ -74,7 +74,9 @@ class Remapper:
 
     def run(self, request: dg.RunRequest) -> None:
         """Create the requested run, launch it and wait for it to end; it must succeed."""
-        run = self.factory.create(self.instance, MAPPINGS_JOB, dict(request.tags))
+        run = self.factory.create(
+            self.instance, MAPPINGS_JOB, dict(request.tags), request.asset_selection
+        )
         self.instance.launch_run(run.run_id, workspace=None)  # type: ignore[arg-type]
         launcher = self.instance.run_launcher
         while True:

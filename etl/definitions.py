@@ -13,7 +13,7 @@ from etl.assets.agent_mappings import AGENT_MAPPING_ASSETS
 from etl.assets.agent_status import AGENT_STATUS_KIND
 from etl.assets.contacts import CONTACTS_KIND
 from etl.assets.facts import FactKind, asset_key, build_fact_asset, source_key
-from etl.assets.mappings import MAPPING_ASSETS, MappingFiles
+from etl.assets.mappings import MAPPING_ASSETS, MappingFiles, files_read
 from etl.config import Integration, Settings, load_integrations
 from etl.identifiers import identifier_kind
 from etl.partitions import hourly_partitions
@@ -94,7 +94,9 @@ def build_definitions(
         executor=dg.in_process_executor,
         jobs=[mappings_job, compaction_job],
         schedules=[compaction_schedule],
-        sensors=[build_mapping_sensor(settings.mappings_dir, mappings_job)],
+        sensors=[
+            build_mapping_sensor(settings.mappings_dir, mappings_job, files_read(mapping_assets))
+        ],
         resources={
             "warehouse": resources.pop("warehouse", Warehouse(root=str(settings.warehouse_dir))),
             "mapping_files": resources.pop(

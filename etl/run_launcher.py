@@ -36,7 +36,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from dagster import Array, DagsterInstance, Field, Noneable
+from dagster import Array, AssetKey, DagsterInstance, Field, Noneable
 from dagster._core.launcher.base import (
     CheckRunHealthResult,
     LaunchRunContext,
@@ -338,18 +338,28 @@ class RunFactory:
         self._definitions: RepositoryDefinition | None = None
 
     def create(
-        self, instance: DagsterInstance, job_name: str, tags: Mapping[str, str]
+        self,
+        instance: DagsterInstance,
+        job_name: str,
+        tags: Mapping[str, str],
+        asset_selection: Sequence[AssetKey] | None = None,
     ) -> DagsterRun:
+        """A run of the job, or of the assets `asset_selection` picks from it (as a sensor's
+        run request with an asset selection)."""
         from dagster._core.execution.api import create_execution_plan
 
         if self._definitions is None:
             self._definitions = self.repository.get_definition()
         job = self._definitions.get_job(job_name)
+        selected = frozenset(asset_selection) if asset_selection is not None else None
+        if selected is not None:
+            job = job.get_subset(asset_selection=selected)
         plan = create_execution_plan(job, tags=tags, instance_ref=instance.get_ref())
         return instance.create_run_for_job(
             job_def=job,
             execution_plan=plan,
             tags=tags,
+            asset_selection=selected,
             job_code_origin=self.repository.get_reconstructable_job(job_name).get_python_origin(),
         )
 

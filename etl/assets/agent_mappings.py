@@ -87,6 +87,7 @@ employee_identifiers = build_mapping_asset(
     "employee_id, integration_id, external_employee_id, user_identifier). The user identifier "
     "is matched exactly against agent-status data; its kind is checked per vendor.",
     check=check_employee_identifiers,
+    check_reads=("employees",),
 )
 activities = build_mapping_asset(
     "activities",
@@ -100,5 +101,6 @@ activity_mappings = build_mapping_asset(
     "External activity -> WFM activity per integration (mappings/activity_mappings.csv: "
     "integration_id, external_activity, activity_id, classification).",
     check=check_activity_mappings,
+    check_reads=("activities",),
 )
 AGENT_MAPPING_ASSETS = [employees, employee_identifiers, activities, activity_mappings]

@@ -159,13 +159,27 @@ class MappingProblem:
 
 MappingCheck = Callable[[pd.DataFrame, MappingFiles], list[MappingProblem]]
 MAX_LISTED = 10
+READS_METADATA = "reads_files"
+
+
+def files_read(assets: list[dg.AssetsDefinition]) -> dict[dg.AssetKey, frozenset[str]]:
+    """Each mapping asset and the files under `mappings/` it reads."""
+    return {
+        asset.key: frozenset(asset.metadata_by_key[asset.key][READS_METADATA].data)
+        for asset in assets
+    }
 
 
 def build_mapping_asset(
-    name: str, schema: pa.DataFrameSchema, description: str, check: MappingCheck | None = None
+    name: str,
+    schema: pa.DataFrameSchema,
+    description: str,
+    check: MappingCheck | None = None,
+    check_reads: tuple[str, ...] = (),
 ):
     """An asset rebuilding one mapping from `mappings/<name>.csv`: schema first, then
-    `check` (rules that need other files or the configured integrations)."""
+    `check` (rules that need other files, named in `check_reads`, or the configured
+    integrations). The files it reads are in its metadata, for the mapping sensor."""
 
     @dg.asset(
         name=name,
@@ -175,7 +189,8 @@ def build_mapping_asset(
         metadata={
             "dagster/column_schema": dg.TableSchema(
                 columns=[dg.TableColumn(n, str(c.dtype)) for n, c in schema.columns.items()]
-            )
+            ),
+            READS_METADATA: dg.MetadataValue.json([f"{n}.csv" for n in (name, *check_reads)]),
         },
     )
     def _asset(
