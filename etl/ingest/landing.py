@@ -337,7 +337,9 @@ class Landing:
         refused: dict[int, dict[int, list[str]]] = {}
         partitions: dict[tuple[int, int], int] = {}
         duplicates = [0] * len(batches)
-        for row in validated.rejected.itertuples():
+        rejected = validated.rejected
+        # (No rows to iterate is the usual case: pandas' itertuples costs a millisecond anyway.)
+        for row in rejected.itertuples() if len(rejected) else ():
             b, index = refs[int(row.source_ref)]
             rules = list(row.rules)
             if rules == [DUPLICATE_RULE]:
@@ -357,7 +359,7 @@ class Landing:
             for index, rules in pending.refused.items():
                 refused.setdefault(b, {})[index] = list(rules)
         # Good rows keep their order: row k of `good` is the k-th row not refused.
-        refused_rows = {int(ref) for ref in validated.rejected["source_ref"]}
+        refused_rows = {int(ref) for ref in rejected["source_ref"]} if len(rejected) else set()
         good = validated.good.reset_index(drop=True)
         good["_index"] = [refs[p][1] for p in range(len(refs)) if p not in refused_rows]
         records, late = self._drop_pruned(integration, kind, self._records(kind, good, integration))
