@@ -359,7 +359,7 @@ class Landing:
             for index, rules in pending.refused.items():
                 refused.setdefault(b, {})[index] = list(rules)
         # Good rows keep their order: row k of `good` is the k-th row not refused.
-        refused_rows = {int(ref) for ref in rejected["source_ref"]} if len(rejected) else set()
+        refused_rows = {int(ref) for ref in rejected["source_ref"]}
         good = validated.good.reset_index(drop=True)
         good["_index"] = [refs[p][1] for p in range(len(refs)) if p not in refused_rows]
         records, late = self._drop_pruned(integration, kind, self._records(kind, good, integration))

@@ -53,10 +53,9 @@ def build_mapping_sensor(
         if current == previous:
             return dg.SkipReason("mapping files unchanged")
         context.update_cursor(json.dumps(current))
-        if previous is None:
-            changed, selection = sorted(current), None
-        else:
-            changed = changed_files(current, previous)
+        changed = changed_files(current, previous or {})
+        selection = None  # nothing known yet: every mapping asset
+        if previous is not None:
             selection = assets_to_rebuild(changed, files_read)
             if not selection:
                 return dg.SkipReason(

@@ -24,7 +24,7 @@ FILES = {
     "activity_mappings.csv": "integration_id,external_activity,activity_id,classification\n"
     "sim,Pause,2,absence\n",
 }
-ALL = [asset.key for asset in [*MAPPING_ASSETS, *AGENT_MAPPING_ASSETS]]
+ASSETS = [*MAPPING_ASSETS, *AGENT_MAPPING_ASSETS]
 
 
 def write_all(folder) -> None:
@@ -36,9 +36,7 @@ class Ticks:
     """The sensor ticked with its cursor kept between ticks."""
 
     def __init__(self, folder):
-        self.sensor = build_mapping_sensor(
-            folder, MAPPINGS_JOB, files_read([*MAPPING_ASSETS, *AGENT_MAPPING_ASSETS])
-        )
+        self.sensor = build_mapping_sensor(folder, MAPPINGS_JOB, files_read(ASSETS))
         self.cursor: str | None = None
 
     def tick(self) -> tuple[list[dg.RunRequest], str | None]:
@@ -90,7 +88,7 @@ def test_the_daemon_runs_only_the_edited_mapping(settings, monkeypatch, tmp_path
     warehouse = Warehouse(root=str(settings.warehouse_dir))
     defs = build_definitions(settings)
     assert defs.resolve_job_def(MAPPINGS_JOB).execute_in_process().success
-    others = {key.to_user_string() for key in ALL} - {"queue_mappings"}
+    others = {asset.key.to_user_string() for asset in ASSETS} - {"queue_mappings"}
     files_before = {name: warehouse.mapping_path(name) for name in others}
     assert None not in files_before.values()
     at = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
