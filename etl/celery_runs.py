@@ -231,8 +231,8 @@ def run_worker(
     name: str, concurrency: int, queues: Sequence[str] = (DEFAULT_QUEUE,), loglevel: str = "INFO"
 ) -> None:
     """A Celery worker for this instance's runs, until it is stopped. Imports the libraries
-    every run needs before the worker forks its processes (the project's own modules are
-    imported by each process at its first run: restart workers after a release)."""
+    every run needs, and the project's modules, before the worker forks its processes (which
+    run many runs each: restart workers after a release)."""
     for module in DEFAULT_PRELOAD:
         importlib.import_module(module)
     with DagsterInstance.get() as instance:

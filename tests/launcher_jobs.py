@@ -1,11 +1,13 @@
 """A code location for the run launcher's tests: a job that waits, so it can be terminated,
 and jobs that log what their run process sees: which job it was told it runs, Arrow's
-allocator, and how many objects it leaves out of garbage collection."""
+allocator, how many objects it leaves out of garbage collection, and whether it found the
+project preloaded."""
 
 from __future__ import annotations
 
 import gc
 import os
+import sys
 import time
 from collections.abc import Callable
 
@@ -42,10 +44,16 @@ def _arrow_pool() -> str:
     return f"arrow pool: {pa.default_memory_pool().backend_name}"
 
 
+def _project() -> str:
+    """`etl.preload` is only there when the run kept the warm server's project modules."""
+    return f"project preloaded: {'etl.preload' in sys.modules}"
+
+
 REPORTS = [
     reporting_job("reports_scope", lambda: f"run job: {os.environ.get('WFM_RUN_JOB')}"),
     reporting_job("reports_arrow_pool", _arrow_pool),
     reporting_job("reports_frozen", lambda: f"frozen objects: {gc.get_freeze_count()}"),
+    reporting_job("reports_project", _project),
 ]
 
 

@@ -1,5 +1,6 @@
 """The warm run launcher: runs of the project's jobs start in processes forked from a server
-that preloaded the libraries, land their data, see the current config and can be stopped."""
+that preloaded the libraries and the project, land their data, see the current config, run
+the project's code as its files are, and can be stopped."""
 
 from __future__ import annotations
 
@@ -15,12 +16,14 @@ import yaml
 from dagster._core.definitions.reconstruct import ReconstructableRepository
 from dagster._core.launcher.base import WorkerStatus
 
+import etl.preload
 from etl.instance import RUN_LAUNCHER, instance_config, postgres_storage
 from etl.resources.sources import build_source
 from etl.resources.warehouse import Warehouse
 from etl.run_launcher import (
     PEAK_RSS_TAG,
     PID_TAG,
+    PROJECT_TAG,
     PreloadedRunLauncher,
     RunFactory,
     create_run,
@@ -77,9 +80,13 @@ def launch_and_wait(instance: dg.DagsterInstance, job: str, tags: dict, **kw) ->
 def reported(project: Path, job: str) -> list[str]:
     """The log messages of a successful run of one of `tests.launcher_jobs`' jobs."""
     with launcher_instance(project / "home") as instance:
-        run = launch_and_wait(instance, job, {}, module="tests.launcher_jobs")
-        assert run.status == dg.DagsterRunStatus.SUCCESS
-        return [e.user_message for e in instance.all_logs(run.run_id)]
+        return reported_by(instance, job)[1]
+
+
+def reported_by(instance: dg.DagsterInstance, job: str) -> tuple[dg.DagsterRun, list[str]]:
+    run = launch_and_wait(instance, job, {}, module="tests.launcher_jobs")
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    return run, [e.user_message for e in instance.all_logs(run.run_id)]
 
 
 def warehouse_rows(project: Path, integration_id: str) -> int:
@@ -116,7 +123,7 @@ def test_runs_on_a_postgres_instance_and_see_config_changes(project: Path, pg_ur
     with launcher_instance(project / "home_pg", storage) as instance:
         first = launch_and_wait(instance, "sim15_import", range_tags(START, END))
         assert first.status == dg.DagsterRunStatus.SUCCESS
-        # The warm server keeps libraries, not the project: a new integration is there at once.
+        # The warm server keeps modules, not the config: a new integration is there at once.
         sim30 = {**SIM, "id": "sim30", "interval_minutes": 30}
         write_config(project / "integrations.yaml", SIM, sim30)
         second = launch_and_wait(instance, "sim30_import", range_tags(START, END))
@@ -235,6 +242,28 @@ def test_a_run_process_leaves_the_preloaded_objects_out_of_garbage_collection(pr
     [line] = [m for m in messages if m.startswith("frozen objects: ")]
     # The preloaded libraries hold well over 100,000 objects that the collector tracks.
     assert int(line.removeprefix("frozen objects: ")) > 100_000, line
+
+
+def test_a_run_keeps_the_preloaded_project_until_its_files_change(project: Path):
+    """The warm server imports the project after the libraries (`etl.preload`), so a run
+    starts with it; a run started after one of the project's files changed (here: its
+    modification time) drops those modules and imports them from the files."""
+    changed = Path(etl.preload.__file__)
+    before = changed.stat()
+    with launcher_instance(project / "home") as instance:
+        first, first_log = reported_by(instance, "reports_project")
+        os.utime(changed, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+        try:
+            second, second_log = reported_by(instance, "reports_project")
+        finally:
+            os.utime(changed, ns=(before.st_atime_ns, before.st_mtime_ns))
+        third, third_log = reported_by(instance, "reports_project")
+    assert first.tags[PROJECT_TAG] == "preloaded"
+    assert "project preloaded: True" in first_log
+    assert second.tags[PROJECT_TAG] == "fresh"
+    assert "project preloaded: False" in second_log
+    assert third.tags[PROJECT_TAG] == "preloaded"  # the files are as the server imported them
+    assert "project preloaded: True" in third_log
 
 
 def test_a_run_can_be_terminated(project: Path):
