@@ -28,6 +28,7 @@ from etl.assets.coverage import check_coverage, coverage_check_spec
 from etl.assets.failed_hours import describe_stretch, listed, partition_outcome_events, stretches
 from etl.assets.import_log import (
     MAX_IDENTICAL_FAILURES,
+    hour_counts,
     hours_logged,
     import_log_frame,
     log_import,
@@ -401,14 +402,10 @@ def _import_window(
         # The quarantine of every hour, failed ones included: it shows why they failed.
         warehouse.replace_window("rejected_rows", owner, start, end, rejected)
 
-        good_per_hour = (
-            validated.good[kind.spec.time_column]
-            .clip(lower=pd.Timestamp(start))  # a segment begun earlier counts in the first hour
-            .dt.floor("h")
-            .value_counts()
-        )
+        # A segment begun earlier counts in the first hour.
+        good_per_hour = hour_counts(validated.good[kind.spec.time_column], lower=start)
         # Format the few distinct hours, not every row (a month is 1.5 M rows).
-        good_per_hour.index = pd.DatetimeIndex(good_per_hour.index).strftime(KEY_FORMAT)
+        good_per_hour.index = good_per_hour.index.strftime(KEY_FORMAT)
         stored = validated.good
         if kind.prepare is not None:
             stored = kind.prepare(stored, integration, start, end, imported_at)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from etl.config import Integration
@@ -47,14 +48,43 @@ class HourLog:
     failure_config: str | None
 
 
-def _per_hour(times: pd.Series, index: pd.DatetimeIndex) -> pd.Series:
-    if times.empty:
-        return pd.Series(0, index=index, dtype="int64")
+HOUR_NS = 3_600_000_000_000
+# Hours between a window's first and last row up to which they are counted by position (a
+# multi-year window of agent segments is a few tens of thousands); beyond, by sorting.
+COUNTED_BY_POSITION = 10_000_000
+
+
+def hour_counts(times: pd.Series, lower: datetime | None = None) -> pd.Series:
+    """Rows per UTC hour their time falls in (index: the hours that have rows, ascending),
+    times before `lower` counted in its hour; missing times not counted. Counted on the
+    integers: pandas' floor to the hour and value count took 4% of a month's import
+    (bench/analysis.md)."""
     if isinstance(times.dtype, pd.DatetimeTZDtype):  # as validated: no parsing pass
         times = times.dt.tz_convert("UTC")
     else:
         times = pd.to_datetime(times, utc=True)
-    return times.dt.floor("h").value_counts().reindex(index, fill_value=0).astype("int64")
+    nanos = times.astype("datetime64[ns, UTC]").array.asi8
+    nanos = nanos[nanos != np.iinfo(np.int64).min]  # NaT
+    if lower is not None:
+        nanos = np.maximum(nanos, pd.Timestamp(lower).as_unit("ns").value)
+    if not len(nanos):
+        return pd.Series([], index=pd.DatetimeIndex([], tz="UTC"), dtype="int64")
+    numbers = nanos // HOUR_NS
+    first = numbers.min()
+    if numbers.max() - first < COUNTED_BY_POSITION:
+        counts = np.bincount(numbers - first)
+        found = np.flatnonzero(counts)
+        hours_found, counts = found + first, counts[found]
+    else:
+        hours_found, counts = np.unique(numbers, return_counts=True)
+    index = pd.DatetimeIndex(hours_found * HOUR_NS, tz="UTC")
+    return pd.Series(counts.astype("int64"), index=index)
+
+
+def _per_hour(times: pd.Series, index: pd.DatetimeIndex) -> pd.Series:
+    if times.empty:
+        return pd.Series(0, index=index, dtype="int64")
+    return hour_counts(times).reindex(index, fill_value=0).astype("int64")
 
 
 def _per_key(frame: pd.DataFrame | None, index: pd.DatetimeIndex) -> pd.Series:
