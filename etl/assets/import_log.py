@@ -115,9 +115,11 @@ def import_log_frame(
     imported_at: datetime,
     run_id: str,
     duplicates: pd.DataFrame | None = None,
+    written: pd.Series | None = None,
 ) -> pd.DataFrame:
     """One row per hour of [start, end), with the rows written, rejected and dropped as exact
-    duplicates in that hour; no failure."""
+    duplicates in that hour; no failure. `written`: `rows_per_hour` of `stored`, when the
+    caller has counted them already."""
     starts = list(hours(start, end))
     index = pd.DatetimeIndex(starts)
     return pd.DataFrame(
@@ -128,7 +130,9 @@ def import_log_frame(
             "partition_start": index,
             "imported_at": pd.Timestamp(imported_at),
             "complete": [hour + HOUR <= imported_at for hour in starts],
-            "rows_written": rows_per_hour(kind, stored, start, end).to_numpy(),
+            "rows_written": (
+                rows_per_hour(kind, stored, start, end) if written is None else written
+            ).to_numpy(),
             "rows_rejected": _per_key(rejected, index).to_numpy(),
             "rows_duplicate": _per_key(duplicates, index).to_numpy(),
             "run_id": run_id,
