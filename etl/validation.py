@@ -164,8 +164,9 @@ def _coerce(frame: pd.DataFrame, schema: pa.DataFrameSchema, problems: Problems)
         if not column.nullable:
             problems.flag(missing, f"{name}: not null")
         typed[name] = values
-    # Built at once, not column by column: pandas would copy the growing frame's blocks.
-    return pd.DataFrame(typed, index=frame.index)
+    # Built at once, not column by column: pandas would copy the growing frame's blocks; and
+    # on the columns as they are (a frame from a dict copies every one by default).
+    return pd.DataFrame(typed, index=frame.index, copy=False)
 
 
 def _final_types(typed: pd.DataFrame, schema: pa.DataFrameSchema) -> pd.DataFrame:
@@ -320,7 +321,7 @@ def validate(
     bad_index = problems.bad()
     good = _without(clean, bad_index.union(copies))
     keep = [c for c in spec.all_columns if c in good.columns]
-    good = good[keep]
+    good = pd.DataFrame({name: good[name] for name in keep}, copy=False)  # no copy of a month
     if len(bad_index) or len(copies):
         good = good.reset_index(drop=True)
     rejected = _quarantine(

@@ -953,7 +953,8 @@ def _finish(
     """The shaped rows and rejects; `columns` become the frame at once (column by column,
     pandas would copy the growing frame's blocks at every column)."""
     bad = problems.any()
-    frame = pd.DataFrame({**columns, "source_ref": raw.refs, **_delivered(raw.table)})
+    columns = {**columns, "source_ref": raw.refs, **_delivered(raw.table)}
+    frame = pd.DataFrame(columns, copy=False)  # the new columns as they are, not copied
     if not bad.any():  # the usual case: keep the frame rather than copy every column
         return Shaped(kind, frame, empty_rejects())
     good = frame[~bad].reset_index(drop=True)
