@@ -248,11 +248,18 @@ def _keys_unique(frame: pd.DataFrame, key: list[str]) -> bool:
     combined = np.zeros(len(frame), dtype="int64")
     size = 1
     for column in key:
-        codes, uniques = pd.factorize(frame[column], use_na_sentinel=False)
+        values = frame[column]
+        if isinstance(values.dtype, pd.DatetimeTZDtype):  # numbered on its integers, faster
+            values = values.array.asi8  # (every missing time is the same integer)
+        codes, uniques = pd.factorize(values, use_na_sentinel=False)
         size *= max(len(uniques), 1)
         if size >= 2**62:
             return False
         combined = combined * max(len(uniques), 1) + codes
+    if size <= max(1 << 20, 4 * len(combined)):  # each possible key a flag: no hashing
+        seen = np.zeros(size, dtype=bool)
+        seen[combined] = True
+        return int(np.count_nonzero(seen)) == len(combined)
     return len(pd.unique(combined)) == len(combined)
 
 

@@ -4,11 +4,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from etl.schemas import CONTACTS, contact_schema
+from etl.schemas import CONTACTS, STRING, contact_schema
 from etl.validation import (
     CONFLICT_RULE,
     SourceDataError,
     _fractional,
+    _keys_unique,
     validate,
 )
 
@@ -173,3 +174,41 @@ def test_padded_or_zero_width_queue_id_loads_as_delivered_with_a_warning():
         "external_queue_id 'q\\u200b1' (1 row) has spaces around it or invisible characters in "
         "it; kept as delivered, so it does not match 'q1'",
     ]
+
+
+@pytest.mark.parametrize("rows", [10, 300_000])  # keys few enough to flag each, and too many
+def test_key_uniqueness_agrees_with_pandas_duplicates(rows: int):
+    """`_keys_unique` is the fast path of the duplicate-key rules; missing values (a missing
+    time included) are values of their own, as `DataFrame.duplicated` treats them."""
+    numbers = np.arange(rows)
+    frame = pd.DataFrame(
+        {
+            "integration_id": pd.array(["berlin"] * rows, dtype=STRING),
+            "external_queue_id": pd.array([f"q{n % 97}" for n in numbers], dtype=STRING),
+            "interval_start": pd.Series(
+                pd.Timestamp("2026-11-17T09:00Z") + pd.to_timedelta(numbers, unit="s")
+            ),
+        }
+    )
+    key = list(frame.columns)
+    cases = {
+        "distinct": frame,
+        "a copied row": pd.concat([frame, frame.iloc[[3]]], ignore_index=True),
+        "two missing times": frame.assign(
+            external_queue_id=frame["external_queue_id"].where(numbers > 1, "q0"),
+            interval_start=frame["interval_start"].where(numbers > 1),
+        ),
+        "one missing time": frame.assign(
+            interval_start=frame["interval_start"].where(numbers != 1)
+        ),
+        "a missing queue twice": frame.assign(
+            external_queue_id=frame["external_queue_id"].where(numbers > 1),
+            interval_start=frame["interval_start"].where(numbers > 1, frame["interval_start"][0]),
+        ),
+    }
+    for name, case in cases.items():
+        expected = not case.duplicated(key).any()
+        assert _keys_unique(case, key) == expected, name
+    assert _keys_unique(cases["distinct"], key)
+    assert not _keys_unique(cases["a copied row"], key)
+    assert not _keys_unique(cases["two missing times"], key)
