@@ -410,10 +410,8 @@ def _import_window(
         if kind.prepare is not None:
             stored = kind.prepare(stored, integration, start, end, imported_at)
         stored_per_hour = rows_per_hour(kind, stored, start, end)
-        if stored is validated.good:  # rows that start in the window, stored as they are
-            good_per_hour = stored_per_hour[stored_per_hour > 0]
-        else:  # a segment begun earlier counts in the first hour
-            good_per_hour = hour_counts(validated.good[kind.spec.time_column], lower=start)
+        # A segment begun earlier counts in the first hour.
+        good_per_hour = hour_counts(validated.good[kind.spec.time_column], lower=start)
         # Format the few distinct hours, not every row (a month is 1.5 M rows).
         good_per_hour.index = good_per_hour.index.strftime(KEY_FORMAT)
         before = read_log(warehouse, integration.id, kind.name, start, end)

@@ -63,7 +63,7 @@ def hour_counts(times: pd.Series, lower: datetime | None = None) -> pd.Series:
         times = times.dt.tz_convert("UTC")
     else:
         times = pd.to_datetime(times, utc=True)
-    nanos = times.astype("datetime64[ns, UTC]").array.asi8
+    nanos = times.astype("datetime64[ns, UTC]", copy=False).array.asi8
     nanos = nanos[nanos != np.iinfo(np.int64).min]  # NaT
     if lower is not None:
         nanos = np.maximum(nanos, pd.Timestamp(lower).as_unit("ns").value)
